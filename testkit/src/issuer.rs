@@ -1,0 +1,1 @@
+//! Loopback stand-in for a GitLab instance.
