@@ -1,1 +1,304 @@
+//! The wasmtime host for the gitlab-azure-oidc component.
+//!
+//! Loads the component once ([`Host`]: compiled, linked and pre-instantiated), then gives every
+//! call a fresh store with a memory limit and an execution bound (fuel). A guest trap never takes
+//! the host down: a one-shot call simply fails with [`HostError::Trap`], and a long-lived
+//! [`VerifierHandle`] rebuilds its instance from the configuration and JWKS it keeps.
+#![forbid(unsafe_code)]
 
+use std::fmt;
+
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The generated bindings of `wit/oidc.wit`.
+#[allow(missing_docs, unreachable_pub)]
+pub mod bindings {
+    wasmtime::component::bindgen!({ path: "../wit", world: "oidc" });
+}
+
+pub use bindings::exports::gitlab_azure::oidc::verify::{
+    Algorithm, Failure, VerifiedToken, VerifierConfig, VerifyOptions,
+};
+
+use bindings::{Oidc, OidcPre};
+
+/// The component `make` built, embedded at compile time when it was present.
+#[cfg(embedded_component)]
+pub const EMBEDDED_COMPONENT: Option<&[u8]> = Some(include_bytes!(concat!(env!("OUT_DIR"), "/component.wasm")));
+/// The component `make` built, embedded at compile time when it was present.
+#[cfg(not(embedded_component))]
+pub const EMBEDDED_COMPONENT: Option<&[u8]> = None;
+
+/// Per-call resource bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest linear memory of an instance, in bytes. Defaults to 64 MiB.
+    pub memory_bytes: usize,
+    /// Fuel (about one unit per wasm instruction) for one call. Defaults to 2,000,000,000,
+    /// some hundred times what an RSA-4096 verification needs.
+    pub fuel_per_call: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { memory_bytes: 64 << 20, fuel_per_call: 2_000_000_000 }
+    }
+}
+
+/// Why the host could not get an answer from the component (the component's own refusals are
+/// [`Failure`] values, not this).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The component could not be compiled, linked or instantiated.
+    Load(String),
+    /// The guest trapped; the instance was discarded.
+    Trap {
+        /// The trap, e.g. `all fuel consumed by WebAssembly`.
+        detail: String,
+        /// True when the execution bound ran out.
+        out_of_fuel: bool,
+    },
+    /// No component: the binary was built without one and none was given.
+    NoComponent,
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Load(detail) => write!(f, "cannot load the component: {detail}"),
+            Self::Trap { detail, out_of_fuel: true } => {
+                write!(f, "the component ran out of its execution bound and was stopped: {detail}")
+            }
+            Self::Trap { detail, .. } => {
+                write!(f, "the component trapped and was discarded (please report this): {detail}")
+            }
+            Self::NoComponent => f.write_str(
+                "this binary was built without an embedded component; build it with `make` or \
+                 pass --component FILE",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+fn classify(err: wasmtime::Error) -> HostError {
+    match err.downcast_ref::<Trap>() {
+        Some(trap) => HostError::Trap { detail: trap.to_string(), out_of_fuel: *trap == Trap::OutOfFuel },
+        None => HostError::Trap { detail: format!("{err:#}"), out_of_fuel: false },
+    }
+}
+
+/// Store data: WASI context (the component's std needs it, though it does no I/O) and limits.
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The loaded component: compile once, instantiate cheaply for every call.
+#[derive(Clone)]
+pub struct Host {
+    engine: Engine,
+    pre: OidcPre<State>,
+    limits: Limits,
+}
+
+impl Host {
+    /// Compiles and links a component.
+    ///
+    /// # Errors
+    /// [`HostError::Load`] when the bytes are not a component with the expected world.
+    pub fn new(component: &[u8], limits: Limits) -> Result<Self, HostError> {
+        let load = |e: wasmtime::Error| HostError::Load(format!("{e:#}"));
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        // Not using component-model async: the synchronous call path is about 2x cheaper.
+        config.concurrency_support(false);
+        let engine = Engine::new(&config).map_err(load)?;
+        let component = Component::new(&engine, component).map_err(load)?;
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load)?;
+        let pre = OidcPre::new(linker.instantiate_pre(&component).map_err(load)?).map_err(load)?;
+        Ok(Self { engine, pre, limits })
+    }
+
+    /// The component embedded in this binary.
+    ///
+    /// # Errors
+    /// [`HostError::NoComponent`] when none was embedded, or a load error.
+    pub fn embedded(limits: Limits) -> Result<Self, HostError> {
+        Self::new(EMBEDDED_COMPONENT.ok_or(HostError::NoComponent)?, limits)
+    }
+
+    /// The limits every call gets.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn instantiate(&self) -> Result<(Store<State>, Oidc), HostError> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(4)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = State { wasi: WasiCtx::builder().build(), table: ResourceTable::new(), limits };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        // Instantiation runs guest start code, so it needs fuel too.
+        store.set_fuel(self.limits.fuel_per_call).map_err(classify)?;
+        let oidc = self.pre.instantiate(&mut store).map_err(classify)?;
+        Ok((store, oidc))
+    }
+
+    /// One-shot verification in a fresh instance.
+    ///
+    /// # Errors
+    /// A [`HostError`] when the guest could not answer; the component's verdict is the inner
+    /// result.
+    pub fn verify_gitlab_token(
+        &self,
+        token: &str,
+        jwks: &str,
+        options: &VerifyOptions,
+    ) -> Result<Result<VerifiedToken, Failure>, HostError> {
+        let (mut store, oidc) = self.instantiate()?;
+        oidc.gitlab_azure_oidc_verify()
+            .call_verify_gitlab_token(&mut store, token, jwks, options)
+            .map_err(classify)
+    }
+
+    /// A long-lived verifier: the JWKS is parsed once inside the guest and reused.
+    ///
+    /// # Errors
+    /// A [`HostError`] when the guest could not answer; the inner result is the component's
+    /// verdict on the configuration and JWKS.
+    pub fn verifier(
+        &self,
+        config: VerifierConfig,
+        jwks: String,
+    ) -> Result<Result<VerifierHandle, Failure>, HostError> {
+        let mut handle = VerifierHandle { host: self.clone(), config, jwks, live: None };
+        match handle.revive()? {
+            Ok(()) => Ok(Ok(handle)),
+            Err(failure) => Ok(Err(failure)),
+        }
+    }
+}
+
+struct Live {
+    store: Store<State>,
+    oidc: Oidc,
+    verifier: ResourceAny,
+}
+
+/// A verifier resource living in its own instance. It keeps the configuration and the raw JWKS
+/// on the host side so that after a guest trap (which poisons the instance) it can rebuild.
+pub struct VerifierHandle {
+    host: Host,
+    config: VerifierConfig,
+    jwks: String,
+    live: Option<Live>,
+}
+
+impl VerifierHandle {
+    fn revive(&mut self) -> Result<Result<(), Failure>, HostError> {
+        let (mut store, oidc) = self.host.instantiate()?;
+        let created = oidc
+            .gitlab_azure_oidc_verify()
+            .verifier()
+            .call_constructor(&mut store, &self.config, &self.jwks)
+            .map_err(classify)?;
+        Ok(created.map(|verifier| self.live = Some(Live { store, oidc, verifier })))
+    }
+
+    /// Runs `call` against the live instance, reviving it first if a trap killed it.
+    fn with_live<R>(
+        &mut self,
+        call: impl FnOnce(&mut Live) -> wasmtime::Result<R>,
+    ) -> Result<R, HostError> {
+        if self.live.is_none() {
+            if let Err(failure) = self.revive()? {
+                return Err(HostError::Load(format!("the kept configuration no longer loads: {}", failure.message)));
+            }
+        }
+        let Some(live) = self.live.as_mut() else { return Err(HostError::NoComponent) };
+        live.store.set_fuel(self.host.limits.fuel_per_call).map_err(classify)?;
+        match call(live) {
+            Ok(result) => Ok(result),
+            Err(err) => {
+                // A trapped store refuses every later call: drop it, revive on the next call.
+                self.live = None;
+                Err(classify(err))
+            }
+        }
+    }
+
+    /// Verifies a token at `now` (seconds since the Unix epoch).
+    ///
+    /// # Errors
+    /// [`HostError::Trap`] when the guest trapped; the next call uses a fresh instance.
+    pub fn verify(&mut self, token: &str, now: u64) -> Result<Result<VerifiedToken, Failure>, HostError> {
+        self.with_live(|live| {
+            live.oidc.gitlab_azure_oidc_verify().verifier().call_verify(&mut live.store, live.verifier, token, now)
+        })
+    }
+
+    /// Replaces the JWKS (after an `unknown-kid` and a refetch). The new document is kept only
+    /// if the component accepted it.
+    ///
+    /// # Errors
+    /// [`HostError::Trap`] when the guest trapped.
+    pub fn replace_jwks(&mut self, jwks: String) -> Result<Result<(), Failure>, HostError> {
+        let result = self.with_live(|live| {
+            live.oidc.gitlab_azure_oidc_verify().verifier().call_replace_jwks(&mut live.store, live.verifier, &jwks)
+        })?;
+        if result.is_ok() {
+            self.jwks = jwks;
+        }
+        Ok(result)
+    }
+
+    /// Changes the execution bound of later calls.
+    pub fn set_fuel_per_call(&mut self, fuel: u64) {
+        self.host.limits.fuel_per_call = fuel;
+    }
+
+    /// The usable keys (`kid`, `alg`, kind) and the skipped ones with reasons.
+    ///
+    /// # Errors
+    /// [`HostError::Trap`] when the guest trapped.
+    pub fn keys(&mut self) -> Result<(Vec<bindings::exports::gitlab_azure::oidc::verify::KeyInfo>, Vec<String>), HostError> {
+        self.with_live(|live| live.oidc.gitlab_azure_oidc_verify().verifier().call_keys(&mut live.store, live.verifier))
+    }
+}
+
+impl Drop for VerifierHandle {
+    fn drop(&mut self) {
+        if let Some(mut live) = self.live.take() {
+            // Dropping the store frees everything anyway; this runs the guest destructor first.
+            let _ = live.verifier.resource_drop(&mut live.store);
+        }
+    }
+}
+
+/// A verifier configuration with the defaults filled in.
+pub fn config(issuer: &str, audiences: &[&str]) -> VerifierConfig {
+    VerifierConfig {
+        issuer: issuer.to_owned(),
+        audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+        algorithms: Vec::new(),
+        leeway: None,
+        max_age: None,
+        insecure_skip_audience: false,
+    }
+}
