@@ -173,7 +173,9 @@ impl Reader<'_> {
     fn integer(&self, name: &str) -> Result<Option<u64>, VerifyError> {
         match self.0.get(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| invalid(name, "a non-negative integer")),
+            Some(Value::Number(n)) => {
+                n.as_u64().map(Some).ok_or_else(|| invalid(name, "a non-negative integer"))
+            }
             Some(_) => Err(invalid(name, "a non-negative integer")),
         }
     }
@@ -243,8 +245,10 @@ impl Reader<'_> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(obj)) => {
                 let inner = Reader(obj);
-                let url = inner.string("url").map_err(|_| invalid("job_config", "`url` a string"))?;
-                let sha = inner.string("sha").map_err(|_| invalid("job_config", "`sha` a string"))?;
+                let url =
+                    inner.string("url").map_err(|_| invalid("job_config", "`url` a string"))?;
+                let sha =
+                    inner.string("sha").map_err(|_| invalid("job_config", "`sha` a string"))?;
                 Ok(Some(JobConfig { url, sha }))
             }
             Some(_) => Err(invalid("job_config", "an object with `url` and `sha`")),
@@ -257,9 +261,11 @@ impl Claims {
     /// OIDC Core 2 require both in ID tokens).
     pub(crate) fn from_payload(raw: Map<String, Value>) -> Result<Self, VerifyError> {
         let r = Reader(&raw);
-        let iss = r.string("iss")?.ok_or_else(|| VerifyError::ClaimMissing { claim: "iss".into() })?;
-        let exp =
-            r.numeric_date("exp")?.ok_or_else(|| VerifyError::ClaimMissing { claim: "exp".into() })?;
+        let iss =
+            r.string("iss")?.ok_or_else(|| VerifyError::ClaimMissing { claim: "iss".into() })?;
+        let exp = r
+            .numeric_date("exp")?
+            .ok_or_else(|| VerifyError::ClaimMissing { claim: "exp".into() })?;
         let gitlab = GitLabClaims {
             namespace_id: r.string("namespace_id")?,
             namespace_path: r.string("namespace_path")?,

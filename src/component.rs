@@ -39,7 +39,8 @@ impl wit::GuestVerifier for VerifierResource {
 
     fn replace_jwks(&self, jwks: String) -> Result<(), wit::Failure> {
         let limits = self.0.borrow().config().limits().clone();
-        let parsed = core::Jwks::parse_with_limits(jwks.as_bytes(), &limits).map_err(jwks_failure)?;
+        let parsed =
+            core::Jwks::parse_with_limits(jwks.as_bytes(), &limits).map_err(jwks_failure)?;
         self.0.borrow_mut().replace_jwks(parsed);
         Ok(())
     }
@@ -67,7 +68,9 @@ impl wit::GuestVerifier for VerifierResource {
             .jwks()
             .skipped()
             .iter()
-            .map(|s| format!("key {} ({}): {}", s.index, s.kid.as_deref().unwrap_or("no kid"), s.reason))
+            .map(|s| {
+                format!("key {} ({}): {}", s.index, s.kid.as_deref().unwrap_or("no kid"), s.reason)
+            })
             .collect();
         (usable, skipped)
     }
@@ -91,7 +94,8 @@ fn build(config: wit::VerifierConfig, jwks: &str) -> Result<core::Verifier, wit:
         builder = builder.insecure_skip_audience();
     }
     let config = builder.build().map_err(config_failure)?;
-    let jwks = core::Jwks::parse_with_limits(jwks.as_bytes(), config.limits()).map_err(jwks_failure)?;
+    let jwks =
+        core::Jwks::parse_with_limits(jwks.as_bytes(), config.limits()).map_err(jwks_failure)?;
     Ok(core::Verifier::new(config, jwks))
 }
 
@@ -172,7 +176,10 @@ fn verified(token: &str, v: core::VerifiedToken) -> wit::VerifiedToken {
                 user_access_level: g.user_access_level,
                 user_identities: g.user_identities.map(|ids| {
                     ids.into_iter()
-                        .map(|i| wit::UserIdentity { provider: i.provider, extern_uid: i.extern_uid })
+                        .map(|i| wit::UserIdentity {
+                            provider: i.provider,
+                            extern_uid: i.extern_uid,
+                        })
                         .collect()
                 }),
                 pipeline_id: g.pipeline_id,
@@ -212,7 +219,9 @@ fn config_failure(e: core::ConfigError) -> wit::Failure {
         core::ConfigError::NoAlgorithms => wit::ConfigError::NoAlgorithms,
         core::ConfigError::NoAudience => wit::ConfigError::NoAudience,
         core::ConfigError::EmptyIssuer => wit::ConfigError::EmptyIssuer,
-        core::ConfigError::UnknownAlgorithm { name } => wit::ConfigError::UnknownAlgorithm(name.clone()),
+        core::ConfigError::UnknownAlgorithm { name } => {
+            wit::ConfigError::UnknownAlgorithm(name.clone())
+        }
     };
     failure(wit::Error::Config(typed), e.kind(), e.to_string(), false)
 }
@@ -227,7 +236,10 @@ fn jwks_failure(e: core::JwksError) -> wit::Failure {
             wit::JwksError::TooLarge(wit::SizeLimit { size: u64_of(*size), limit: u64_of(*limit) })
         }
         core::JwksError::TooManyKeys { count, limit } => {
-            wit::JwksError::TooManyKeys(wit::CountLimit { count: u64_of(*count), limit: u64_of(*limit) })
+            wit::JwksError::TooManyKeys(wit::CountLimit {
+                count: u64_of(*count),
+                limit: u64_of(*limit),
+            })
         }
     };
     failure(wit::Error::Jwks(typed), e.kind(), e.to_string(), false)
@@ -236,12 +248,15 @@ fn jwks_failure(e: core::JwksError) -> wit::Failure {
 fn verify_failure(e: core::VerifyError) -> wit::Failure {
     use core::VerifyError as E;
     use wit::VerifyError as W;
-    let window = |claim_time: u64, now: u64, leeway: u64| wit::TimeWindow { claim_time, now, leeway };
+    let window =
+        |claim_time: u64, now: u64, leeway: u64| wit::TimeWindow { claim_time, now, leeway };
     let typed = match &e {
-        E::AlgorithmNotAllowed { alg, allowed } => W::AlgorithmNotAllowed(wit::AlgorithmNotAllowed {
-            alg: alg_out(*alg),
-            allowed: allowed.iter().copied().map(alg_out).collect(),
-        }),
+        E::AlgorithmNotAllowed { alg, allowed } => {
+            W::AlgorithmNotAllowed(wit::AlgorithmNotAllowed {
+                alg: alg_out(*alg),
+                allowed: allowed.iter().copied().map(alg_out).collect(),
+            })
+        }
         E::AlgorithmRefused { alg } => W::AlgorithmRefused(alg.clone()),
         E::AudienceMismatch { expected, found } => W::AudienceMismatch(wit::AudienceMismatch {
             expected: expected.clone(),
@@ -263,16 +278,20 @@ fn verify_failure(e: core::VerifyError) -> wit::Failure {
         E::Expired { exp, now, leeway } => W::Expired(window(*exp, *now, *leeway)),
         E::HeaderInvalid { detail } => W::HeaderInvalid(detail.clone()),
         E::IssuedInFuture { iat, now, leeway } => W::IssuedInFuture(window(*iat, *now, *leeway)),
-        E::IssuerMismatch { expected, found, near_miss } => W::IssuerMismatch(wit::IssuerMismatch {
-            expected: expected.clone(),
-            found: found.clone(),
-            near_miss: near_miss.map(|n| match n {
-                core::IssuerNearMiss::Case => wit::IssuerNearMiss::Case,
-                core::IssuerNearMiss::Scheme => wit::IssuerNearMiss::Scheme,
-                core::IssuerNearMiss::TrailingSlash => wit::IssuerNearMiss::TrailingSlash,
-            }),
-        }),
-        E::Json { part: p, detail } => W::Json(wit::JsonError { part: part(*p), detail: detail.clone() }),
+        E::IssuerMismatch { expected, found, near_miss } => {
+            W::IssuerMismatch(wit::IssuerMismatch {
+                expected: expected.clone(),
+                found: found.clone(),
+                near_miss: near_miss.map(|n| match n {
+                    core::IssuerNearMiss::Case => wit::IssuerNearMiss::Case,
+                    core::IssuerNearMiss::Scheme => wit::IssuerNearMiss::Scheme,
+                    core::IssuerNearMiss::TrailingSlash => wit::IssuerNearMiss::TrailingSlash,
+                }),
+            })
+        }
+        E::Json { part: p, detail } => {
+            W::Json(wit::JsonError { part: part(*p), detail: detail.clone() })
+        }
         E::JsonTooDeep { part: p, limit } => {
             W::JsonTooDeep(wit::JsonTooDeep { part: part(*p), limit: u32_of(*limit) })
         }
@@ -288,7 +307,9 @@ fn verify_failure(e: core::VerifyError) -> wit::Failure {
         E::NotAnObject { part: p } => W::NotAnObject(part(*p)),
         E::NotCompact { parts } => W::NotCompact(u32_of(*parts)),
         E::NotYetValid { nbf, now, leeway } => W::NotYetValid(window(*nbf, *now, *leeway)),
-        E::TooOld { iat, now, max_age } => W::TooOld(wit::TooOld { iat: *iat, now: *now, max_age: *max_age }),
+        E::TooOld { iat, now, max_age } => {
+            W::TooOld(wit::TooOld { iat: *iat, now: *now, max_age: *max_age })
+        }
         E::TooLarge { size, limit } => {
             W::TooLarge(wit::SizeLimit { size: u64_of(*size), limit: u64_of(*limit) })
         }

@@ -359,16 +359,17 @@ impl fmt::Display for VerifyError {
             Self::KeyMismatch { kid, alg, reason } => {
                 write!(f, "key `{kid}` cannot verify {alg}: {reason}")
             }
-            Self::KeyRefused { kid, reason } => write!(
-                f,
-                "key `{kid}` was refused when the JWKS was loaded: {reason}"
-            ),
+            Self::KeyRefused { kid, reason } => {
+                write!(f, "key `{kid}` was refused when the JWKS was loaded: {reason}")
+            }
             Self::NoCompatibleKey { alg } => write!(
                 f,
                 "the token has no `kid` and no key in the JWKS fits {alg}; check that the JWKS \
                  is the issuer's"
             ),
-            Self::NotAnObject { part } => write!(f, "the {} is JSON but not an object", part.name()),
+            Self::NotAnObject { part } => {
+                write!(f, "the {} is JSON but not an object", part.name())
+            }
             Self::NotCompact { parts } => write!(
                 f,
                 "a compact JWS has exactly 3 dot-separated parts (found {parts}); pass the raw \
@@ -385,10 +386,9 @@ impl fmt::Display for VerifyError {
                 "token issued at {iat} is {} seconds old, more than the maximum age of {max_age} s",
                 now.saturating_sub(*iat)
             ),
-            Self::TooLarge { size, limit } => write!(
-                f,
-                "token is {size} bytes, more than the limit of {limit} (max_token_bytes)"
-            ),
+            Self::TooLarge { size, limit } => {
+                write!(f, "token is {size} bytes, more than the limit of {limit} (max_token_bytes)")
+            }
             Self::TooManyCandidateKeys { candidates, limit } => write!(
                 f,
                 "the token has no `kid` and {candidates} keys fit its algorithm, more than the \

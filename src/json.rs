@@ -31,7 +31,9 @@ pub(crate) fn parse(input: &[u8], max_depth: usize) -> Result<Value, JsonProblem
     let result = seed.deserialize(&mut de).and_then(|value| de.end().map(|()| value));
     match result {
         Ok(value) => Ok(value),
-        Err(err) => Err(problem.into_inner().unwrap_or_else(|| JsonProblem::Syntax(err.to_string()))),
+        Err(err) => {
+            Err(problem.into_inner().unwrap_or_else(|| JsonProblem::Syntax(err.to_string())))
+        }
     }
 }
 

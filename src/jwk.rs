@@ -212,13 +212,20 @@ impl Jwks {
             }
         }
         if tried > 0 {
-            return Err(VerifyError::BadSignature { kid: Some(kid.to_owned()), alg, keys_tried: tried });
+            return Err(VerifyError::BadSignature {
+                kid: Some(kid.to_owned()),
+                alg,
+                keys_tried: tried,
+            });
         }
         if let Some(mismatch) = first_mismatch {
             return Err(mismatch);
         }
         if let Some(skipped) = self.skipped.iter().find(|s| s.kid.as_deref() == Some(kid)) {
-            return Err(VerifyError::KeyRefused { kid: kid.to_owned(), reason: skipped.reason.clone() });
+            return Err(VerifyError::KeyRefused {
+                kid: kid.to_owned(),
+                reason: skipped.reason.clone(),
+            });
         }
         Err(VerifyError::UnknownKid { kid: kid.to_owned() })
     }
@@ -238,8 +245,12 @@ impl Entry {
             (Family::Ec(want), PublicKey::Ec { curve, .. }) => {
                 Err(format!("the key is on {} and {alg} needs {}", curve.name(), want.name()))
             }
-            (Family::Rsa, PublicKey::Ec { .. }) => Err(format!("the key is EC and {alg} needs RSA")),
-            (Family::Ec(_), PublicKey::Rsa { .. }) => Err(format!("the key is RSA and {alg} needs EC")),
+            (Family::Rsa, PublicKey::Ec { .. }) => {
+                Err(format!("the key is EC and {alg} needs RSA"))
+            }
+            (Family::Ec(_), PublicKey::Rsa { .. }) => {
+                Err(format!("the key is RSA and {alg} needs EC"))
+            }
         }
     }
 }

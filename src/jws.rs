@@ -49,10 +49,16 @@ fn parse_header(raw: Map<String, Value>, allowed: &[Algorithm]) -> Result<Header
     let alg = match raw.get("alg") {
         Some(Value::String(name)) => match Algorithm::classify(name) {
             AlgName::Supported(alg) => alg,
-            AlgName::AlwaysRefused => return Err(VerifyError::AlgorithmRefused { alg: name.clone() }),
-            AlgName::Unsupported => return Err(VerifyError::UnsupportedAlgorithm { alg: name.clone() }),
+            AlgName::AlwaysRefused => {
+                return Err(VerifyError::AlgorithmRefused { alg: name.clone() })
+            }
+            AlgName::Unsupported => {
+                return Err(VerifyError::UnsupportedAlgorithm { alg: name.clone() })
+            }
         },
-        Some(_) => return Err(VerifyError::HeaderInvalid { detail: "`alg` is not a string".into() }),
+        Some(_) => {
+            return Err(VerifyError::HeaderInvalid { detail: "`alg` is not a string".into() })
+        }
         None => return Err(VerifyError::HeaderInvalid { detail: "`alg` is missing".into() }),
     };
     if !allowed.contains(&alg) {

@@ -49,4 +49,6 @@ pub use error::{ConfigError, IssuerNearMiss, JwksError, Part, VerifyError};
 pub use jwk::{Jwks, KeyInfo, KeyKind, SkippedKey};
 pub use jws::{Header, VerifiedJws};
 pub use limits::Limits;
-pub use verify::{token_fingerprint, VerifiedToken, Verifier, VerifierConfig, VerifierConfigBuilder};
+pub use verify::{
+    token_fingerprint, VerifiedToken, Verifier, VerifierConfig, VerifierConfigBuilder,
+};

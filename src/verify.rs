@@ -216,7 +216,8 @@ impl Verifier {
     /// The first check that fails, as a [`VerifyError`].
     pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, VerifyError> {
         let VerifiedJws { header, payload } = self.verify_signature(token)?;
-        let claims = Claims::from_payload(jws::json_object(&payload, Part::Payload, &self.config.limits)?)?;
+        let claims =
+            Claims::from_payload(jws::json_object(&payload, Part::Payload, &self.config.limits)?)?;
         self.check_claims(&claims, now)?;
         Ok(VerifiedToken { header, claims })
     }
@@ -235,8 +236,11 @@ impl Verifier {
         match &claims.aud {
             Some(aud) => {
                 let found = aud.values();
-                let skip_unconfigured = config.insecure_skip_audience && config.audiences.is_empty();
-                if !skip_unconfigured && !config.audiences.iter().any(|a| found.contains(&a.as_str())) {
+                let skip_unconfigured =
+                    config.insecure_skip_audience && config.audiences.is_empty();
+                if !skip_unconfigured
+                    && !config.audiences.iter().any(|a| found.contains(&a.as_str()))
+                {
                     return Err(VerifyError::AudienceMismatch {
                         expected: config.audiences.clone(),
                         found: found.into_iter().map(str::to_owned).collect(),
@@ -264,7 +268,8 @@ impl Verifier {
             }
         }
         if let Some(max_age) = config.max_age {
-            let iat = claims.iat.ok_or_else(|| VerifyError::ClaimMissing { claim: "iat".into() })?;
+            let iat =
+                claims.iat.ok_or_else(|| VerifyError::ClaimMissing { claim: "iat".into() })?;
             if now.saturating_sub(iat) > max_age {
                 return Err(VerifyError::TooOld { iat, now, max_age });
             }

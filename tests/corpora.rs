@@ -54,7 +54,12 @@ impl Tally {
     }
 
     fn assert_clean(&self, expected_total: usize) {
-        assert!(self.failures.is_empty(), "{} failures:\n{}", self.failures.len(), self.failures.join("\n"));
+        assert!(
+            self.failures.is_empty(),
+            "{} failures:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
         assert_eq!(self.total(), expected_total, "cases counted: {:?}", self.counts);
         println!("{:?}", self.counts);
     }
@@ -70,7 +75,12 @@ fn wycheproof_signatures(file: &str, alg: Algorithm, key_of: impl Fn(&Value) -> 
         for case in group["tests"].as_array().unwrap() {
             let id = &case["tcId"];
             let result = case["result"].as_str().unwrap();
-            let verified = jwks.verify_detached(None, alg, &unhex(case["msg"].as_str().unwrap()), &unhex(case["sig"].as_str().unwrap()));
+            let verified = jwks.verify_detached(
+                None,
+                alg,
+                &unhex(case["msg"].as_str().unwrap()),
+                &unhex(case["sig"].as_str().unwrap()),
+            );
             let (bucket, ok) = match result {
                 "valid" => (result.to_owned(), verified.is_ok()),
                 "invalid" => (result.to_owned(), verified.is_err()),
@@ -78,14 +88,26 @@ fn wycheproof_signatures(file: &str, alg: Algorithm, key_of: impl Fn(&Value) -> 
                 // PKCS#1 DigestInfo without its NULL parameter (tc 8 of the rsa_signature files).
                 "acceptable" => {
                     let choice = if verified.is_ok() { "accepted" } else { "rejected" };
-                    (format!("acceptable ({}): {choice}", case["comment"].as_str().unwrap_or("")), true)
+                    (
+                        format!(
+                            "acceptable ({}): {choice}",
+                            case["comment"].as_str().unwrap_or("")
+                        ),
+                        true,
+                    )
                 }
                 other => panic!("{file} tc {id}: unknown result `{other}`"),
             };
-            tally.record(&bucket, ok, || format!("{file} tc {id} ({}): expected {result}, got {verified:?}", case["comment"]));
+            tally.record(&bucket, ok, || {
+                format!("{file} tc {id} ({}): expected {result}, got {verified:?}", case["comment"])
+            });
         }
     }
-    assert_eq!(tally.total(), doc["numberOfTests"].as_u64().unwrap() as usize, "{file}");
+    assert_eq!(
+        tally.total(),
+        usize::try_from(doc["numberOfTests"].as_u64().unwrap()).unwrap(),
+        "{file}"
+    );
     tally
 }
 
@@ -102,8 +124,14 @@ fn rsa_jwk(group: &Value) -> Value {
 fn wycheproof_rsa_pkcs1_all_sizes_and_hashes() {
     let mut seen = 0;
     for bits in [2048, 3072, 4096] {
-        for (hash, alg) in [(256, Algorithm::Rs256), (384, Algorithm::Rs384), (512, Algorithm::Rs512)] {
-            let tally = wycheproof_signatures(&format!("rsa_signature_{bits}_sha{hash}_test.json"), alg, rsa_jwk);
+        for (hash, alg) in
+            [(256, Algorithm::Rs256), (384, Algorithm::Rs384), (512, Algorithm::Rs512)]
+        {
+            let tally = wycheproof_signatures(
+                &format!("rsa_signature_{bits}_sha{hash}_test.json"),
+                alg,
+                rsa_jwk,
+            );
             assert!(tally.counts["valid"] > 0 && tally.counts["invalid"] > 0);
             tally.assert_clean(tally.total());
             seen += tally.total();
@@ -153,13 +181,18 @@ fn wycheproof_ecdsa_p1363() {
 
 /// `valid` cases of json_web_signature_test.json that we refuse by design, with the error each
 /// must get. Nothing else may be refused.
-fn refused_by_design(tc: u64) -> Option<(&'static str, fn(&VerifyError) -> bool)> {
+/// Why a valid case is refused, and the check its error must pass.
+type Refusal = (&'static str, fn(&VerifyError) -> bool);
+
+fn refused_by_design(tc: u64) -> Option<Refusal> {
     let hmac = |e: &VerifyError| matches!(e, VerifyError::AlgorithmRefused { .. });
     match tc {
         // HS256 (MAC with a shared secret): never accepted against a JWKS.
         1 | 348 | 352 | 357 | 358 | 359 | 376 | 377 => Some(("HS256 is always refused", hmac)),
         // ES512 on P-521: not in the supported set (GitLab signs RS256).
-        347 | 351 => Some(("ES512 is not supported", |e| matches!(e, VerifyError::UnsupportedAlgorithm { .. }))),
+        347 | 351 => Some(("ES512 is not supported", |e| {
+            matches!(e, VerifyError::UnsupportedAlgorithm { .. })
+        })),
         // HS256 tokens with `?` inside a part: labelled valid by Wycheproof, rejected by strict
         // base64url (SOURCES.md: the right behaviour) or, once the header decodes, as HS256.
         372 | 373 => Some(("HS256 with `?` in a part", |e| {
@@ -179,7 +212,8 @@ fn wycheproof_json_web_signature() {
     let doc = corpus("wycheproof/testvectors_v1/json_web_signature_test.json");
     let mut tally = Tally::default();
     for group in doc["testGroups"].as_array().unwrap() {
-        let key = group.get("public").or_else(|| group.get("private")).cloned().unwrap_or(Value::Null);
+        let key =
+            group.get("public").or_else(|| group.get("private")).cloned().unwrap_or(Value::Null);
         let verifier = any_alg_verifier(&[key]);
         for case in group["tests"].as_array().unwrap() {
             let tc = case["tcId"].as_u64().unwrap();
@@ -191,9 +225,13 @@ fn wycheproof_json_web_signature() {
                 }
                 ("valid", None) => ("valid".to_owned(), outcome.is_ok()),
                 ("invalid", None) => ("invalid".to_owned(), outcome.is_err()),
-                (other, _) => panic!("tc {tc}: unexpected result `{other}` (no `acceptable` cases in this file)"),
+                (other, _) => panic!(
+                    "tc {tc}: unexpected result `{other}` (no `acceptable` cases in this file)"
+                ),
             };
-            tally.record(&bucket, ok, || format!("tc {tc} ({}): {result}, got {outcome:?}", case["comment"]));
+            tally.record(&bucket, ok, || {
+                format!("tc {tc} ({}): {result}, got {outcome:?}", case["comment"])
+            });
         }
     }
     tally.assert_clean(401);
@@ -213,7 +251,9 @@ fn rfc7515_appendix_a() {
         let outcome = any_alg_verifier(&[key]).verify_signature(token);
         let ok = match section {
             // The headers contain CRLF and spaces: the signing input is the bytes as sent.
-            "A.2" | "A.3" => outcome.as_ref().is_ok_and(|v| v.payload == case["payload_utf8"].as_str().unwrap().as_bytes()),
+            "A.2" | "A.3" => outcome
+                .as_ref()
+                .is_ok_and(|v| v.payload == case["payload_utf8"].as_str().unwrap().as_bytes()),
             "A.1" => matches!(outcome, Err(VerifyError::AlgorithmRefused { .. })),
             "A.4" => matches!(outcome, Err(VerifyError::UnsupportedAlgorithm { .. })),
             other => panic!("unexpected section {other}"),
@@ -224,7 +264,11 @@ fn rfc7515_appendix_a() {
             let mut other = doc["extra_keys"]["rfc7517_A1_rsa_public_kid_2011-04-29"].clone();
             other.as_object_mut().unwrap().remove("kid");
             let outcome = any_alg_verifier(&[other]).verify_signature(token);
-            tally.record("A.2 under another key", matches!(outcome, Err(VerifyError::BadSignature { .. })), || format!("{outcome:?}"));
+            tally.record(
+                "A.2 under another key",
+                matches!(outcome, Err(VerifyError::BadSignature { .. })),
+                || format!("{outcome:?}"),
+            );
         }
     }
     tally.assert_clean(5);
@@ -233,14 +277,20 @@ fn rfc7515_appendix_a() {
 #[test]
 fn jose_cookbook_4_1_to_4_4() {
     let mut tally = Tally::default();
-    for file in ["4_1.rsa_v15_signature.json", "4_2.rsa-pss_signature.json", "4_3.ecdsa_signature.json", "4_4.hmac-sha2_integrity_protection.json"] {
+    for file in [
+        "4_1.rsa_v15_signature.json",
+        "4_2.rsa-pss_signature.json",
+        "4_3.ecdsa_signature.json",
+        "4_4.hmac-sha2_integrity_protection.json",
+    ] {
         let doc = corpus(&format!("jose-cookbook/jws/{file}"));
         let mut key = doc["input"]["key"].clone();
         // Publish only the public members, as a JWKS would.
         for private in ["d", "p", "q", "dp", "dq", "qi"] {
             key.as_object_mut().unwrap().remove(private);
         }
-        let outcome = any_alg_verifier(&[key]).verify_signature(doc["output"]["compact"].as_str().unwrap());
+        let outcome =
+            any_alg_verifier(&[key]).verify_signature(doc["output"]["compact"].as_str().unwrap());
         let payload = doc["input"]["payload"].as_str().unwrap().as_bytes();
         let ok = match doc["input"]["alg"].as_str().unwrap() {
             "RS256" | "PS384" => outcome.as_ref().is_ok_and(|v| v.payload == payload),
@@ -269,16 +319,27 @@ fn real_gitlab_com_tokens() {
             // Legacy CI_JOB_JWT: no `aud`, accepted only with the insecure opt-in.
             None => config.insecure_skip_audience(),
         };
-        let verifier = Verifier::new(config.build().unwrap(), Jwks::parse(jwks_text.as_bytes()).unwrap());
+        let verifier =
+            Verifier::new(config.build().unwrap(), Jwks::parse(jwks_text.as_bytes()).unwrap());
         let outcome = verifier.verify(token, iat);
         if entry["signature_verifies_with_gitlab_com_jwks"].as_bool().unwrap() {
             assert!(iss == "gitlab.com" || iss == "https://gitlab.com", "{iss}");
-            tally.record("real, verifies at its iat", outcome.is_ok(), || format!("{}: {outcome:?}", entry["kind"]));
+            tally.record("real, verifies at its iat", outcome.is_ok(), || {
+                format!("{}: {outcome:?}", entry["kind"])
+            });
             // The same token a year later is expired, and says so.
             let later = verifier.verify(token, iat + 365 * 86_400);
-            tally.record("real, expired later", matches!(later, Err(VerifyError::Expired { .. })), || format!("{later:?}"));
+            tally.record(
+                "real, expired later",
+                matches!(later, Err(VerifyError::Expired { .. })),
+                || format!("{later:?}"),
+            );
         } else {
-            tally.record("fake, refused", matches!(outcome, Err(VerifyError::BadSignature { .. })), || format!("{}: {outcome:?}", entry["kind"]));
+            tally.record(
+                "fake, refused",
+                matches!(outcome, Err(VerifyError::BadSignature { .. })),
+                || format!("{}: {outcome:?}", entry["kind"]),
+            );
         }
     }
     tally.assert_clean(7);
@@ -290,7 +351,8 @@ fn real_oidc_provider_tokens() {
     let doc = corpus("real-oidc/alerta_provider_tokens.json");
     let mut tally = Tally::default();
     for case in doc["cases"].as_array().unwrap() {
-        let name = format!("{} {}", case["test"].as_str().unwrap(), case["field"].as_str().unwrap());
+        let name =
+            format!("{} {}", case["test"].as_str().unwrap(), case["field"].as_str().unwrap());
         let token = case["token"].as_str().unwrap();
         let claims = &case["claims"];
         let jwks = match &case["jwks"] {
@@ -304,12 +366,15 @@ fn real_oidc_provider_tokens() {
             _ => "none".to_owned(),
         };
         let config = VerifierConfig::builder(iss).audience(aud);
-        let verifier = Verifier::new(config.build().unwrap(), Jwks::parse(jwks.as_bytes()).unwrap());
+        let verifier =
+            Verifier::new(config.build().unwrap(), Jwks::parse(jwks.as_bytes()).unwrap());
         let at = claims["iat"].as_u64().or_else(|| claims["nbf"].as_u64()).unwrap();
         let outcome = verifier.verify(token, at);
         let (bucket, ok) = match case["signature_valid"].as_bool() {
             Some(true) => ("verifies at its iat", outcome.is_ok()),
-            _ if case["header"]["alg"] == "none" => ("alg none refused", matches!(outcome, Err(VerifyError::AlgorithmRefused { .. }))),
+            _ if case["header"]["alg"] == "none" => {
+                ("alg none refused", matches!(outcome, Err(VerifyError::AlgorithmRefused { .. })))
+            }
             _ => ("no JWKS: unknown kid", matches!(outcome, Err(VerifyError::UnknownKid { .. }))),
         };
         tally.record(bucket, ok, || format!("{name}: {outcome:?}"));

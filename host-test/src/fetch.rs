@@ -68,12 +68,14 @@ mod tests {
         assert!(is_loopback_http("http://localhost/jwks"));
         assert!(!is_loopback_http("http://127.0.0.1.evil.example/jwks"));
         assert!(!is_loopback_http("http://gitlab.example.com/jwks"));
-        assert!(get("http://gitlab.example.com/oauth/discovery/keys").unwrap_err().contains("refusing"));
+        assert!(get("http://gitlab.example.com/oauth/discovery/keys")
+            .unwrap_err()
+            .contains("refusing"));
     }
 
     #[test]
     fn reads_are_bounded() {
-        let big = vec![b'a'; (MAX_DOCUMENT_BYTES + 1) as usize];
+        let big = vec![b'a'; usize::try_from(MAX_DOCUMENT_BYTES + 1).unwrap()];
         assert!(read_bounded(&big[..], "x").unwrap_err().contains("larger than"));
         assert_eq!(read_bounded(&b"abc"[..], "x").unwrap(), "abc");
     }

@@ -26,7 +26,8 @@ use bindings::{Oidc, OidcPre};
 
 /// The component `make` built, embedded at compile time when it was present.
 #[cfg(embedded_component)]
-pub const EMBEDDED_COMPONENT: Option<&[u8]> = Some(include_bytes!(concat!(env!("OUT_DIR"), "/component.wasm")));
+pub const EMBEDDED_COMPONENT: Option<&[u8]> =
+    Some(include_bytes!(concat!(env!("OUT_DIR"), "/component.wasm")));
 /// The component `make` built, embedded at compile time when it was present.
 #[cfg(not(embedded_component))]
 pub const EMBEDDED_COMPONENT: Option<&[u8]> = None;
@@ -87,7 +88,9 @@ impl std::error::Error for HostError {}
 
 fn classify(err: wasmtime::Error) -> HostError {
     match err.downcast_ref::<Trap>() {
-        Some(trap) => HostError::Trap { detail: trap.to_string(), out_of_fuel: *trap == Trap::OutOfFuel },
+        Some(trap) => {
+            HostError::Trap { detail: trap.to_string(), out_of_fuel: *trap == Trap::OutOfFuel }
+        }
         None => HostError::Trap { detail: format!("{err:#}"), out_of_fuel: false },
     }
 }
@@ -228,7 +231,10 @@ impl VerifierHandle {
     ) -> Result<R, HostError> {
         if self.live.is_none() {
             if let Err(failure) = self.revive()? {
-                return Err(HostError::Load(format!("the kept configuration no longer loads: {}", failure.message)));
+                return Err(HostError::Load(format!(
+                    "the kept configuration no longer loads: {}",
+                    failure.message
+                )));
             }
         }
         let Some(live) = self.live.as_mut() else { return Err(HostError::NoComponent) };
@@ -247,9 +253,18 @@ impl VerifierHandle {
     ///
     /// # Errors
     /// [`HostError::Trap`] when the guest trapped; the next call uses a fresh instance.
-    pub fn verify(&mut self, token: &str, now: u64) -> Result<Result<VerifiedToken, Failure>, HostError> {
+    pub fn verify(
+        &mut self,
+        token: &str,
+        now: u64,
+    ) -> Result<Result<VerifiedToken, Failure>, HostError> {
         self.with_live(|live| {
-            live.oidc.gitlab_azure_oidc_verify().verifier().call_verify(&mut live.store, live.verifier, token, now)
+            live.oidc.gitlab_azure_oidc_verify().verifier().call_verify(
+                &mut live.store,
+                live.verifier,
+                token,
+                now,
+            )
         })
     }
 
@@ -260,7 +275,11 @@ impl VerifierHandle {
     /// [`HostError::Trap`] when the guest trapped.
     pub fn replace_jwks(&mut self, jwks: String) -> Result<Result<(), Failure>, HostError> {
         let result = self.with_live(|live| {
-            live.oidc.gitlab_azure_oidc_verify().verifier().call_replace_jwks(&mut live.store, live.verifier, &jwks)
+            live.oidc.gitlab_azure_oidc_verify().verifier().call_replace_jwks(
+                &mut live.store,
+                live.verifier,
+                &jwks,
+            )
         })?;
         if result.is_ok() {
             self.jwks = jwks;
@@ -277,8 +296,16 @@ impl VerifierHandle {
     ///
     /// # Errors
     /// [`HostError::Trap`] when the guest trapped.
-    pub fn keys(&mut self) -> Result<(Vec<bindings::exports::gitlab_azure::oidc::verify::KeyInfo>, Vec<String>), HostError> {
-        self.with_live(|live| live.oidc.gitlab_azure_oidc_verify().verifier().call_keys(&mut live.store, live.verifier))
+    pub fn keys(
+        &mut self,
+    ) -> Result<(Vec<bindings::exports::gitlab_azure::oidc::verify::KeyInfo>, Vec<String>), HostError>
+    {
+        self.with_live(|live| {
+            live.oidc
+                .gitlab_azure_oidc_verify()
+                .verifier()
+                .call_keys(&mut live.store, live.verifier)
+        })
     }
 }
 

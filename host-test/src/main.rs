@@ -11,7 +11,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use gitlab_azure_oidc_host::{Algorithm, Failure, Host, HostError, Limits, VerifierConfig, VerifyOptions};
+use gitlab_azure_oidc_host::{
+    Algorithm, Failure, Host, HostError, Limits, VerifierConfig, VerifyOptions,
+};
 use serde_json::json;
 
 /// Let GitLab CI jobs reach Azure with no stored secret: verify GitLab ID tokens (and, soon,
@@ -145,7 +147,8 @@ fn main() -> ExitCode {
 fn host(component: Option<&str>) -> Result<Host, Exit> {
     match component {
         Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| Exit::Usage(format!("cannot read {path}: {e}")))?;
+            let bytes =
+                std::fs::read(path).map_err(|e| Exit::Usage(format!("cannot read {path}: {e}")))?;
             Host::new(&bytes, Limits::default()).map_err(Exit::Host)
         }
         None => Host::embedded(Limits::default()).map_err(Exit::Host),
@@ -192,10 +195,17 @@ fn verify(component: Option<&str>, args: &VerifyArgs) -> Result<(), Exit> {
         },
         now: args.now.unwrap_or_else(unix_now),
     };
-    let verified = host(component)?.verify_gitlab_token(&token, &jwks, &options).map_err(Exit::Host)?.map_err(Exit::Refused)?;
-    let claims: serde_json::Value =
-        serde_json::from_str(&verified.claims.raw_json).map_err(|e| Exit::Usage(format!("component returned bad JSON: {e}")))?;
-    let out = if args.json { serde_json::to_string(&claims) } else { serde_json::to_string_pretty(&claims) };
+    let verified = host(component)?
+        .verify_gitlab_token(&token, &jwks, &options)
+        .map_err(Exit::Host)?
+        .map_err(Exit::Refused)?;
+    let claims: serde_json::Value = serde_json::from_str(&verified.claims.raw_json)
+        .map_err(|e| Exit::Usage(format!("component returned bad JSON: {e}")))?;
+    let out = if args.json {
+        serde_json::to_string(&claims)
+    } else {
+        serde_json::to_string_pretty(&claims)
+    };
     println!("{}", out.unwrap_or_default());
     Ok(())
 }

@@ -39,7 +39,10 @@ fn parses_a_legacy_ci_job_jwt_claim_set() {
 
 #[test]
 fn missing_and_malformed_are_different_errors() {
-    assert_eq!(claims(r#"{"exp":1}"#).unwrap_err(), VerifyError::ClaimMissing { claim: "iss".into() });
+    assert_eq!(
+        claims(r#"{"exp":1}"#).unwrap_err(),
+        VerifyError::ClaimMissing { claim: "iss".into() }
+    );
     assert!(matches!(
         claims(r#"{"iss":"x","exp":1,"runner_id":1.5}"#).unwrap_err(),
         VerifyError::ClaimInvalid { claim, .. } if claim == "runner_id"

@@ -39,7 +39,10 @@ fn accepts_a_modern_gitlab_token_and_types_every_claim() {
     assert_eq!(g.ref_protected, Some(true));
     assert_eq!(g.environment_protected, Some(true));
     assert_eq!(g.runner_id, Some(12));
-    assert_eq!(g.groups_direct.as_deref(), Some(&["acme".to_owned(), "acme/platform".to_owned()][..]));
+    assert_eq!(
+        g.groups_direct.as_deref(),
+        Some(&["acme".to_owned(), "acme/platform".to_owned()][..])
+    );
     assert_eq!(g.user_identities.as_ref().map(Vec::len), Some(1));
     assert_eq!(c.raw.get("sha").and_then(Value::as_str), g.sha.as_deref());
 }
@@ -111,7 +114,10 @@ fn expiry_honours_leeway_and_says_by_how_much() {
     assert!(err(&v, &token).to_string().contains("60 seconds before"));
     let token = token_with(&key, |c| c["exp"] = json!(NOW - 59));
     assert!(v.verify(&token, NOW).is_ok(), "inside the leeway");
-    let strict = Verifier::new(config().leeway(0).build().unwrap(), Jwks::parse(jwks(&[key.jwk()]).as_bytes()).unwrap());
+    let strict = Verifier::new(
+        config().leeway(0).build().unwrap(),
+        Jwks::parse(jwks(&[key.jwk()]).as_bytes()).unwrap(),
+    );
     let token = token_with(&key, |c| c["exp"] = json!(NOW));
     assert!(matches!(err(&strict, &token), VerifyError::Expired { .. }), "exp is exclusive");
 }
@@ -141,21 +147,29 @@ fn nbf_and_iat_in_the_future_are_refused_beyond_leeway() {
     let token = token_with(&key, |c| c["nbf"] = json!(NOW + 60));
     assert!(v.verify(&token, NOW).is_ok());
     let token = token_with(&key, |c| c["iat"] = json!(NOW + 61));
-    assert_eq!(err(&v, &token), VerifyError::IssuedInFuture { iat: NOW + 61, now: NOW, leeway: 60 });
+    assert_eq!(
+        err(&v, &token),
+        VerifyError::IssuedInFuture { iat: NOW + 61, now: NOW, leeway: 60 }
+    );
 }
 
 #[test]
 fn maximum_age_is_optional_and_needs_iat() {
     let key = RsaKey::fixture_2048();
     let jwks_doc = jwks(&[key.jwk()]);
-    let v = Verifier::new(config().max_age(300).build().unwrap(), Jwks::parse(jwks_doc.as_bytes()).unwrap());
+    let v = Verifier::new(
+        config().max_age(300).build().unwrap(),
+        Jwks::parse(jwks_doc.as_bytes()).unwrap(),
+    );
     let token = token_with(&key, |c| c["iat"] = json!(NOW - 301));
     assert_eq!(err(&v, &token), VerifyError::TooOld { iat: NOW - 301, now: NOW, max_age: 300 });
     let token = token_with(&key, |c| {
         c.as_object_mut().unwrap().remove("iat");
     });
     assert_eq!(err(&v, &token), VerifyError::ClaimMissing { claim: "iat".into() });
-    assert!(verifier_for(&key).verify(&token_with(&key, |c| c["iat"] = json!(NOW - 3000)), NOW).is_ok());
+    assert!(verifier_for(&key)
+        .verify(&token_with(&key, |c| c["iat"] = json!(NOW - 3000)), NOW)
+        .is_ok());
 }
 
 #[test]
@@ -227,7 +241,14 @@ fn a_tampered_payload_fails_the_signature() {
     claims["project_path"] = json!("evil/payments");
     parts[1] = testkit::b64(claims.to_string().as_bytes());
     let e = err(&verifier_for(&key), &parts.join("."));
-    assert_eq!(e, VerifyError::BadSignature { kid: Some(key.kid().into()), alg: Algorithm::Rs256, keys_tried: 1 });
+    assert_eq!(
+        e,
+        VerifyError::BadSignature {
+            kid: Some(key.kid().into()),
+            alg: Algorithm::Rs256,
+            keys_tried: 1
+        }
+    );
 }
 
 #[test]
@@ -251,7 +272,8 @@ fn only_allowed_algorithms_verify_and_none_or_hmac_never_do() {
     let claims = gitlab_claims(ISS, NOW - 10);
     let ps = mint(&Key::Rsa(&key, "PS256"), &claims);
     let jwks_doc = jwks(&[key.jwk_any_alg()]);
-    let default = Verifier::new(config().build().unwrap(), Jwks::parse(jwks_doc.as_bytes()).unwrap());
+    let default =
+        Verifier::new(config().build().unwrap(), Jwks::parse(jwks_doc.as_bytes()).unwrap());
     assert_eq!(
         err(&default, &ps),
         VerifyError::AlgorithmNotAllowed { alg: Algorithm::Ps256, allowed: vec![Algorithm::Rs256] }
@@ -323,13 +345,26 @@ fn tokens_without_kid_try_only_compatible_keys_and_are_bounded() {
     let other = RsaKey::fixture_2048_rotated();
     let claims = gitlab_claims(ISS, NOW - 10);
     let header = json!({"alg": "RS256", "typ": "JWT"}).to_string();
-    let token = mint_raw(&Key::Rsa(&key, "RS256"), header.as_bytes(), claims.to_string().as_bytes());
+    let token =
+        mint_raw(&Key::Rsa(&key, "RS256"), header.as_bytes(), claims.to_string().as_bytes());
     let ec = EcKey::generate_p256("ec");
-    let v = Verifier::new(config().build().unwrap(), Jwks::parse(jwks(&[ec.jwk(), other.jwk(), key.jwk()]).as_bytes()).unwrap());
+    let v = Verifier::new(
+        config().build().unwrap(),
+        Jwks::parse(jwks(&[ec.jwk(), other.jwk(), key.jwk()]).as_bytes()).unwrap(),
+    );
     assert!(v.verify(&token, NOW).is_ok());
-    let v = Verifier::new(config().build().unwrap(), Jwks::parse(jwks(&[other.jwk()]).as_bytes()).unwrap());
-    assert_eq!(err(&v, &token), VerifyError::BadSignature { kid: None, alg: Algorithm::Rs256, keys_tried: 1 });
-    let v = Verifier::new(config().build().unwrap(), Jwks::parse(jwks(&[ec.jwk()]).as_bytes()).unwrap());
+    let v = Verifier::new(
+        config().build().unwrap(),
+        Jwks::parse(jwks(&[other.jwk()]).as_bytes()).unwrap(),
+    );
+    assert_eq!(
+        err(&v, &token),
+        VerifyError::BadSignature { kid: None, alg: Algorithm::Rs256, keys_tried: 1 }
+    );
+    let v = Verifier::new(
+        config().build().unwrap(),
+        Jwks::parse(jwks(&[ec.jwk()]).as_bytes()).unwrap(),
+    );
     assert_eq!(err(&v, &token), VerifyError::NoCompatibleKey { alg: Algorithm::Rs256 });
     let many: Vec<Value> = (0..5).map(|i| other.clone().with_kid(&format!("k{i}")).jwk()).collect();
     let v = Verifier::new(config().build().unwrap(), Jwks::parse(jwks(&many).as_bytes()).unwrap());
@@ -342,7 +377,11 @@ fn embedded_and_referenced_keys_in_the_header_are_never_used() {
     let trusted = RsaKey::fixture_2048();
     let claims = gitlab_claims(ISS, NOW - 10);
     let header = json!({"alg": "RS256", "kid": trusted.kid(), "jwk": attacker.jwk(), "jku": "https://evil.example/jwks", "x5u": "https://evil.example/c.pem", "x5c": ["MIIB"]});
-    let token = mint_raw(&Key::Rsa(&attacker, "RS256"), header.to_string().as_bytes(), claims.to_string().as_bytes());
+    let token = mint_raw(
+        &Key::Rsa(&attacker, "RS256"),
+        header.to_string().as_bytes(),
+        claims.to_string().as_bytes(),
+    );
     let e = err(&verifier_for(&trusted), &token);
     assert!(matches!(e, VerifyError::BadSignature { .. }), "{e:?}");
 }
@@ -352,7 +391,8 @@ fn critical_extensions_are_refused() {
     let key = RsaKey::fixture_2048();
     let claims = gitlab_claims(ISS, NOW - 10).to_string();
     let v = verifier_for(&key);
-    let sign = |h: Value| mint_raw(&Key::Rsa(&key, "RS256"), h.to_string().as_bytes(), claims.as_bytes());
+    let sign =
+        |h: Value| mint_raw(&Key::Rsa(&key, "RS256"), h.to_string().as_bytes(), claims.as_bytes());
     let e = err(&v, &sign(json!({"alg": "RS256", "kid": key.kid(), "crit": ["exp"], "exp": 1})));
     assert_eq!(e, VerifyError::UnknownCritical { names: vec!["exp".into()] });
     let e = err(&v, &sign(json!({"alg": "RS256", "kid": key.kid(), "crit": []})));
@@ -379,13 +419,22 @@ fn structure_is_checked_strictly_with_limits_named() {
     let sign = |header: &[u8], payload: &[u8]| mint_raw(&Key::Rsa(&key, "RS256"), header, payload);
     let kid_header = json!({"alg": "RS256", "kid": key.kid()}).to_string();
     let claims = gitlab_claims(ISS, NOW - 10).to_string();
-    assert_eq!(err(&v, &sign(b"[1]", claims.as_bytes())), VerifyError::NotAnObject { part: Part::Header });
-    assert!(matches!(err(&v, &sign(b"{", claims.as_bytes())), VerifyError::Json { part: Part::Header, .. }));
+    assert_eq!(
+        err(&v, &sign(b"[1]", claims.as_bytes())),
+        VerifyError::NotAnObject { part: Part::Header }
+    );
+    assert!(matches!(
+        err(&v, &sign(b"{", claims.as_bytes())),
+        VerifyError::Json { part: Part::Header, .. }
+    ));
     assert_eq!(
         err(&v, &sign(br#"{"alg":"RS256","alg":"none"}"#, claims.as_bytes())),
         VerifyError::DuplicateMember { part: Part::Header, name: "alg".into() }
     );
-    assert_eq!(err(&v, &sign(kid_header.as_bytes(), b"\"text\"")), VerifyError::NotAnObject { part: Part::Payload });
+    assert_eq!(
+        err(&v, &sign(kid_header.as_bytes(), b"\"text\"")),
+        VerifyError::NotAnObject { part: Part::Payload }
+    );
     let dup = claims.replacen('{', r#"{"aud":"other","#, 1);
     assert_eq!(
         err(&v, &sign(kid_header.as_bytes(), dup.as_bytes())),
@@ -396,8 +445,14 @@ fn structure_is_checked_strictly_with_limits_named() {
         err(&v, &sign(kid_header.as_bytes(), deep.as_bytes())),
         VerifyError::JsonTooDeep { part: Part::Payload, limit: 16 }
     );
-    assert!(matches!(err(&v, &sign(br#"{"kid":"x"}"#, claims.as_bytes())), VerifyError::HeaderInvalid { .. }));
-    assert!(matches!(err(&v, &sign(br#"{"alg":256}"#, claims.as_bytes())), VerifyError::HeaderInvalid { .. }));
+    assert!(matches!(
+        err(&v, &sign(br#"{"kid":"x"}"#, claims.as_bytes())),
+        VerifyError::HeaderInvalid { .. }
+    ));
+    assert!(matches!(
+        err(&v, &sign(br#"{"alg":256}"#, claims.as_bytes())),
+        VerifyError::HeaderInvalid { .. }
+    ));
     assert_eq!(
         err(&v, &sign(br#"{"alg":"EdDSA"}"#, claims.as_bytes())),
         VerifyError::UnsupportedAlgorithm { alg: "EdDSA".into() }
@@ -436,5 +491,8 @@ fn arbitrary_bytes_never_panic() {
 
 #[test]
 fn fingerprints_are_stable_sha256_hex() {
-    assert_eq!(token_fingerprint("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(
+        token_fingerprint("abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
 }

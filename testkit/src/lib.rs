@@ -51,7 +51,8 @@ impl RsaKey {
 
     /// Generates a fresh key.
     pub fn generate(bits: usize) -> Self {
-        let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits).expect("RSA key generation");
+        let private =
+            rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits).expect("RSA key generation");
         Self::from_private(private)
     }
 
@@ -115,9 +116,15 @@ impl RsaKey {
             "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key).sign(input).to_vec(),
             "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(key).sign(input).to_vec(),
             "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(key).sign(input).to_vec(),
-            "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(key).sign_with_rng(&mut rng, input).to_vec(),
-            "PS384" => rsa::pss::SigningKey::<sha2::Sha384>::new(key).sign_with_rng(&mut rng, input).to_vec(),
-            "PS512" => rsa::pss::SigningKey::<sha2::Sha512>::new(key).sign_with_rng(&mut rng, input).to_vec(),
+            "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(key)
+                .sign_with_rng(&mut rng, input)
+                .to_vec(),
+            "PS384" => rsa::pss::SigningKey::<sha2::Sha384>::new(key)
+                .sign_with_rng(&mut rng, input)
+                .to_vec(),
+            "PS512" => rsa::pss::SigningKey::<sha2::Sha512>::new(key)
+                .sign_with_rng(&mut rng, input)
+                .to_vec(),
             other => panic!("RsaKey cannot sign {other}"),
         }
     }
@@ -141,7 +148,11 @@ impl EcKey {
         Self::generate(&ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", kid)
     }
 
-    fn generate(alg: &'static ring::signature::EcdsaSigningAlgorithm, crv: &'static str, kid: &str) -> Self {
+    fn generate(
+        alg: &'static ring::signature::EcdsaSigningAlgorithm,
+        crv: &'static str,
+        kid: &str,
+    ) -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("EC key generation");
         let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("EC key");
