@@ -14,7 +14,6 @@ pub(crate) fn decode(input: &str) -> Option<Vec<u8>> {
 }
 
 /// Encodes base64url without padding.
-#[cfg(test)]
 pub(crate) fn encode(input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(input)
 }

@@ -32,6 +32,7 @@
 mod alg;
 mod b64;
 mod claims;
+pub mod entra;
 mod error;
 mod json;
 mod jwk;
