@@ -5,6 +5,7 @@
 //! signer and verifier cannot hide. The keys in `keys/` are test-only and protect nothing.
 #![forbid(unsafe_code)]
 
+pub mod http;
 pub mod issuer;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

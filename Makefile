@@ -1,0 +1,61 @@
+# gitlab-azure-oidc: `make demo` runs the main job end to end, `make test` runs every test.
+# Both install what they need on a fresh machine (rustup targets, clang, wasm-tools).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# One target directory per machine, shared by every checkout: wasmtime (about 9 minutes on two
+# cores) is built once per machine, not once per clone.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/gitlab-azure-oidc/target
+COMPONENT := $(CARGO_TARGET_DIR)/wasm32-wasip2/component/gitlab_azure_oidc.wasm
+export GITLAB_AZURE_OIDC_COMPONENT := $(COMPONENT)
+CLI := $(CARGO_TARGET_DIR)/release/gitlab-azure-oidc
+WASM_TOOLS_VERSION := 1.263.0
+
+.PHONY: all setup component build demo test test-rust lint fmt clean
+
+all: build
+
+setup:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@command -v clang >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing clang (ring's C code for wasm32 needs it)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; \
+	  else \
+	    echo "error: clang is required to build ring for wasm32: install it (e.g. apt-get install clang)"; exit 1; \
+	  fi; }
+	@wasm-tools --version 2>/dev/null | grep -q "$(WASM_TOOLS_VERSION)" || \
+	  cargo install --quiet --locked wasm-tools --version $(WASM_TOOLS_VERSION) \
+	    --no-default-features --features validate,component,print
+
+# The component: already a component (wasm32-wasip2), validated by wasm-tools.
+component: setup
+	cargo build --profile component --target wasm32-wasip2 -p gitlab-azure-oidc
+	wasm-tools validate $(COMPONENT)
+	@echo "component: $(COMPONENT) ($$(stat -c %s $(COMPONENT)) bytes)"
+
+# The CLI embeds the component, so the component comes first.
+build: component
+	# --all-targets: the same feature resolution as `cargo test`, so wasmtime is built once.
+	cargo build --release --workspace --all-targets
+
+demo: build
+	$(CARGO_TARGET_DIR)/release/demo
+
+test: test-rust
+
+test-rust: build
+	cargo test --release --workspace
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+	cargo clippy --release --target wasm32-wasip2 -p gitlab-azure-oidc -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+clean:
+	cargo clean

@@ -1,0 +1,181 @@
+//! Every export of the component, called through wasmtime, including traps and limits.
+
+use gitlab_azure_oidc_host::bindings::exports::gitlab_azure::oidc::verify::{
+    Error, TimeWindow, VerifyError,
+};
+use gitlab_azure_oidc_host::{config, Algorithm, Host, HostError, Limits, VerifyOptions};
+use serde_json::json;
+use testkit::{gitlab_claims, jwks, mint, EcKey, Key, RsaKey, AUDIENCE};
+
+const ISS: &str = "https://gitlab.example.com";
+const NOW: u64 = 1_760_000_000;
+
+fn host() -> Host {
+    Host::embedded(Limits::default()).expect("run `make component` before these tests")
+}
+
+fn options() -> VerifyOptions {
+    VerifyOptions { config: config(ISS, &[AUDIENCE]), now: NOW }
+}
+
+fn token(key: &RsaKey) -> String {
+    mint(&Key::Rsa(key, "RS256"), &gitlab_claims(ISS, NOW - 10))
+}
+
+#[test]
+fn one_shot_verification_returns_typed_claims_and_a_fingerprint() {
+    let key = RsaKey::fixture_2048();
+    let token = token(&key);
+    let verified =
+        host().verify_gitlab_token(&token, &jwks(&[key.jwk()]), &options()).unwrap().unwrap();
+    assert_eq!(verified.header.alg, Algorithm::Rs256);
+    assert_eq!(verified.header.kid.as_deref(), Some(key.kid()));
+    let c = &verified.claims;
+    assert_eq!(c.iss, ISS);
+    assert_eq!(c.aud, vec![AUDIENCE.to_owned()]);
+    assert_eq!(c.exp, NOW - 10 + 3600);
+    assert_eq!(c.gitlab.project_path.as_deref(), Some("acme/payments"));
+    assert_eq!(c.gitlab.ref_.as_deref(), Some("main"));
+    assert_eq!(c.gitlab.ref_protected, Some(true));
+    assert_eq!(c.gitlab.runner_id, Some(12));
+    assert_eq!(c.gitlab.user_identities.as_ref().map(|v| v[0].provider.as_str()), Some("github"));
+    let raw: serde_json::Value = serde_json::from_str(&c.raw_json).unwrap();
+    assert_eq!(raw["deployment_tier"], json!("production"));
+    assert_eq!(verified.fingerprint, gitlab_azure_oidc::token_fingerprint(&token));
+    assert!(!verified.fingerprint.contains(&token[..20]));
+}
+
+#[test]
+fn refusals_cross_the_boundary_typed_with_kind_and_message() {
+    let key = RsaKey::fixture_2048();
+    let h = host();
+    let mut claims = gitlab_claims(ISS, NOW - 7200);
+    claims["exp"] = json!(NOW - 100);
+    let expired = mint(&Key::Rsa(&key, "RS256"), &claims);
+    let failure = h.verify_gitlab_token(&expired, &jwks(&[key.jwk()]), &options()).unwrap().unwrap_err();
+    assert_eq!(failure.kind, "expired");
+    assert!(failure.message.contains("100 seconds before"), "{}", failure.message);
+    assert!(!failure.refresh_jwks);
+    match failure.error {
+        Error::Verify(VerifyError::Expired(TimeWindow { claim_time, now, leeway })) => {
+            assert_eq!((claim_time, now, leeway), (NOW - 100, NOW, 60));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let rotated = RsaKey::fixture_2048_rotated();
+    let failure = h.verify_gitlab_token(&token(&rotated), &jwks(&[key.jwk()]), &options()).unwrap().unwrap_err();
+    assert_eq!(failure.kind, "unknown-kid");
+    assert!(failure.refresh_jwks);
+    assert!(matches!(failure.error, Error::Verify(VerifyError::UnknownKid(ref kid)) if kid == rotated.kid()));
+
+    let mut bad_config = options();
+    bad_config.config.audiences.clear();
+    let failure = h.verify_gitlab_token(&token(&key), &jwks(&[key.jwk()]), &bad_config).unwrap().unwrap_err();
+    assert_eq!(failure.kind, "no-audience");
+
+    let failure = h.verify_gitlab_token(&token(&key), "<html>", &options()).unwrap().unwrap_err();
+    assert_eq!(failure.kind, "jwks-json");
+
+    let failure = h.verify_gitlab_token("not.a.token", &jwks(&[key.jwk()]), &options()).unwrap().unwrap_err();
+    assert_eq!(failure.kind, "base64");
+}
+
+#[test]
+fn the_verifier_resource_parses_keys_once_and_replaces_them() {
+    let key = RsaKey::fixture_2048();
+    let rotated = RsaKey::fixture_2048_rotated();
+    let h = host();
+    let mut verifier = h.verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    for _ in 0..3 {
+        assert!(verifier.verify(&token(&key), NOW).unwrap().is_ok());
+    }
+    let failure = verifier.verify(&token(&rotated), NOW).unwrap().unwrap_err();
+    assert!(failure.refresh_jwks);
+    let refused = verifier.replace_jwks("{}".into()).unwrap().unwrap_err();
+    assert_eq!(refused.kind, "jwks-no-keys-array");
+    verifier.replace_jwks(jwks(&[key.jwk(), rotated.jwk()])).unwrap().unwrap();
+    assert!(verifier.verify(&token(&rotated), NOW).unwrap().is_ok());
+    let (usable, skipped) = verifier.keys().unwrap();
+    assert_eq!(usable.len(), 2);
+    assert_eq!(usable[0].kind, "RSA-2048");
+    assert!(skipped.is_empty());
+}
+
+#[test]
+fn ec_keys_and_algorithm_allow_lists_work_through_the_component() {
+    let ec = EcKey::generate_p256("ec-1");
+    let mut cfg = config(ISS, &[AUDIENCE]);
+    let token = mint(&Key::Ec(&ec), &gitlab_claims(ISS, NOW - 10));
+    let mut verifier = host().verifier(cfg.clone(), jwks(&[ec.jwk()])).unwrap().unwrap();
+    let failure = verifier.verify(&token, NOW).unwrap().unwrap_err();
+    assert_eq!(failure.kind, "algorithm-not-allowed");
+    cfg.algorithms = vec![Algorithm::Es256];
+    let mut verifier = host().verifier(cfg, jwks(&[ec.jwk()])).unwrap().unwrap();
+    assert!(verifier.verify(&token, NOW).unwrap().is_ok());
+}
+
+#[test]
+fn a_guest_trap_is_survived_and_the_verifier_comes_back() {
+    let key = RsaKey::fixture_2048();
+    let mut verifier = host().verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    verifier.set_fuel_per_call(10_000);
+    match verifier.verify(&token(&key), NOW) {
+        Err(HostError::Trap { out_of_fuel: true, .. }) => {}
+        other => panic!("expected an out-of-fuel trap, got {other:?}"),
+    }
+    verifier.set_fuel_per_call(Limits::default().fuel_per_call);
+    assert!(verifier.verify(&token(&key), NOW).unwrap().is_ok(), "a fresh instance after the trap");
+}
+
+#[test]
+fn memory_is_bounded_per_instance() {
+    let key = RsaKey::fixture_2048();
+    let limits = Limits { memory_bytes: 4 << 20, ..Limits::default() };
+    let h = Host::embedded(limits).unwrap();
+    let mut verifier = h.verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    // 16 MiB cannot even be copied into a 4 MiB instance: the guest's allocation traps.
+    let huge = " ".repeat(16 << 20);
+    assert!(matches!(verifier.replace_jwks(huge), Err(HostError::Trap { .. })));
+    // The kept JWKS rebuilt the verifier.
+    assert!(verifier.verify(&token(&key), NOW).unwrap().is_ok());
+    // A document under the memory limit but over the JWKS limit is refused, typed.
+    let big = format!("{{\"keys\":[],\"pad\":\"{}\"}}", "x".repeat(300 * 1024));
+    assert_eq!(verifier.replace_jwks(big).unwrap().unwrap_err().kind, "jwks-too-large");
+}
+
+#[test]
+fn hostile_tokens_never_trap_the_component() {
+    let key = RsaKey::fixture_2048();
+    let mut verifier = host().verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    let good = token(&key);
+    let mut inputs: Vec<String> = vec![
+        String::new(),
+        ".".repeat(10_000),
+        "a".repeat(16 * 1024 + 1),
+        format!("{}.{}", good, good),
+        good.replace('.', ""),
+        "eyJhbGciOiJub25lIn0.e30.".into(),
+        "\u{0}\u{ffff}.\u{1F600}.x".into(),
+    ];
+    let mut state: u64 = 42;
+    for _ in 0..300 {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let mut bytes = good.clone().into_bytes();
+        let at = usize::try_from(state % bytes.len() as u64).unwrap();
+        bytes[at] = b"._-=+/ {}"[usize::try_from(state >> 60).unwrap() % 9];
+        inputs.push(String::from_utf8(bytes).unwrap());
+    }
+    for input in &inputs {
+        match verifier.verify(input, NOW) {
+            Ok(_) => {}
+            Err(e) => panic!("host error on hostile input: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_foreign_or_broken_component_is_a_load_error() {
+    assert!(matches!(Host::new(b"\0asm\x01\0\0\0", Limits::default()), Err(HostError::Load(_))));
+    assert!(matches!(Host::new(b"garbage", Limits::default()), Err(HostError::Load(_))));
+}
