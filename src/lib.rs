@@ -38,6 +38,7 @@ mod json;
 mod jwk;
 mod jws;
 mod limits;
+pub mod policy;
 mod verify;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,0 +1,618 @@
+//! Reading a policy document: strict, with the rule, the field and a suggestion in every error.
+
+use serde_json::{Map, Value};
+
+use super::condition::{claim_kind, ClaimKind, Condition, Test, KNOWN_CLAIMS};
+use super::decision::{AzureTarget, Effect};
+use super::glob::Glob;
+use super::{Location, PolicyError, Rule};
+use crate::json::{self, JsonProblem};
+
+/// Largest accepted policy document, in bytes.
+pub(crate) const MAX_POLICY_BYTES: usize = 256 * 1024;
+/// Deepest accepted JSON nesting (each `all`/`any`/`not` level takes one or two).
+pub(crate) const MAX_POLICY_DEPTH: usize = 32;
+/// Most rules in one policy.
+pub(crate) const MAX_RULES: usize = 256;
+/// Longest rule name: FIC names derived from it must stay within Entra's 120 characters.
+pub(crate) const MAX_RULE_NAME: usize = 64;
+
+/// The fields of the document object.
+pub(crate) const DOCUMENT_FIELDS: &[&str] = &["$schema", "description", "rules"];
+/// The fields of a rule.
+pub(crate) const RULE_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "effect",
+    "when",
+    "azure",
+    "same_project",
+    "max_token_age",
+    "runner_environment",
+    "pipeline_source",
+];
+/// The fields of a rule's `azure` target.
+pub(crate) const AZURE_FIELDS: &[&str] = &["tenant", "client_id", "scopes"];
+/// The operators of a matcher object.
+pub(crate) const OPERATORS: &[&str] = &["equals", "one_of", "glob", "present"];
+/// The combinators of a condition object.
+pub(crate) const COMBINATORS: &[&str] = &["all", "any", "not"];
+/// `runner_environment` values GitLab sends.
+pub(crate) const RUNNER_ENVIRONMENTS: &[&str] = &["gitlab-hosted", "self-hosted"];
+/// `pipeline_source` values GitLab is known to send (the full list is not documented, so other
+/// values are accepted unless they look like a typo of one of these).
+pub(crate) const PIPELINE_SOURCES: &[&str] = &[
+    "push",
+    "web",
+    "trigger",
+    "schedule",
+    "api",
+    "external",
+    "pipeline",
+    "chat",
+    "webide",
+    "merge_request_event",
+    "external_pull_request_event",
+    "parent_pipeline",
+    "ondemand_dast_scan",
+    "security_orchestration_policy",
+];
+
+/// Parses and compiles a whole document.
+pub(crate) fn parse(input: &[u8]) -> Result<Vec<Rule>, PolicyError> {
+    if input.len() > MAX_POLICY_BYTES {
+        return Err(PolicyError::TooLarge { size: input.len(), limit: MAX_POLICY_BYTES });
+    }
+    let doc = json::parse(input, MAX_POLICY_DEPTH).map_err(|p| match p {
+        JsonProblem::Syntax(detail) => PolicyError::Json { detail },
+        JsonProblem::DuplicateMember(name) => PolicyError::DuplicateMember { name },
+        JsonProblem::TooDeep(limit) => PolicyError::JsonTooDeep { limit },
+    })?;
+    let top = Ctx { rule: None };
+    let Value::Object(doc) = doc else {
+        return Err(top.wrong_type("", "an object with `rules`", &doc));
+    };
+    top.known_fields(&doc, "", DOCUMENT_FIELDS)?;
+    if let Some(v) = doc.get("$schema") {
+        top.string(v, "$schema")?;
+    }
+    if let Some(v) = doc.get("description") {
+        top.string(v, "description")?;
+    }
+    let rules = doc.get("rules").ok_or_else(|| top.missing("rules"))?;
+    let Value::Array(rules) = rules else {
+        return Err(top.wrong_type("rules", "an array of rules", rules));
+    };
+    if rules.is_empty() {
+        return Err(PolicyError::NoRules);
+    }
+    if rules.len() > MAX_RULES {
+        return Err(PolicyError::TooManyRules { count: rules.len(), limit: MAX_RULES });
+    }
+    let mut compiled: Vec<Rule> = Vec::with_capacity(rules.len());
+    for (index, value) in rules.iter().enumerate() {
+        let rule = parse_rule(index, value)?;
+        if compiled.iter().any(|r| r.name == rule.name) {
+            return Err(PolicyError::DuplicateRule { name: rule.name });
+        }
+        compiled.push(rule);
+    }
+    Ok(compiled)
+}
+
+/// Levenshtein distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = i;
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
+            let left = row.get(j).copied().unwrap_or(usize::MAX);
+            let cost = usize::from(ca != *cb);
+            let best = (diagonal + cost).min(above.saturating_add(1)).min(left.saturating_add(1));
+            diagonal = above;
+            if let Some(slot) = row.get_mut(j + 1) {
+                *slot = best;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
+}
+
+/// The candidate closest to `word`, if it is close enough to be a likely typo.
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let limit = (word.chars().count() / 3).clamp(1, 2);
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .map(|c| {
+            let d = if c.eq_ignore_ascii_case(word) { 0 } else { distance(word, c) };
+            (d, c)
+        })
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_owned())
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn join(prefix: &str, field: &str) -> String {
+    if prefix.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{prefix}.{field}")
+    }
+}
+
+/// The rule being read, for error locations.
+struct Ctx {
+    rule: Option<String>,
+}
+
+impl Ctx {
+    fn at(&self, field: &str) -> Location {
+        Location { rule: self.rule.clone(), field: field.to_owned() }
+    }
+
+    fn missing(&self, field: &str) -> PolicyError {
+        PolicyError::MissingField { at: self.at(field) }
+    }
+
+    fn wrong_type(&self, field: &str, expected: &str, found: &Value) -> PolicyError {
+        PolicyError::WrongType {
+            at: self.at(field),
+            expected: expected.to_owned(),
+            found: json_type(found).to_owned(),
+        }
+    }
+
+    fn invalid(&self, field: &str, value: &Value, expected: impl Into<String>) -> PolicyError {
+        let mut shown = value.to_string();
+        if shown.chars().count() > 80 {
+            shown = shown.chars().take(77).collect::<String>() + "...";
+        }
+        PolicyError::InvalidValue { at: self.at(field), value: shown, expected: expected.into() }
+    }
+
+    fn known_fields(
+        &self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        allowed: &[&str],
+    ) -> Result<(), PolicyError> {
+        match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(unknown) => Err(PolicyError::UnknownField {
+                at: self.at(&join(prefix, unknown)),
+                suggestion: suggest(unknown, allowed.iter().copied()),
+                allowed: allowed.iter().map(|s| (*s).to_owned()).collect(),
+            }),
+        }
+    }
+
+    fn string<'v>(&self, value: &'v Value, field: &str) -> Result<&'v str, PolicyError> {
+        value.as_str().ok_or_else(|| self.wrong_type(field, "a string", value))
+    }
+
+    /// A string, or a non-empty array of strings.
+    fn strings(&self, value: &Value, field: &str) -> Result<Vec<String>, PolicyError> {
+        let items = match value {
+            Value::String(s) => return Ok(vec![s.clone()]),
+            Value::Array(items) if !items.is_empty() => items,
+            Value::Array(_) => {
+                return Err(self.invalid(field, value, "a non-empty list of strings"));
+            }
+            other => return Err(self.wrong_type(field, "a string or an array of strings", other)),
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| self.string(v, &format!("{field}[{i}]")).map(str::to_owned))
+            .collect()
+    }
+}
+
+fn valid_rule_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.len() <= MAX_RULE_NAME
+}
+
+fn parse_rule(index: usize, value: &Value) -> Result<Rule, PolicyError> {
+    let mut ctx = Ctx { rule: Some(format!("rules[{index}]")) };
+    let Value::Object(obj) = value else {
+        return Err(Ctx { rule: None }.wrong_type(
+            &format!("rules[{index}]"),
+            "a rule object",
+            value,
+        ));
+    };
+    // The name first, so every later error names the rule.
+    let name_value = obj.get("name").ok_or_else(|| ctx.missing("name"))?;
+    let name = ctx.string(name_value, "name")?;
+    if !valid_rule_name(name) {
+        return Err(ctx.invalid(
+            "name",
+            name_value,
+            "1 to 64 letters, digits, `-` or `_`, starting with a letter or digit (federated \
+             credential names are derived from it)",
+        ));
+    }
+    ctx.rule = Some(name.to_owned());
+    ctx.known_fields(obj, "", RULE_FIELDS)?;
+
+    let description = match obj.get("description") {
+        Some(v) => Some(ctx.string(v, "description")?.to_owned()),
+        None => None,
+    };
+    let effect_value = obj.get("effect").ok_or_else(|| ctx.missing("effect"))?;
+    let effect = match ctx.string(effect_value, "effect")? {
+        "allow" => Effect::Allow,
+        "deny" => Effect::Deny,
+        other => {
+            let hint = suggest(other, ["allow", "deny"])
+                .map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"));
+            return Err(ctx.invalid("effect", effect_value, format!("`allow` or `deny`{hint}")));
+        }
+    };
+    let when_value = obj.get("when").ok_or_else(|| ctx.missing("when"))?;
+    let when = parse_condition(&ctx, when_value, "when")?;
+
+    let target = match (effect, obj.get("azure")) {
+        (Effect::Allow, Some(v)) => Some(parse_target(&ctx, v)?),
+        (Effect::Allow, None) => return Err(ctx.missing("azure")),
+        (Effect::Deny, Some(v)) => {
+            return Err(ctx.invalid(
+                "azure",
+                v,
+                "no Azure target on a deny rule; remove `azure` or make the rule `allow`",
+            ))
+        }
+        (Effect::Deny, None) => None,
+    };
+    let same_project = match obj.get("same_project") {
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(ctx.wrong_type("same_project", "true or false", other)),
+        None => false,
+    };
+    let max_token_age = match obj.get("max_token_age") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(seconds) if seconds > 0 => Some(seconds),
+            _ => return Err(ctx.invalid("max_token_age", v, "a positive number of seconds")),
+        },
+    };
+    let mut guards = Vec::new();
+    if let Some(v) = obj.get("runner_environment") {
+        let values = ctx.strings(v, "runner_environment")?;
+        for value in &values {
+            if !RUNNER_ENVIRONMENTS.contains(&value.as_str()) {
+                let hint = suggest(value, RUNNER_ENVIRONMENTS.iter().copied())
+                    .map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"));
+                return Err(ctx.invalid(
+                    "runner_environment",
+                    &Value::String(value.clone()),
+                    format!("`gitlab-hosted` or `self-hosted`{hint}"),
+                ));
+            }
+        }
+        guards.push(Condition::Claim {
+            claim: "runner_environment".to_owned(),
+            test: Test::OneOf(values),
+        });
+    }
+    if let Some(v) = obj.get("pipeline_source") {
+        let values = ctx.strings(v, "pipeline_source")?;
+        for value in &values {
+            if !PIPELINE_SOURCES.contains(&value.as_str()) {
+                if let Some(s) = suggest(value, PIPELINE_SOURCES.iter().copied()) {
+                    return Err(ctx.invalid(
+                        "pipeline_source",
+                        &Value::String(value.clone()),
+                        format!("a GitLab pipeline source (did you mean `{s}`?)"),
+                    ));
+                }
+            }
+        }
+        guards.push(Condition::Claim {
+            claim: "pipeline_source".to_owned(),
+            test: Test::OneOf(values),
+        });
+    }
+    Ok(Rule {
+        name: name.to_owned(),
+        description,
+        effect,
+        when,
+        same_project,
+        max_token_age,
+        guards,
+        target,
+    })
+}
+
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn parse_target(ctx: &Ctx, value: &Value) -> Result<AzureTarget, PolicyError> {
+    let Value::Object(obj) = value else {
+        return Err(ctx.wrong_type("azure", "an object with tenant, client_id and scopes", value));
+    };
+    ctx.known_fields(obj, "azure", AZURE_FIELDS)?;
+    let field = |name: &str| {
+        let path = format!("azure.{name}");
+        obj.get(name).ok_or_else(|| ctx.missing(&path)).map(|v| (v, path))
+    };
+    let (tenant_value, path) = field("tenant")?;
+    let tenant = ctx.string(tenant_value, &path)?;
+    if tenant.is_empty()
+        || tenant.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        || matches!(tenant, "common" | "organizations" | "consumers")
+    {
+        return Err(ctx.invalid(
+            &path,
+            tenant_value,
+            "a tenant id (GUID) or verified domain; `common`, `organizations` and `consumers` do \
+             not support this grant (AADSTS9001023)",
+        ));
+    }
+    let (client_value, path) = field("client_id")?;
+    let client_id = ctx.string(client_value, &path)?;
+    if !is_guid(client_id) {
+        return Err(ctx.invalid(
+            &path,
+            client_value,
+            "the application (client) id, a GUID such as 11111111-2222-3333-4444-555555555555",
+        ));
+    }
+    let (scopes_value, path) = field("scopes")?;
+    let scopes = ctx.strings(scopes_value, &path)?;
+    let mut resource: Option<&str> = None;
+    for scope in &scopes {
+        let Some(this) = scope.strip_suffix("/.default").filter(|r| !r.is_empty()) else {
+            return Err(ctx.invalid(
+                &path,
+                &Value::String(scope.clone()),
+                "`<resource>/.default`, e.g. https://management.azure.com/.default (the client \
+                 credentials grant accepts only .default scopes)",
+            ));
+        };
+        match resource {
+            Some(first) if first != this => {
+                return Err(ctx.invalid(
+                    &path,
+                    scopes_value,
+                    "scopes of one resource (AADSTS700022); make one rule per resource",
+                ))
+            }
+            _ => resource = Some(this),
+        }
+    }
+    Ok(AzureTarget { tenant: tenant.to_owned(), client_id: client_id.to_owned(), scopes })
+}
+
+fn parse_condition(ctx: &Ctx, value: &Value, path: &str) -> Result<Condition, PolicyError> {
+    match value {
+        Value::Array(items) => parse_list(ctx, value, items, path).map(Condition::All),
+        Value::Object(obj) if obj.is_empty() => Err(ctx.invalid(
+            path,
+            value,
+            "at least one claim or combinator (an empty condition would match every job)",
+        )),
+        Value::Object(obj) if obj.contains_key("claim") => parse_explicit(ctx, obj, path),
+        Value::Object(obj) => {
+            let mut parts = Vec::with_capacity(obj.len());
+            for (key, v) in obj {
+                let here = join(path, key);
+                parts.push(match key.as_str() {
+                    "all" | "any" => {
+                        let Value::Array(items) = v else {
+                            return Err(ctx.wrong_type(&here, "an array of conditions", v));
+                        };
+                        let list = parse_list(ctx, v, items, &here)?;
+                        if key == "all" {
+                            Condition::All(list)
+                        } else {
+                            Condition::Any(list)
+                        }
+                    }
+                    "not" => Condition::Not(Box::new(parse_condition(ctx, v, &here)?)),
+                    claim => {
+                        if claim_kind(claim) == ClaimKind::Other {
+                            let known = KNOWN_CLAIMS.iter().map(|(n, _)| *n);
+                            if let Some(suggestion) =
+                                suggest(claim, known.chain(COMBINATORS.iter().copied()))
+                            {
+                                return Err(PolicyError::ClaimTypo {
+                                    at: ctx.at(&here),
+                                    claim: claim.to_owned(),
+                                    suggestion,
+                                });
+                            }
+                        }
+                        Condition::Claim {
+                            claim: claim.to_owned(),
+                            test: parse_matcher(ctx, claim, v, &here)?,
+                        }
+                    }
+                });
+            }
+            Ok(match parts.len() {
+                1 => parts.pop().unwrap_or(Condition::All(Vec::new())),
+                _ => Condition::All(parts),
+            })
+        }
+        other => Err(ctx.wrong_type(path, "a condition object (or an array of them)", other)),
+    }
+}
+
+fn parse_list(
+    ctx: &Ctx,
+    value: &Value,
+    items: &[Value],
+    path: &str,
+) -> Result<Vec<Condition>, PolicyError> {
+    if items.is_empty() {
+        return Err(ctx.invalid(path, value, "at least one condition"));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_condition(ctx, item, &format!("{path}[{i}]")))
+        .collect()
+}
+
+/// `{"claim": "name", "<operator>": ...}`: for any claim name, typos included.
+fn parse_explicit(
+    ctx: &Ctx,
+    obj: &Map<String, Value>,
+    path: &str,
+) -> Result<Condition, PolicyError> {
+    let claim_value = obj.get("claim").ok_or_else(|| ctx.missing(&join(path, "claim")))?;
+    let claim = ctx.string(claim_value, &join(path, "claim"))?;
+    if claim.is_empty() {
+        return Err(ctx.invalid(&join(path, "claim"), claim_value, "a claim name"));
+    }
+    let mut allowed = vec!["claim"];
+    allowed.extend_from_slice(OPERATORS);
+    ctx.known_fields(obj, path, &allowed)?;
+    let mut ops = obj.iter().filter(|(k, _)| k.as_str() != "claim");
+    let (Some((op, v)), None) = (ops.next(), ops.next()) else {
+        return Err(ctx.invalid(
+            path,
+            &Value::Object(obj.clone()),
+            "exactly one of equals, one_of, glob, present next to `claim`",
+        ));
+    };
+    let mut single = Map::new();
+    single.insert(op.clone(), v.clone());
+    let here = join(path, claim);
+    let test = parse_matcher(ctx, claim, &Value::Object(single), &here)?;
+    Ok(Condition::Claim { claim: claim.to_owned(), test })
+}
+
+fn parse_matcher(ctx: &Ctx, claim: &str, value: &Value, path: &str) -> Result<Test, PolicyError> {
+    let kind = claim_kind(claim);
+    match value {
+        Value::Array(items) => Ok(Test::OneOf(scalars(ctx, kind, value, items, path)?)),
+        Value::Object(obj) => {
+            ctx.known_fields(obj, path, OPERATORS)?;
+            let mut ops = obj.iter();
+            let (Some((op, v)), None) = (ops.next(), ops.next()) else {
+                return Err(ctx.invalid(
+                    path,
+                    value,
+                    "exactly one operator: equals, one_of, glob or present",
+                ));
+            };
+            let here = join(path, op);
+            match op.as_str() {
+                "equals" => Ok(Test::OneOf(vec![canonical(ctx, kind, v, &here)?])),
+                "one_of" => match v {
+                    Value::Array(items) => Ok(Test::OneOf(scalars(ctx, kind, v, items, &here)?)),
+                    other => Err(ctx.wrong_type(&here, "an array of values", other)),
+                },
+                "glob" => {
+                    if kind == ClaimKind::Flag {
+                        return Err(ctx.invalid(
+                            &here,
+                            v,
+                            format!("true or false: {claim} is a flag, not a pattern"),
+                        ));
+                    }
+                    let patterns = ctx.strings(v, &here)?;
+                    let globs = patterns
+                        .iter()
+                        .map(|p| {
+                            Glob::new(p).map_err(|problem| PolicyError::Glob {
+                                at: ctx.at(&here),
+                                glob: p.clone(),
+                                position: problem.position,
+                                reason: problem.reason.to_owned(),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(Test::Glob(globs))
+                }
+                _ => match v {
+                    Value::Bool(b) => Ok(Test::Present(*b)),
+                    other => Err(ctx.wrong_type(&here, "true or false", other)),
+                },
+            }
+        }
+        scalar => Ok(Test::OneOf(vec![canonical(ctx, kind, scalar, path)?])),
+    }
+}
+
+fn scalars(
+    ctx: &Ctx,
+    kind: ClaimKind,
+    value: &Value,
+    items: &[Value],
+    path: &str,
+) -> Result<Vec<String>, PolicyError> {
+    if items.is_empty() {
+        return Err(ctx.invalid(path, value, "at least one value (an empty list matches nothing)"));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| canonical(ctx, kind, v, &format!("{path}[{i}]")))
+        .collect()
+}
+
+/// A policy value as the canonical string claims are compared with: ids as digits, flags as
+/// `true`/`false`. Refuses values that could never match a claim of this kind.
+fn canonical(ctx: &Ctx, kind: ClaimKind, value: &Value, path: &str) -> Result<String, PolicyError> {
+    match (kind, value) {
+        (ClaimKind::Flag, Value::Bool(b)) => Ok(b.to_string()),
+        (ClaimKind::Flag, Value::String(s)) if s == "true" || s == "false" => Ok(s.clone()),
+        (ClaimKind::Flag, other) => {
+            Err(ctx.invalid(path, other, "true or false (GitLab sends \"true\" or \"false\")"))
+        }
+        (ClaimKind::Id, Value::String(s))
+            if !s.is_empty() && s.len() <= 20 && s.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            Ok(s.clone())
+        }
+        (ClaimKind::Id | ClaimKind::Time | ClaimKind::Other, Value::Number(n)) => {
+            match n.as_u64() {
+                Some(id) => Ok(id.to_string()),
+                None => Err(ctx.invalid(path, value, "a non-negative integer")),
+            }
+        }
+        (ClaimKind::Id, other) => {
+            Err(ctx.invalid(path, other, "a numeric id such as 42 or \"42\""))
+        }
+        (ClaimKind::Text, Value::String(s))
+        | (ClaimKind::Time | ClaimKind::Other, Value::String(s)) => Ok(s.clone()),
+        (ClaimKind::Other, Value::Bool(b)) => Ok(b.to_string()),
+        (ClaimKind::Text | ClaimKind::Time, other) => Err(ctx.wrong_type(path, "a string", other)),
+        (ClaimKind::Other, other) => {
+            Err(ctx.wrong_type(path, "a string, a number or a boolean", other))
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! # Policy: which GitLab jobs may become which Azure identity
+//!
+//! Entra's federated credentials can match only `iss`, `aud` and `sub`, exactly (or `sub` with
+//! `*`/`?` in the preview flexible form), at most 20 per app. This module decides on **any**
+//! claim, explains every decision, writes an audit event for it, and checks a token against an
+//! app's federated credentials before Entra answers with an opaque AADSTS code. It is pure: no
+//! I/O, no clock (`now` is a parameter).
+//!
+//! - [`Policy::parse`] loads a JSON document (schema: `schema/policy.schema.json`, examples:
+//!   `examples/policies/`); [`Policy::decide`] returns a [`Decision`] with its explanation.
+//! - [`AuditEvent`] is one JSON object per decision: never the token, only its fingerprint.
+//! - [`FederatedCredential::parse_list`] reads `az ad app federated-credential list` output;
+//!   [`preflight`] says whether Entra would accept a token, and if not, what differs.
+//! - [`plan`] derives the federated credentials each app needs, with a warning for everything
+//!   Entra cannot check.
+//!
+//! ## The policy document
+//!
+//! ```json
+//! {
+//!   "description": "payments: production deploys",
+//!   "rules": [
+//!     { "name": "no-self-hosted-prod", "effect": "deny",
+//!       "when": { "environment": "production", "runner_environment": "self-hosted" } },
+//!     { "name": "deploy-prod", "effect": "allow",
+//!       "when": { "project_path": "acme/payments", "project_id": 4242, "ref": "main",
+//!                 "ref_protected": true, "environment": "production" },
+//!       "same_project": true, "max_token_age": 600,
+//!       "azure": { "tenant": "contoso.onmicrosoft.com",
+//!                  "client_id": "11111111-2222-3333-4444-555555555555",
+//!                  "scopes": ["https://management.azure.com/.default"] } }
+//!   ]
+//! }
+//! ```
+//!
+//! **Evaluation.** Deny rules are checked first: if any matches, the job is denied. Then the
+//! first allow rule that matches wins. If nothing matches, the job is denied. Every rule is
+//! evaluated anyway, so the explanation covers all of them.
+//!
+//! **Rule fields.** `name` (unique; letters, digits, `-`, `_`), `description`, `effect`
+//! (`allow` or `deny`), `when` (required), `azure` (`{tenant, client_id, scopes}`; required on
+//! allow rules, refused on deny rules: one rule, one identity), and the guards:
+//! - `same_project: true`: `project_path` must equal `job_project_path` (GitLab 18.4+). For
+//!   merge-request pipelines from forks, `project_path` (and `sub`) name the fork while
+//!   `job_project_path` names the project running the job: this refuses them.
+//! - `max_token_age: 600`: `now - iat` must be at most this many seconds.
+//! - `runner_environment: ["gitlab-hosted"]`, `pipeline_source: ["push", "web"]`: allowed values.
+//!
+//! A rule matches when `when` holds, then each guard in the order above.
+//!
+//! **Conditions.** A condition is an object whose members must all hold, or an array of
+//! conditions that must all hold in that order. Each member is a claim name (any claim,
+//! including those this version does not name) with a matcher, or a combinator:
+//!
+//! | member | holds when |
+//! |---|---|
+//! | `"ref": "main"` | the claim equals the value |
+//! | `"project_id": 42` or `"42"` | ids compare as ids: both match GitLab's `"42"` |
+//! | `"ref_protected": true` | flags: matches GitLab's `"true"` (a JSON bool is accepted) |
+//! | `"ref": ["main", "develop"]` | the claim equals one of the values |
+//! | `"ref": {"equals": "main"}` / `{"one_of": [...]}` | the same, spelled out |
+//! | `"project_path": {"glob": "acme/**"}` | the claim matches the glob (or one of a list) |
+//! | `"environment": {"present": true}` | the claim is present (`false`: absent; `null` is absent) |
+//! | `"all": [c, ...]` / `"any": [c, ...]` | every / at least one condition holds |
+//! | `"not": c` | the condition does not hold |
+//!
+//! Globs: `*` within a path segment, `?` one character, `**` across `/`, `\` escapes. When a
+//! claim is an array (`groups_direct`), a matcher holds when any element matches. Members of one
+//! object are evaluated in name order (JSON objects are unordered); use an array to choose the
+//! order in which failures are reported. The explicit form `{"claim": "name", "glob": "..."}`
+//! reaches any claim name, including `all`, `any`, `not`, `claim` and names that look like a typo
+//! of a known claim (those are refused in the short form, since a misspelt claim never matches
+//! and a deny rule with one would silently deny nothing).
+//!
+//! **Pin ids.** Paths can be re-registered after a project is deleted or renamed; ids cannot.
+//! Put `project_id` (or `namespace_id`) next to `project_path` (or `namespace_path`):
+//! [`Policy::warnings`] flags rules that do not.
+
+mod audit;
+mod condition;
+mod credential;
+mod decision;
+mod document;
+mod error;
+mod expression;
+mod glob;
+mod plan;
+mod preflight;
+
+use std::fmt;
+
+use crate::Claims;
+
+pub use audit::AuditEvent;
+pub use credential::{ClaimsMatchingExpression, FederatedCredential};
+pub use decision::{AzureTarget, Decision, Effect, Mismatch, RuleOutcome, Verdict};
+pub use error::{CredentialError, ExpressionError, Location, PolicyError};
+pub use expression::Expression;
+pub use plan::{plan, AppPlan, Plan, PlanWarning};
+pub use preflight::{preflight, Difference, NearestCredential, Preflight, MAX_CREDENTIALS_PER_APP};
+
+use condition::Condition;
+
+/// One rule of a policy, compiled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    name: String,
+    description: Option<String>,
+    effect: Effect,
+    when: Condition,
+    same_project: bool,
+    max_token_age: Option<u64>,
+    guards: Vec<Condition>,
+    target: Option<AzureTarget>,
+}
+
+impl Rule {
+    /// The rule's unique name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The rule's description, if it has one.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// Allow or deny.
+    pub fn effect(&self) -> Effect {
+        self.effect
+    }
+
+    /// The Azure target of an allow rule.
+    pub fn target(&self) -> Option<&AzureTarget> {
+        self.target.as_ref()
+    }
+
+    /// Checks the rule's conditions, then its guards; the first that fails.
+    fn check(&self, claims: &Claims, now: u64) -> Result<(), Mismatch> {
+        self.when.check(&claims.raw)?;
+        if self.same_project {
+            check_same_project(claims)?;
+        }
+        self.guards.iter().try_for_each(|g| g.check(&claims.raw))?;
+        if let Some(max_age) = self.max_token_age {
+            let Some(iat) = claims.iat else {
+                return Err(Mismatch::Claim {
+                    claim: "iat".to_owned(),
+                    found: None,
+                    expected: "present (max_token_age needs it)".to_owned(),
+                });
+            };
+            let age = now.saturating_sub(iat);
+            if age > max_age {
+                return Err(Mismatch::TokenTooOld { age, max_age });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every claim the rule tests, in order, guards included.
+    fn claims(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.when.claims(&mut out);
+        if self.same_project {
+            out.extend(["project_path", "job_project_path"]);
+        }
+        self.guards.iter().for_each(|g| g.claims(&mut out));
+        if self.max_token_age.is_some() {
+            out.push("iat");
+        }
+        out
+    }
+}
+
+fn check_same_project(claims: &Claims) -> Result<(), Mismatch> {
+    let g = &claims.gitlab;
+    let Some(project_path) = &g.project_path else {
+        return Err(Mismatch::Claim {
+            claim: "project_path".to_owned(),
+            found: None,
+            expected: "present (same_project compares it with job_project_path)".to_owned(),
+        });
+    };
+    let Some(job_project_path) = &g.job_project_path else {
+        return Err(Mismatch::Claim {
+            claim: "job_project_path".to_owned(),
+            found: None,
+            expected: "present (same_project needs GitLab 18.4 or later, which adds it)".to_owned(),
+        });
+    };
+    if project_path == job_project_path {
+        Ok(())
+    } else {
+        Err(Mismatch::ForkPipeline {
+            project_path: project_path.clone(),
+            job_project_path: job_project_path.clone(),
+        })
+    }
+}
+
+/// Something legal but risky in a policy, found when it is loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyWarning {
+    /// An allow rule tests a path but not the matching id: paths can be re-registered by someone
+    /// else after a deletion or rename, ids cannot.
+    PathWithoutId {
+        /// The rule.
+        rule: String,
+        /// `project_path` or `namespace_path`.
+        path_claim: String,
+        /// `project_id` or `namespace_id`.
+        id_claim: String,
+    },
+    /// An allow rule tests no project or namespace at all: any project on the issuer can match.
+    Unscoped {
+        /// The rule.
+        rule: String,
+    },
+}
+
+impl PolicyWarning {
+    /// A stable, kebab-case name for this kind of warning.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::PathWithoutId { .. } => "path-without-id",
+            Self::Unscoped { .. } => "unscoped",
+        }
+    }
+}
+
+impl fmt::Display for PolicyWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PathWithoutId { rule, path_claim, id_claim } => write!(
+                f,
+                "rule {rule}: tests {path_claim} without {id_claim}; paths can be re-registered \
+                 after a deletion or rename, so pin {id_claim} too"
+            ),
+            Self::Unscoped { rule } => write!(
+                f,
+                "rule {rule}: tests no project or namespace, so jobs of any project on the \
+                 issuer can match; add project_id or namespace_id"
+            ),
+        }
+    }
+}
+
+/// A loaded policy: an ordered list of rules, compiled once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    rules: Vec<Rule>,
+    warnings: Vec<PolicyWarning>,
+}
+
+impl Policy {
+    /// Parses and compiles a policy document (JSON; see the module docs for its shape).
+    ///
+    /// # Errors
+    /// A [`PolicyError`] naming the rule, the field and what is wrong: invalid JSON, unknown
+    /// fields (with a suggestion), wrong types, bad globs, missing Azure targets, documents over
+    /// 256 KiB or nested deeper than 32.
+    pub fn parse(input: &[u8]) -> Result<Self, PolicyError> {
+        let rules = document::parse(input)?;
+        let warnings = lint(&rules);
+        Ok(Self { rules, warnings })
+    }
+
+    /// The rules, in document order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Risky but legal things found at load.
+    pub fn warnings(&self) -> &[PolicyWarning] {
+        &self.warnings
+    }
+
+    /// Decides whether the job behind `claims` may become an Azure identity, at time `now`
+    /// (seconds since the epoch; used only by `max_token_age`). The claims must come from a
+    /// verified token.
+    pub fn decide(&self, claims: &Claims, now: u64) -> Decision {
+        let explanation: Vec<RuleOutcome> = self
+            .rules
+            .iter()
+            .map(|rule| RuleOutcome {
+                rule: rule.name.clone(),
+                effect: rule.effect,
+                result: rule.check(claims, now),
+            })
+            .collect();
+        let matched = |effect: Effect| {
+            self.rules
+                .iter()
+                .zip(&explanation)
+                .find(|(rule, outcome)| rule.effect == effect && outcome.result.is_ok())
+                .map(|(rule, _)| rule)
+        };
+        let verdict = if let Some(deny) = matched(Effect::Deny) {
+            Verdict::Deny { rule: Some(deny.name.clone()) }
+        } else if let Some((allow, target)) =
+            matched(Effect::Allow).and_then(|r| r.target.as_ref().map(|t| (r, t)))
+        {
+            Verdict::Allow { rule: allow.name.clone(), target: target.clone() }
+        } else {
+            Verdict::Deny { rule: None }
+        };
+        Decision { verdict, explanation }
+    }
+}
+
+fn lint(rules: &[Rule]) -> Vec<PolicyWarning> {
+    let mut warnings = Vec::new();
+    for rule in rules.iter().filter(|r| r.effect == Effect::Allow) {
+        let claims = rule.claims();
+        let has = |c: &str| claims.contains(&c);
+        // Either id pins a path: a project id fixes the namespace too, and a namespace id stops
+        // a re-registered path outside it.
+        let pinned = has("project_id") || has("namespace_id");
+        for (path, id) in [("project_path", "project_id"), ("namespace_path", "namespace_id")] {
+            if has(path) && !pinned {
+                warnings.push(PolicyWarning::PathWithoutId {
+                    rule: rule.name.clone(),
+                    path_claim: path.to_owned(),
+                    id_claim: id.to_owned(),
+                });
+            }
+        }
+        let scoped = ["project_path", "project_id", "namespace_path", "namespace_id", "sub"]
+            .iter()
+            .any(|c| has(c));
+        if !scoped {
+            warnings.push(PolicyWarning::Unscoped { rule: rule.name.clone() });
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests;
