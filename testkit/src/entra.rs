@@ -17,6 +17,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::http::{Request, Response, Server};
+use crate::uuid;
 
 /// The `client_assertion_type` Entra requires.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -107,24 +108,6 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn uuid() -> String {
-    let b: [u8; 16] = rand::random();
-    format!(
-        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-4{:x}{:02x}-{:x}{:x}{:02x}-{}",
-        b[0],
-        b[1],
-        b[2],
-        b[3],
-        b[4],
-        b[5],
-        b[6] & 0x0f,
-        b[7],
-        8 | (b[8] & 0x3),
-        b[8] >> 4,
-        b[9],
-        b[10..16].iter().map(|x| format!("{x:02x}")).collect::<String>()
-    )
-}
 
 /// The OAuth error class, HTTP status and description template Entra uses for each code.
 fn catalogue(code: u64) -> (&'static str, u16, &'static str) {
@@ -159,7 +142,7 @@ fn entra_error(code: u64, detail: &str) -> Response {
     let (trace, correlation) = (uuid(), uuid());
     let timestamp = "2026-11-25 12:00:00Z";
     let description = format!(
-        "AADSTS{code}: {text}{detail} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {timestamp}"
+        "AADSTS{code}: {text}{detail}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {timestamp}"
     );
     let body = json!({
         "error": error,
@@ -264,9 +247,9 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
         Behaviour::Status(status, retry_after) => {
             let trace = uuid();
             let mut response = if status == 429 {
-                Response::json(429, &json!({"error": "temporarily_unavailable", "error_description": format!("AADSTS50196: The server terminated an operation because it encountered a client request loop. Trace ID: {trace}"), "error_codes": [50196], "trace_id": trace}).to_string())
+                Response::json(429, &json!({"error": "temporarily_unavailable", "error_description": format!("AADSTS50196: The server terminated an operation because it encountered a client request loop.\r\nTrace ID: {trace}"), "error_codes": [50196], "trace_id": trace}).to_string())
             } else {
-                Response::json(status, &json!({"error": "temporarily_unavailable", "error_description": format!("AADSTS90033: A transient error has occurred. Please try again. Trace ID: {trace}"), "error_codes": [90033], "trace_id": trace}).to_string())
+                Response::json(status, &json!({"error": "temporarily_unavailable", "error_description": format!("AADSTS90033: A transient error has occurred. Please try again.\r\nTrace ID: {trace}"), "error_codes": [90033], "trace_id": trace}).to_string())
             };
             if let Some(value) = retry_after {
                 response = response.header("Retry-After", &value);
