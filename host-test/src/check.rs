@@ -52,11 +52,15 @@ pub(crate) struct PlanArgs {
 }
 
 fn read(path: &str, what: &str) -> Result<String, Exit> {
-    let file = std::fs::File::open(path).map_err(|e| Exit::Usage(format!("cannot open {what} {path}: {e}")))?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| Exit::Usage(format!("cannot open {what} {path}: {e}")))?;
     crate::fetch::read_bounded(file, path).map_err(Exit::Usage)
 }
 
-fn load_policy(session: &mut Session, path: &str) -> Result<gitlab_azure_oidc_host::PolicyRef, Exit> {
+fn load_policy(
+    session: &mut Session,
+    path: &str,
+) -> Result<gitlab_azure_oidc_host::PolicyRef, Exit> {
     let document = read(path, "--policy")?;
     let policy = session.load_policy(&document)?.map_err(|f| {
         let at = match (&f.rule, &f.field) {
@@ -74,7 +78,8 @@ fn load_policy(session: &mut Session, path: &str) -> Result<gitlab_azure_oidc_ho
 
 /// A claims record for unverified what-if claims: the policy reads `raw-json`.
 fn claims_from_json(text: &str) -> Result<Claims, Exit> {
-    let value: Value = serde_json::from_str(text).map_err(|e| Exit::Usage(format!("--claims is not JSON: {e}")))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Exit::Usage(format!("--claims is not JSON: {e}")))?;
     let Some(object) = value.as_object() else {
         return Err(Exit::Usage("--claims must be a JSON object of claims".into()));
     };
@@ -84,7 +89,9 @@ fn claims_from_json(text: &str) -> Result<Claims, Exit> {
         sub: text_of("sub"),
         aud: match object.get("aud") {
             Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            Some(Value::Array(a)) => {
+                a.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+            }
             _ => Vec::new(),
         },
         exp: object.get("exp").and_then(Value::as_u64).unwrap_or(0),
@@ -143,7 +150,9 @@ pub(crate) fn check_command(component: Option<&str>, args: &CheckArgs) -> Result
             (verified.claims, token)
         }
     };
-    let decision = session.decide(policy, &claims, &token, now)?.map_err(|f| Exit::refused(f.kind, f.message))?;
+    let decision = session
+        .decide(policy, &claims, &token, now)?
+        .map_err(|f| Exit::refused(f.kind, f.message))?;
     let preflight = match &args.credentials {
         Some(path) => Some(
             session

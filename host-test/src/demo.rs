@@ -43,16 +43,23 @@ pub(crate) fn run(host: &Host, out: &mut dyn Write) -> Result<bool, Exit> {
     let _ = writeln!(out, "==> Starting loopback stand-ins: a GitLab instance (fresh RSA-2048 key) and Microsoft Entra");
     let key = RsaKey::generate(2048);
     let issuer = Issuer::start(&[&key]);
-    let credential = FederatedCredential { issuer: issuer.url(), subject: SUBJECT.into(), audience: AUDIENCE.into() };
+    let credential = FederatedCredential {
+        issuer: issuer.url(),
+        subject: SUBJECT.into(),
+        audience: AUDIENCE.into(),
+    };
     let entra = Entra::start(TENANT, CLIENT_ID, vec![credential]);
-    let _ = writeln!(out, "    gitlab  {} (discovery and JWKS as GitLab serves them)", issuer.url());
+    let _ =
+        writeln!(out, "    gitlab  {} (discovery and JWKS as GitLab serves them)", issuer.url());
     let _ = writeln!(out, "    entra   {} (tenant {TENANT}, app {CLIENT_ID})", entra.url());
     let _ = writeln!(out, "    the app trusts iss {} sub {SUBJECT} aud {AUDIENCE}", issuer.url());
 
     let dir = std::env::temp_dir().join(format!("gitlab-azure-oidc-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Exit::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Exit::Usage(format!("cannot create {}: {e}", dir.display())))?;
     let policy_path = dir.join("policy.json");
-    std::fs::write(&policy_path, DEMO_POLICY).map_err(|e| Exit::Usage(format!("cannot write the demo policy: {e}")))?;
+    std::fs::write(&policy_path, DEMO_POLICY)
+        .map_err(|e| Exit::Usage(format!("cannot write the demo policy: {e}")))?;
     let audit_path = dir.join("audit.jsonl");
 
     let args = ExchangeArgs {
@@ -112,12 +119,16 @@ pub(crate) fn run(host: &Host, out: &mut dyn Write) -> Result<bool, Exit> {
         let outcome = exchange::run(host, &args, &token, out);
         let (line, ok) = match (&outcome, case.expect) {
             (Ok((access, _)), None) => (
-                format!("OK: an Azure access token for tenant {TENANT}, valid {} s (not printed)", access.expires_in),
+                format!(
+                    "OK: an Azure access token for tenant {TENANT}, valid {} s (not printed)",
+                    access.expires_in
+                ),
                 true,
             ),
             (Err(exit), expected) => {
                 let (line, _, _) = exit.report();
-                let kind_ok = matches!(exit, Exit::Refused { kind, .. } if Some(kind.as_str()) == expected);
+                let kind_ok =
+                    matches!(exit, Exit::Refused { kind, .. } if Some(kind.as_str()) == expected);
                 (line, kind_ok)
             }
             (Ok(_), Some(_)) => ("unexpected: an access token was issued".to_owned(), false),
@@ -129,12 +140,25 @@ pub(crate) fn run(host: &Host, out: &mut dyn Write) -> Result<bool, Exit> {
         all_ok &= ok;
     }
     let audit = std::fs::read_to_string(&audit_path).unwrap_or_default();
-    let _ = writeln!(out, "\n==> Audit log: {} decisions (JSON lines; no token, only its jti and SHA-256)", audit.lines().count());
+    let _ = writeln!(
+        out,
+        "\n==> Audit log: {} decisions (JSON lines; no token, only its jti and SHA-256)",
+        audit.lines().count()
+    );
     if let Some(first) = audit.lines().next() {
         let _ = writeln!(out, "{first}");
     }
-    let _ = writeln!(out, "\n==> Entra saw {} token requests; GitLab answered {} requests", entra.token_requests(), issuer.requests());
+    let _ = writeln!(
+        out,
+        "\n==> Entra saw {} token requests; GitLab answered {} requests",
+        entra.token_requests(),
+        issuer.requests()
+    );
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = writeln!(out, "{}", if all_ok { "demo: every step behaved as expected" } else { "demo: FAILED" });
+    let _ = writeln!(
+        out,
+        "{}",
+        if all_ok { "demo: every step behaved as expected" } else { "demo: FAILED" }
+    );
     Ok(all_ok)
 }

@@ -106,11 +106,21 @@ fn civil_time(unix: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.000000", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.000000",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// The whole flow in one component instance. Returns the access token and the tenant.
-pub(crate) fn run(host: &Host, args: &ExchangeArgs, token: &str, log: &mut dyn Write) -> Result<(AccessToken, String), Exit> {
+pub(crate) fn run(
+    host: &Host,
+    args: &ExchangeArgs,
+    token: &str,
+    log: &mut dyn Write,
+) -> Result<(AccessToken, String), Exit> {
     let mut say = |line: String| {
         if args.verbose {
             let _ = writeln!(log, "{line}");
@@ -137,7 +147,14 @@ pub(crate) fn run(host: &Host, args: &ExchangeArgs, token: &str, log: &mut dyn W
             c.exp.saturating_sub(now)
         ));
         if let Some(path) = &args.policy {
-            let decided = decide(&mut session, path, &verified.claims, token, now, args.audit_log.as_deref())?;
+            let decided = decide(
+                &mut session,
+                path,
+                &verified.claims,
+                token,
+                now,
+                args.audit_log.as_deref(),
+            )?;
             for line in &decided.1 {
                 say(format!("policy: {line}"));
             }
@@ -158,7 +175,9 @@ pub(crate) fn run(host: &Host, args: &ExchangeArgs, token: &str, log: &mut dyn W
             if target.scopes.is_empty() {
                 target.scopes = granted.scopes;
             } else if target.scopes != granted.scopes {
-                return Err(Exit::Usage("--scope differs from the scopes the policy grants".into()));
+                return Err(Exit::Usage(
+                    "--scope differs from the scopes the policy grants".into(),
+                ));
             }
         }
     }
@@ -170,8 +189,16 @@ pub(crate) fn run(host: &Host, args: &ExchangeArgs, token: &str, log: &mut dyn W
     let request = session
         .build_azure_assertion(&target, &Credential::Federated(token.to_owned()), unix_now())?
         .map_err(|f| Exit::refused(f.kind, f.message))?;
-    say(format!("request: {} {} (client_id {}, scope {})", request.method, request.url, target.client_id, scope_of(&target)));
-    let client = Client::new(args.check.ca_file.as_deref(), Duration::from_secs(args.timeout.max(1))).map_err(Exit::Usage)?;
+    say(format!(
+        "request: {} {} (client_id {}, scope {})",
+        request.method,
+        request.url,
+        target.client_id,
+        scope_of(&target)
+    ));
+    let client =
+        Client::new(args.check.ca_file.as_deref(), Duration::from_secs(args.timeout.max(1)))
+            .map_err(Exit::Usage)?;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -180,13 +207,26 @@ pub(crate) fn run(host: &Host, args: &ExchangeArgs, token: &str, log: &mut dyn W
             .map_err(|e| match e.strip_prefix("timeout: ") {
                 Some(detail) => Exit::refused(
                     "timeout",
-                    format!("{detail}; Entra or the network is slow: retry later, or raise --timeout"),
+                    format!(
+                        "{detail}; Entra or the network is slow: retry later, or raise --timeout"
+                    ),
                 ),
-                None => Exit::refused("unreachable", format!("{e}; check the authority URL and the network")),
+                None => Exit::refused(
+                    "unreachable",
+                    format!("{e}; check the authority URL and the network"),
+                ),
             })?;
-        match session.parse_token_response(answer.status, &answer.headers, &answer.body, unix_now())? {
+        match session.parse_token_response(
+            answer.status,
+            &answer.headers,
+            &answer.body,
+            unix_now(),
+        )? {
             Ok(access) => {
-                say(format!("entra: HTTP {}: {} token, expires in {} s (never printed here)", answer.status, access.token_type, access.expires_in));
+                say(format!(
+                    "entra: HTTP {}: {} token, expires in {} s (never printed here)",
+                    answer.status, access.token_type, access.expires_in
+                ));
                 return Ok((access, target.tenant));
             }
             Err(failure) => {
@@ -218,16 +258,28 @@ fn decide(
     token: &str,
     now: u64,
     audit_log: Option<&str>,
-) -> Result<(gitlab_azure_oidc_host::bindings::exports::gitlab_azure::oidc::policy::AzureTarget, Vec<String>), Exit> {
-    let document = std::fs::read_to_string(path).map_err(|e| Exit::Usage(format!("cannot read --policy {path}: {e}")))?;
+) -> Result<
+    (
+        gitlab_azure_oidc_host::bindings::exports::gitlab_azure::oidc::policy::AzureTarget,
+        Vec<String>,
+    ),
+    Exit,
+> {
+    let document = std::fs::read_to_string(path)
+        .map_err(|e| Exit::Usage(format!("cannot read --policy {path}: {e}")))?;
     let policy = session
         .load_policy(&document)?
         .map_err(|f| Exit::refused(f.kind, format!("{path}: {}", f.message)))?;
-    let decision = session.decide(policy, claims, token, now)?.map_err(|f| Exit::refused(f.kind, f.message))?;
+    let decision = session
+        .decide(policy, claims, token, now)?
+        .map_err(|f| Exit::refused(f.kind, f.message))?;
     write_audit(audit_log, &decision.audit_json)?;
     match decision.target {
         Some(target) if decision.allow => Ok((target, decision.lines)),
-        _ => Err(Exit::refused("policy-denied", format!("{}\n{}", decision.summary, decision.lines.join("\n")))),
+        _ => Err(Exit::refused(
+            "policy-denied",
+            format!("{}\n{}", decision.summary, decision.lines.join("\n")),
+        )),
     }
 }
 
@@ -239,7 +291,8 @@ pub(crate) fn write_audit(audit_log: Option<&str>, event: &str) -> Result<(), Ex
                 .append(true)
                 .open(path)
                 .map_err(|e| Exit::Usage(format!("cannot open --audit-log {path}: {e}")))?;
-            writeln!(file, "{event}").map_err(|e| Exit::Usage(format!("cannot write --audit-log {path}: {e}")))
+            writeln!(file, "{event}")
+                .map_err(|e| Exit::Usage(format!("cannot write --audit-log {path}: {e}")))
         }
         None => {
             eprintln!("{event}");

@@ -30,7 +30,9 @@ pub(crate) fn is_loopback_http(url: &str) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
-    host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host == "::1"
+        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn check_scheme(url: &str) -> Result<(), String> {
@@ -101,7 +103,8 @@ impl Client {
     /// GETs a JSON document; a non-200 answer is an error.
     pub(crate) fn get_json(&self, url: &str) -> Result<String, String> {
         check_scheme(url)?;
-        let answer = Self::answer(self.agent.get(url).set("Accept", "application/json").call(), url)?;
+        let answer =
+            Self::answer(self.agent.get(url).set("Accept", "application/json").call(), url)?;
         if answer.status != 200 {
             return Err(format!("{url} answered HTTP {}", answer.status));
         }
@@ -112,7 +115,13 @@ impl Client {
     }
 
     /// POSTs a request built by the component, as is.
-    pub(crate) fn send(&self, method: &str, url: &str, headers: &[(String, String)], body: &str) -> Result<Answer, String> {
+    pub(crate) fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: &str,
+    ) -> Result<Answer, String> {
         check_scheme(url)?;
         let mut request = self.agent.request(method, url);
         for (name, value) in headers {
@@ -128,7 +137,8 @@ fn tls_config(ca_file: &str) -> Result<rustls::ClientConfig, String> {
         // A system store may hold certificates rustls cannot use; skip those, keep the rest.
         let _ = roots.add(cert);
     }
-    let pem = std::fs::read(ca_file).map_err(|e| format!("cannot read --ca-file {ca_file}: {e}"))?;
+    let pem =
+        std::fs::read(ca_file).map_err(|e| format!("cannot read --ca-file {ca_file}: {e}"))?;
     let mut added = 0;
     for cert in rustls_pemfile::certs(&mut &pem[..]) {
         let cert = cert.map_err(|e| format!("--ca-file {ca_file}: {e}"))?;
@@ -161,7 +171,8 @@ pub(crate) fn discover_jwks(client: &Client, issuer: &str) -> Result<String, Str
     let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
     let discovery: serde_json::Value = serde_json::from_str(&client.get_json(&url)?)
         .map_err(|e| format!("{url} is not JSON: {e}"))?;
-    let jwks_uri = discovery["jwks_uri"].as_str().ok_or_else(|| format!("{url} has no `jwks_uri`"))?;
+    let jwks_uri =
+        discovery["jwks_uri"].as_str().ok_or_else(|| format!("{url} has no `jwks_uri`"))?;
     client.get_json(jwks_uri)
 }
 
@@ -179,7 +190,10 @@ mod tests {
         assert!(!is_loopback_http("http://gitlab.example.com/jwks"));
         assert!(!is_loopback_http("https://127.0.0.1/jwks"));
         let client = Client::new(None, Duration::from_secs(1)).unwrap();
-        assert!(client.get_json("http://gitlab.example.com/oauth/discovery/keys").unwrap_err().contains("refusing"));
+        assert!(client
+            .get_json("http://gitlab.example.com/oauth/discovery/keys")
+            .unwrap_err()
+            .contains("refusing"));
     }
 
     #[test]

@@ -121,7 +121,8 @@ impl TokenFlags {
 }
 
 fn read_file(path: &str) -> Result<String, Exit> {
-    let file = std::fs::File::open(path).map_err(|e| Exit::Usage(format!("cannot open {path}: {e}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| Exit::Usage(format!("cannot open {path}: {e}")))?;
     fetch::read_bounded(file, path).map_err(Exit::Usage)
 }
 
@@ -191,10 +192,15 @@ pub(crate) struct VerifyArgs {
 pub(crate) fn verify_command(component: Option<&str>, args: &VerifyArgs) -> Result<(), Exit> {
     let token = args.token.read(args.token_arg.as_deref())?;
     let mut session = load_host(component)?.session()?;
-    let verified = args.check.verify(&mut session, &token, args.now.unwrap_or_else(unix_now), None)?;
+    let verified =
+        args.check.verify(&mut session, &token, args.now.unwrap_or_else(unix_now), None)?;
     let claims: serde_json::Value = serde_json::from_str(&verified.claims.raw_json)
         .map_err(|e| Exit::Usage(format!("the component returned bad JSON: {e}")))?;
-    let out = if args.json { serde_json::to_string(&claims) } else { serde_json::to_string_pretty(&claims) };
+    let out = if args.json {
+        serde_json::to_string(&claims)
+    } else {
+        serde_json::to_string_pretty(&claims)
+    };
     println!("{}", out.unwrap_or_default());
     Ok(())
 }

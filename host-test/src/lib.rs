@@ -242,7 +242,9 @@ impl Session {
         jwks: &str,
         options: &VerifyOptions,
     ) -> Result<Result<VerifiedToken, Failure>, HostError> {
-        self.call(|s, o| o.gitlab_azure_oidc_verify().call_verify_gitlab_token(s, token, jwks, options))
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_verify().call_verify_gitlab_token(s, token, jwks, options)
+        })
     }
 
     /// `build-azure-assertion`.
@@ -255,7 +257,9 @@ impl Session {
         credential: &Credential,
         now: u64,
     ) -> Result<Result<HttpRequest, ExchangeFailure>, HostError> {
-        self.call(|s, o| o.gitlab_azure_oidc_exchange().call_build_azure_assertion(s, target, credential, now))
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_exchange().call_build_azure_assertion(s, target, credential, now)
+        })
     }
 
     /// `parse-token-response`.
@@ -269,7 +273,9 @@ impl Session {
         body: &[u8],
         now: u64,
     ) -> Result<Result<AccessToken, ExchangeFailure>, HostError> {
-        self.call(|s, o| o.gitlab_azure_oidc_exchange().call_parse_token_response(s, status, headers, body, now))
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_exchange().call_parse_token_response(s, status, headers, body, now)
+        })
     }
 
     /// `federated-subject`.
@@ -284,8 +290,12 @@ impl Session {
     ///
     /// # Errors
     /// [`HostError`] when the guest could not answer.
-    pub fn load_policy(&mut self, document: &str) -> Result<Result<PolicyRef, PolicyFailure>, HostError> {
-        let loaded = self.call(|s, o| o.gitlab_azure_oidc_policy().policy().call_constructor(s, document))?;
+    pub fn load_policy(
+        &mut self,
+        document: &str,
+    ) -> Result<Result<PolicyRef, PolicyFailure>, HostError> {
+        let loaded =
+            self.call(|s, o| o.gitlab_azure_oidc_policy().policy().call_constructor(s, document))?;
         Ok(loaded.map(PolicyRef))
     }
 
@@ -300,7 +310,9 @@ impl Session {
         token: &str,
         now: u64,
     ) -> Result<Result<Decision, PolicyFailure>, HostError> {
-        self.call(|s, o| o.gitlab_azure_oidc_policy().policy().call_decide(s, policy.0, claims, token, now))
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_policy().policy().call_decide(s, policy.0, claims, token, now)
+        })
     }
 
     /// `policy.warnings`.
@@ -315,8 +327,15 @@ impl Session {
     ///
     /// # Errors
     /// [`HostError`] when the guest could not answer.
-    pub fn plan(&mut self, policy: PolicyRef, issuer: &str, audience: &str) -> Result<PlanReport, HostError> {
-        self.call(|s, o| o.gitlab_azure_oidc_policy().policy().call_plan(s, policy.0, issuer, audience))
+    pub fn plan(
+        &mut self,
+        policy: PolicyRef,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<PlanReport, HostError> {
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_policy().policy().call_plan(s, policy.0, issuer, audience)
+        })
     }
 
     /// `preflight`.

@@ -73,12 +73,16 @@ impl Exit {
             Self::Refused { kind, message } => {
                 (format!("error: {kind}: {message}"), json!({"error": kind, "message": message}), 1)
             }
-            Self::Usage(message) => {
-                (format!("error: usage: {message}"), json!({"error": "usage", "message": message}), 2)
-            }
-            Self::Host(err) => {
-                (format!("error: host: {err}"), json!({"error": "host", "message": err.to_string()}), 2)
-            }
+            Self::Usage(message) => (
+                format!("error: usage: {message}"),
+                json!({"error": "usage", "message": message}),
+                2,
+            ),
+            Self::Host(err) => (
+                format!("error: host: {err}"),
+                json!({"error": "host", "message": err.to_string()}),
+                2,
+            ),
         }
     }
 }
@@ -96,7 +100,8 @@ pub(crate) fn unix_now() -> u64 {
 pub(crate) fn load_host(component: Option<&str>) -> Result<Host, Exit> {
     match component {
         Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| Exit::Usage(format!("cannot read {path}: {e}")))?;
+            let bytes =
+                std::fs::read(path).map_err(|e| Exit::Usage(format!("cannot read {path}: {e}")))?;
             Host::new(&bytes, Limits::default()).map_err(Exit::Host)
         }
         None => Host::embedded(Limits::default()).map_err(Exit::Host),

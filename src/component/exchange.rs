@@ -16,22 +16,32 @@ impl wit::Guest for super::Component {
         let request = match credential {
             wit::Credential::Federated(token) => entra::build_federated_request(&target, &token),
             wit::Credential::Certificate(cert) => {
-                let mut credential =
-                    entra::CertificateCredential::from_pem(&cert.private_key_pem, &cert.certificate_pem)
-                        .map_err(|e| simple(wit::ExchangeError::Credential(e.kind().into()), e.kind(), e.to_string()))?
-                        .algorithm(match cert.algorithm {
-                            wit::AssertionAlgorithm::Ps256 => entra::AssertionAlgorithm::Ps256,
-                            wit::AssertionAlgorithm::Rs256 => entra::AssertionAlgorithm::Rs256,
-                        });
+                let mut credential = entra::CertificateCredential::from_pem(
+                    &cert.private_key_pem,
+                    &cert.certificate_pem,
+                )
+                .map_err(|e| {
+                    simple(wit::ExchangeError::Credential(e.kind().into()), e.kind(), e.to_string())
+                })?
+                .algorithm(match cert.algorithm {
+                    wit::AssertionAlgorithm::Ps256 => entra::AssertionAlgorithm::Ps256,
+                    wit::AssertionAlgorithm::Rs256 => entra::AssertionAlgorithm::Rs256,
+                });
                 if let Some(lifetime) = cert.lifetime {
                     credential = credential.lifetime(lifetime).map_err(|e| {
-                        simple(wit::ExchangeError::Credential(e.kind().into()), e.kind(), e.to_string())
+                        simple(
+                            wit::ExchangeError::Credential(e.kind().into()),
+                            e.kind(),
+                            e.to_string(),
+                        )
                     })?;
                 }
                 entra::build_certificate_request(&target, &credential, now, &SystemRandom::new())
             }
         }
-        .map_err(|e| simple(wit::ExchangeError::Request(e.kind().into()), e.kind(), e.to_string()))?;
+        .map_err(|e| {
+            simple(wit::ExchangeError::Request(e.kind().into()), e.kind(), e.to_string())
+        })?;
         Ok(wit::HttpRequest {
             method: request.method.to_owned(),
             url: request.url,
@@ -109,8 +119,12 @@ fn entra_failure(e: &entra::EntraError) -> wit::ExchangeFailure {
     use entra::EntraError as E;
     let typed = match e {
         E::Entra(response) => wit::ExchangeError::Entra(entra_error(response)),
-        E::RateLimited { entra, .. } => wit::ExchangeError::RateLimited(entra.as_deref().map(entra_error)),
-        E::ServerError { entra, .. } => wit::ExchangeError::ServerError(entra.as_deref().map(entra_error)),
+        E::RateLimited { entra, .. } => {
+            wit::ExchangeError::RateLimited(entra.as_deref().map(entra_error))
+        }
+        E::ServerError { entra, .. } => {
+            wit::ExchangeError::ServerError(entra.as_deref().map(entra_error))
+        }
         E::BodyTooLarge { .. }
         | E::EmptyBody { .. }
         | E::HtmlPage { .. }

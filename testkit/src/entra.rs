@@ -44,7 +44,7 @@ pub enum Behaviour {
     Status(u16, Option<String>),
     /// Wait this long, then answer normally.
     Delay(Duration),
-    /// Answer with an HTML error page, as a proxy in front of Entra might.
+    /// Answer 200 with an HTML page, as a captive portal or a misrouted proxy does.
     Garbage,
 }
 
@@ -56,6 +56,8 @@ pub struct EntraState {
     pub apps: BTreeMap<String, Vec<FederatedCredential>>,
     /// How to answer.
     pub behaviour: Behaviour,
+    /// When set, `behaviour` applies to this many more requests, then `Normal` again.
+    pub behaviour_times: Option<usize>,
     /// Token requests received.
     pub token_requests: usize,
     /// The form fields of the last token request (the assertion replaced by its length).
@@ -75,6 +77,7 @@ impl Entra {
             tenant: tenant.to_owned(),
             apps: BTreeMap::from([(client_id.to_owned(), credentials)]),
             behaviour: Behaviour::Normal,
+            behaviour_times: None,
             token_requests: 0,
             last_form: BTreeMap::new(),
         }));
@@ -107,7 +110,6 @@ impl Entra {
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
-
 
 /// The OAuth error class, HTTP status and description template Entra uses for each code.
 fn catalogue(code: u64) -> (&'static str, u16, &'static str) {
@@ -214,6 +216,8 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
                     Some("garbage") => Behaviour::Garbage,
                     _ => Behaviour::Normal,
                 };
+                state.behaviour_times =
+                    body["times"].as_u64().and_then(|t| usize::try_from(t).ok());
                 Response::json(200, &json!({"mode": format!("{:?}", state.behaviour)}).to_string())
             }
             "stats" => Response::json(
@@ -239,7 +243,16 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
                 (k.clone(), shown)
             })
             .collect();
-        state.behaviour.clone()
+        let behaviour = state.behaviour.clone();
+        if let Some(times) = state.behaviour_times {
+            if times <= 1 {
+                state.behaviour = Behaviour::Normal;
+                state.behaviour_times = None;
+            } else {
+                state.behaviour_times = Some(times - 1);
+            }
+        }
+        behaviour
     };
     match behaviour {
         Behaviour::Normal => {}
@@ -262,7 +275,7 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
             return answer;
         }
         Behaviour::Garbage => {
-            let mut page = Response::json(502, "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>");
+            let mut page = Response::json(200, "<html><head><title>Sign in to the network</title></head><body><h1>Captive portal</h1></body></html>");
             page.headers = vec![("Content-Type".into(), "text/html".into())];
             return page;
         }

@@ -284,7 +284,9 @@ pub const SUBJECT: &str = "project_path:acme/payments:ref_type:branch:ref:main";
 /// A random UUID v4, as GitLab's `jti` and Entra's trace ids are.
 pub fn uuid() -> String {
     let b: [u8; 16] = rand::random();
-    let hex = |range: std::ops::Range<usize>| b[range].iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let hex = |range: std::ops::Range<usize>| {
+        b[range].iter().map(|x| format!("{x:02x}")).collect::<String>()
+    };
     format!(
         "{}-{}-4{:x}{:02x}-{:x}{:x}{:02x}-{}",
         hex(0..4),
