@@ -31,6 +31,7 @@
 
 mod alg;
 mod b64;
+mod cache;
 mod claims;
 pub mod entra;
 mod error;
