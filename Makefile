@@ -12,7 +12,7 @@ export GITLAB_AZURE_OIDC_COMPONENT := $(COMPONENT)
 CLI := $(CARGO_TARGET_DIR)/release/gitlab-azure-oidc
 WASM_TOOLS_VERSION := 1.263.0
 
-.PHONY: all setup component build demo test test-rust lint fmt clean
+.PHONY: all setup component build demo test test-rust lint fmt clean bench
 
 all: build
 
@@ -53,6 +53,10 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip2 -p gitlab-azure-oidc -- -D warnings
+
+# Speed and memory, measured side by side in one process; writes BENCHMARKS.md.
+bench: build
+	cargo run --release -p bench -- --markdown BENCHMARKS.md
 
 fmt:
 	cargo fmt --all
