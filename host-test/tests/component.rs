@@ -52,7 +52,8 @@ fn refusals_cross_the_boundary_typed_with_kind_and_message() {
     let mut claims = gitlab_claims(ISS, NOW - 7200);
     claims["exp"] = json!(NOW - 100);
     let expired = mint(&Key::Rsa(&key, "RS256"), &claims);
-    let failure = h.verify_gitlab_token(&expired, &jwks(&[key.jwk()]), &options()).unwrap().unwrap_err();
+    let failure =
+        h.verify_gitlab_token(&expired, &jwks(&[key.jwk()]), &options()).unwrap().unwrap_err();
     assert_eq!(failure.kind, "expired");
     assert!(failure.message.contains("100 seconds before"), "{}", failure.message);
     assert!(!failure.refresh_jwks);
@@ -64,20 +65,27 @@ fn refusals_cross_the_boundary_typed_with_kind_and_message() {
     }
 
     let rotated = RsaKey::fixture_2048_rotated();
-    let failure = h.verify_gitlab_token(&token(&rotated), &jwks(&[key.jwk()]), &options()).unwrap().unwrap_err();
+    let failure = h
+        .verify_gitlab_token(&token(&rotated), &jwks(&[key.jwk()]), &options())
+        .unwrap()
+        .unwrap_err();
     assert_eq!(failure.kind, "unknown-kid");
     assert!(failure.refresh_jwks);
-    assert!(matches!(failure.error, Error::Verify(VerifyError::UnknownKid(ref kid)) if kid == rotated.kid()));
+    assert!(
+        matches!(failure.error, Error::Verify(VerifyError::UnknownKid(ref kid)) if kid == rotated.kid())
+    );
 
     let mut bad_config = options();
     bad_config.config.audiences.clear();
-    let failure = h.verify_gitlab_token(&token(&key), &jwks(&[key.jwk()]), &bad_config).unwrap().unwrap_err();
+    let failure =
+        h.verify_gitlab_token(&token(&key), &jwks(&[key.jwk()]), &bad_config).unwrap().unwrap_err();
     assert_eq!(failure.kind, "no-audience");
 
     let failure = h.verify_gitlab_token(&token(&key), "<html>", &options()).unwrap().unwrap_err();
     assert_eq!(failure.kind, "jwks-json");
 
-    let failure = h.verify_gitlab_token("not.a.token", &jwks(&[key.jwk()]), &options()).unwrap().unwrap_err();
+    let failure =
+        h.verify_gitlab_token("not.a.token", &jwks(&[key.jwk()]), &options()).unwrap().unwrap_err();
     assert_eq!(failure.kind, "base64");
 }
 
@@ -118,7 +126,8 @@ fn ec_keys_and_algorithm_allow_lists_work_through_the_component() {
 #[test]
 fn a_guest_trap_is_survived_and_the_verifier_comes_back() {
     let key = RsaKey::fixture_2048();
-    let mut verifier = host().verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    let mut verifier =
+        host().verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
     verifier.set_fuel_per_call(10_000);
     match verifier.verify(&token(&key), NOW) {
         Err(HostError::Trap { out_of_fuel: true, .. }) => {}
@@ -147,7 +156,8 @@ fn memory_is_bounded_per_instance() {
 #[test]
 fn hostile_tokens_never_trap_the_component() {
     let key = RsaKey::fixture_2048();
-    let mut verifier = host().verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    let mut verifier =
+        host().verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
     let good = token(&key);
     let mut inputs: Vec<String> = vec![
         String::new(),

@@ -2,20 +2,25 @@
 //! (`app/controllers/jwks_controller.rb`, doorkeeper-openid_connect discovery): the discovery
 //! document at `/.well-known/openid-configuration` and the JWKS at `/oauth/discovery/keys` and
 //! `/-/jwks`, with `Cache-Control: max-age=86400, public, must-revalidate, no-transform`.
+//!
+//! Tests in other languages steer it over HTTP under `/_control/` (see the `stand-in` binary).
 
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
 use crate::http::{Request, Response, Server};
-use crate::RsaKey;
+use crate::{gitlab_claims, mint, Key, RsaKey};
 
 /// What the stand-in serves; change it while it runs (key rotation, outages).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct IssuerState {
+    /// The key that signs tokens minted through `/_control/mint`.
+    pub signer: RsaKey,
     /// The public keys in the JWKS.
     pub keys: Vec<Value>,
-    /// When true, every endpoint answers 503 (GitLab down or unreachable).
+    /// When true, every non-control endpoint answers 503 (GitLab down or unreachable).
     pub down: bool,
 }
 
@@ -25,16 +30,20 @@ pub struct Issuer {
     state: Arc<Mutex<IssuerState>>,
 }
 
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 impl Issuer {
-    /// Serves the public JWKs of `keys`.
+    /// Serves the public JWKs of `keys`; the first one signs minted tokens.
     pub fn start(keys: &[&RsaKey]) -> Self {
         let state = Arc::new(Mutex::new(IssuerState {
+            signer: keys[0].clone(),
             keys: keys.iter().map(|k| k.jwk()).collect(),
             down: false,
         }));
         let shared = state.clone();
-        // The issuer URL is only known once bound; the handler derives it from the Host header.
-        let server = Server::start(move |request| respond(&shared.lock().unwrap(), request));
+        let server = Server::start(move |request| respond(&shared, request));
         Self { server, state }
     }
 
@@ -57,18 +66,58 @@ impl Issuer {
     pub fn requests(&self) -> usize {
         self.server.requests()
     }
+
+    /// Mints a GitLab ID token for the default job, with claim overrides (`null` removes).
+    pub fn mint(&self, overrides: &Value) -> String {
+        mint_with(&self.state.lock().unwrap(), &self.url(), overrides)
+    }
 }
 
-fn respond(state: &IssuerState, request: &Request) -> Response {
+fn mint_with(state: &IssuerState, issuer: &str, overrides: &Value) -> String {
+    let mut claims = gitlab_claims(issuer, unix_now());
+    if let (Some(claims), Some(overrides)) = (claims.as_object_mut(), overrides.as_object()) {
+        for (name, value) in overrides {
+            if value.is_null() {
+                claims.remove(name);
+            } else {
+                claims.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    mint(&Key::Rsa(&state.signer, "RS256"), &claims)
+}
+
+fn respond(shared: &Mutex<IssuerState>, request: &Request) -> Response {
+    let mut state = shared.lock().unwrap();
+    let host = request.headers.get("host").cloned().unwrap_or_default();
+    let issuer = format!("http://{host}");
+    let path = request.path.split('?').next().unwrap_or("");
+    if let Some(control) = path.strip_prefix("/_control/") {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        return match control {
+            "mint" => Response::json(
+                200,
+                &json!({ "token": mint_with(&state, &issuer, &body) }).to_string(),
+            ),
+            "rotate" => {
+                let key = RsaKey::generate(2048);
+                state.keys = vec![key.jwk()];
+                state.signer = key;
+                Response::json(200, &json!({ "kid": state.signer.kid() }).to_string())
+            }
+            "down" => {
+                state.down = body["down"].as_bool().unwrap_or(true);
+                Response::json(200, &json!({ "down": state.down }).to_string())
+            }
+            _ => Response::json(404, r#"{"error":"unknown control"}"#),
+        };
+    }
     if state.down {
         return Response::json(503, r#"{"message":"503 Service Unavailable"}"#);
     }
     if request.method != "GET" && request.method != "HEAD" {
         return Response::json(405, r#"{"error":"405 Method Not Allowed"}"#);
     }
-    let host = request.headers.get("host").cloned().unwrap_or_default();
-    let issuer = format!("http://{host}");
-    let path = request.path.split('?').next().unwrap_or("");
     match path {
         "/.well-known/openid-configuration" => Response::json(200, &discovery(&issuer).to_string()),
         "/oauth/discovery/keys" | "/-/jwks" => {

@@ -5,6 +5,7 @@
 //! signer and verifier cannot hide. The keys in `keys/` are test-only and protect nothing.
 #![forbid(unsafe_code)]
 
+pub mod entra;
 pub mod http;
 pub mod issuer;
 
@@ -272,3 +273,10 @@ pub fn gitlab_claims(issuer: &str, iat: u64) -> Value {
         "aud": AUDIENCE,
     })
 }
+
+/// The directory tenant of the stand-ins (a GUID, as Entra requires).
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+/// The app registration (client id) the stand-in Entra knows.
+pub const CLIENT_ID: &str = "2b3c4d5e-6f70-4a81-9b2c-3d4e5f607182";
+/// The `sub` of [`gitlab_claims`]: GitLab's default form.
+pub const SUBJECT: &str = "project_path:acme/payments:ref_type:branch:ref:main";

@@ -25,7 +25,8 @@ fn step(title: &str) {
 
 /// Runs the CLI with the token in GITLAB_OIDC_TOKEN, as a GitLab job would; returns the exit code.
 fn verify(issuer: &Issuer, token: &str) -> i32 {
-    let args = ["verify", "--jwks", &issuer.jwks_url(), "--issuer", &issuer.url(), "--audience", AUDIENCE];
+    let args =
+        ["verify", "--jwks", &issuer.jwks_url(), "--issuer", &issuer.url(), "--audience", AUDIENCE];
     println!("$ GITLAB_OIDC_TOKEN=<token> gitlab-azure-oidc {}", args.join(" "));
     let status = Command::new(cli())
         .args(args)
@@ -42,7 +43,9 @@ fn main() -> ExitCode {
     let issuer = Issuer::start(&[&key]);
     println!("issuer {} (JWKS at {})", issuer.url(), issuer.jwks_url());
 
-    step("A job on a protected branch gets an ID token (id_tokens: aud: api://AzureADTokenExchange)");
+    step(
+        "A job on a protected branch gets an ID token (id_tokens: aud: api://AzureADTokenExchange)",
+    );
     let claims = gitlab_claims(&issuer.url(), now);
     let token = mint(&Key::Rsa(&key, "RS256"), &claims);
     println!("token jti {} (the token itself is never printed)", claims["jti"]);
@@ -54,7 +57,8 @@ fn main() -> ExitCode {
     let mut forged_claims = claims.clone();
     forged_claims["ref_protected"] = json!("false");
     let parts: Vec<&str> = token.split('.').collect();
-    let forged = format!("{}.{}.{}", parts[0], testkit::b64(forged_claims.to_string().as_bytes()), parts[2]);
+    let forged =
+        format!("{}.{}.{}", parts[0], testkit::b64(forged_claims.to_string().as_bytes()), parts[2]);
     let tampered = verify(&issuer, &forged);
 
     step("A token minted for another audience (a Vault role) is refused");
