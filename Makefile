@@ -65,7 +65,7 @@ export GITLAB_AZURE_OIDC_ENVOY_WASM := $(ENVOY_WASM)
 export GITLAB_AZURE_OIDC_STAND_IN := $(CARGO_TARGET_DIR)/release/stand-in
 VENV := .venv
 
-.PHONY: envoy-filter stand-in venv test-envoy lint-envoy
+.PHONY: envoy-filter stand-in venv test-envoy lint-envoy envoy-local
 
 envoy-filter: setup
 	cargo build --profile component --target wasm32-wasip1 -p gitlab-azure-oidc-envoy
@@ -88,6 +88,10 @@ venv: $(VENV)/bin/envoy
 test-envoy: envoy-filter stand-in venv
 	cargo test -p gitlab-azure-oidc-envoy
 	$(VENV)/bin/python -m pytest -q examples/envoy/tests
+
+# Stand-ins, an echo upstream and Envoy on loopback, to try the filter by hand (README).
+envoy-local: envoy-filter stand-in venv
+	$(VENV)/bin/python examples/envoy/local.py
 
 lint-envoy: setup
 	cargo clippy -p gitlab-azure-oidc-envoy --all-targets -- -D warnings
