@@ -396,11 +396,12 @@ struct Http {
 
 impl Context for Http {
     fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
-        let (Some(shared), Some((call, exchange))) = (&self.worker, self.exchange.take()) else {
-            return;
-        };
-        if call == token_id {
-            finish_exchange(shared, &exchange, body_size);
+        let Some(shared) = self.worker.clone() else { return };
+        match self.exchange.take() {
+            Some((call, exchange)) if call == token_id => {
+                finish_exchange(&shared, &exchange, body_size);
+            }
+            other => self.exchange = other,
         }
     }
 
