@@ -65,7 +65,7 @@ export GITLAB_AZURE_OIDC_ENVOY_WASM := $(ENVOY_WASM)
 export GITLAB_AZURE_OIDC_STAND_IN := $(CARGO_TARGET_DIR)/release/stand-in
 VENV := .venv
 
-.PHONY: envoy-filter stand-in venv test-envoy lint-envoy envoy-local
+.PHONY: envoy-filter stand-in venv test-envoy lint-envoy envoy-local bench-envoy
 
 envoy-filter: setup
 	cargo build --profile component --target wasm32-wasip1 -p gitlab-azure-oidc-envoy
@@ -92,6 +92,15 @@ test-envoy: envoy-filter stand-in venv
 # Stand-ins, an echo upstream and Envoy on loopback, to try the filter by hand (README).
 envoy-local: envoy-filter stand-in venv
 	$(VENV)/bin/python examples/envoy/local.py
+
+# Envoy at --concurrency 1 with no filter, jwt_authn (cache on/off) and ours (cache on/off):
+# req/s, p50/p99 and `BENCH name value unit` lines (BENCHMARKS.md). Needs wrk.
+bench-envoy: envoy-filter stand-in venv
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "error: wrk is required (apt-get install wrk)"; exit 1; fi; }
+	$(VENV)/bin/python examples/envoy/bench.py
 
 lint-envoy: setup
 	cargo clippy -p gitlab-azure-oidc-envoy --all-targets -- -D warnings

