@@ -27,8 +27,9 @@ use crate::worker::{Check, Worker};
 type Shared = Rc<RefCell<Worker>>;
 
 /// The root context: one per worker.
-#[derive(Default)]
 pub(crate) struct Root {
+    /// The root's own context id, to make it effective again after serving parked requests.
+    context_id: u32,
     worker: Option<Shared>,
     /// The JWKS fetch in flight.
     jwks_call: Option<u32>,
@@ -220,6 +221,17 @@ fn finish_exchange(shared: &Shared, exchange: &Exchange, body_size: usize) {
 }
 
 impl Root {
+    pub(crate) fn new(context_id: u32) -> Self {
+        Self { context_id, worker: None, jwks_call: None, exchanges: HashMap::new() }
+    }
+
+    /// Makes the root the effective context again, after acting for a parked request.
+    fn restore_effective_context(&self) {
+        if let Err(status) = hostcalls::set_effective_context(self.context_id) {
+            warn!("gitlab-azure-oidc: could not restore the root context: {status:?}");
+        }
+    }
+
     /// Re-runs parked requests once no fetch is in flight.
     fn run_waiters(&mut self, shared: &Shared, now_ms: u64) {
         let waiters = shared.borrow_mut().take_waiters();
@@ -239,6 +251,7 @@ impl Root {
                 Flow::Replied | Flow::Parked => {}
             }
         }
+        self.restore_effective_context();
     }
 
     fn on_jwks_response(&mut self, shared: &Shared, body_size: usize) {
@@ -371,6 +384,7 @@ impl RootContext for Root {
                 reject(&reply, Some(&waiter.token), now_ms / 1000);
             }
         }
+        self.restore_effective_context();
         let wants_fetch = shared.borrow_mut().wants_fetch(now_ms);
         if wants_fetch && !Self::adopt_shared(&shared, now_ms / 1000) {
             self.start_fetch(&shared, now_ms);
