@@ -42,7 +42,7 @@ build: component
 	cargo build --release --workspace --all-targets
 
 demo: build
-	$(CARGO_TARGET_DIR)/release/demo
+	$(CLI) demo
 
 test: test-rust test-envoy
 

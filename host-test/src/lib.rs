@@ -18,8 +18,15 @@ pub mod bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "oidc" });
 }
 
+pub use bindings::exports::gitlab_azure::oidc::exchange::{
+    AccessToken, AssertionAlgorithm, AzureTarget, Certificate, Credential, EntraError,
+    ExchangeError, ExchangeFailure, HttpRequest,
+};
+pub use bindings::exports::gitlab_azure::oidc::policy::{
+    Decision, PlanReport, PolicyFailure, PreflightReport,
+};
 pub use bindings::exports::gitlab_azure::oidc::verify::{
-    Algorithm, Failure, VerifiedToken, VerifierConfig, VerifyOptions,
+    Algorithm, Claims, Failure, VerifiedToken, VerifierConfig, VerifyOptions,
 };
 
 use bindings::{Oidc, OidcPre};
@@ -174,10 +181,17 @@ impl Host {
         jwks: &str,
         options: &VerifyOptions,
     ) -> Result<Result<VerifiedToken, Failure>, HostError> {
-        let (mut store, oidc) = self.instantiate()?;
-        oidc.gitlab_azure_oidc_verify()
-            .call_verify_gitlab_token(&mut store, token, jwks, options)
-            .map_err(classify)
+        self.session()?.verify_gitlab_token(token, jwks, options)
+    }
+
+    /// A fresh instance for a sequence of calls (verify, decide, build, parse). After a
+    /// [`HostError::Trap`] the session is dead: start another.
+    ///
+    /// # Errors
+    /// A [`HostError`] when the component cannot be instantiated.
+    pub fn session(&self) -> Result<Session, HostError> {
+        let (store, oidc) = self.instantiate()?;
+        Ok(Session { store, oidc, fuel: self.limits.fuel_per_call })
     }
 
     /// A long-lived verifier: the JWKS is parsed once inside the guest and reused.
@@ -195,6 +209,145 @@ impl Host {
             Ok(()) => Ok(Ok(handle)),
             Err(failure) => Ok(Err(failure)),
         }
+    }
+}
+
+/// One instance of the component, for a sequence of calls; each call gets the fuel bound anew.
+pub struct Session {
+    store: Store<State>,
+    oidc: Oidc,
+    fuel: u64,
+}
+
+/// A loaded policy inside a [`Session`].
+#[derive(Clone, Copy, Debug)]
+pub struct PolicyRef(ResourceAny);
+
+impl Session {
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut Store<State>, &Oidc) -> wasmtime::Result<R>,
+    ) -> Result<R, HostError> {
+        self.store.set_fuel(self.fuel).map_err(classify)?;
+        f(&mut self.store, &self.oidc).map_err(classify)
+    }
+
+    /// `verify-gitlab-token`.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn verify_gitlab_token(
+        &mut self,
+        token: &str,
+        jwks: &str,
+        options: &VerifyOptions,
+    ) -> Result<Result<VerifiedToken, Failure>, HostError> {
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_verify().call_verify_gitlab_token(s, token, jwks, options)
+        })
+    }
+
+    /// `build-azure-assertion`.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn build_azure_assertion(
+        &mut self,
+        target: &AzureTarget,
+        credential: &Credential,
+        now: u64,
+    ) -> Result<Result<HttpRequest, ExchangeFailure>, HostError> {
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_exchange().call_build_azure_assertion(s, target, credential, now)
+        })
+    }
+
+    /// `parse-token-response`.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn parse_token_response(
+        &mut self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+        now: u64,
+    ) -> Result<Result<AccessToken, ExchangeFailure>, HostError> {
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_exchange().call_parse_token_response(s, status, headers, body, now)
+        })
+    }
+
+    /// `federated-subject`.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn federated_subject(&mut self, claims: &Claims) -> Result<Option<String>, HostError> {
+        self.call(|s, o| o.gitlab_azure_oidc_exchange().call_federated_subject(s, claims))
+    }
+
+    /// Loads a policy document into this instance.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn load_policy(
+        &mut self,
+        document: &str,
+    ) -> Result<Result<PolicyRef, PolicyFailure>, HostError> {
+        let loaded =
+            self.call(|s, o| o.gitlab_azure_oidc_policy().policy().call_constructor(s, document))?;
+        Ok(loaded.map(PolicyRef))
+    }
+
+    /// `policy.decide`.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn decide(
+        &mut self,
+        policy: PolicyRef,
+        claims: &Claims,
+        token: &str,
+        now: u64,
+    ) -> Result<Result<Decision, PolicyFailure>, HostError> {
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_policy().policy().call_decide(s, policy.0, claims, token, now)
+        })
+    }
+
+    /// `policy.warnings`.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn policy_warnings(&mut self, policy: PolicyRef) -> Result<Vec<String>, HostError> {
+        self.call(|s, o| o.gitlab_azure_oidc_policy().policy().call_warnings(s, policy.0))
+    }
+
+    /// `policy.plan`.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn plan(
+        &mut self,
+        policy: PolicyRef,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<PlanReport, HostError> {
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_policy().policy().call_plan(s, policy.0, issuer, audience)
+        })
+    }
+
+    /// `preflight`.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn preflight(
+        &mut self,
+        claims: &Claims,
+        credentials_json: &str,
+    ) -> Result<Result<PreflightReport, PolicyFailure>, HostError> {
+        self.call(|s, o| o.gitlab_azure_oidc_policy().call_preflight(s, claims, credentials_json))
     }
 }
 

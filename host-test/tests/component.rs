@@ -189,3 +189,202 @@ fn a_foreign_or_broken_component_is_a_load_error() {
     assert!(matches!(Host::new(b"\0asm\x01\0\0\0", Limits::default()), Err(HostError::Load(_))));
     assert!(matches!(Host::new(b"garbage", Limits::default()), Err(HostError::Load(_))));
 }
+
+mod exchange_and_policy {
+    use std::process::Command;
+
+    use base64::Engine as _;
+    use gitlab_azure_oidc_host::{
+        AssertionAlgorithm, AzureTarget, Certificate, Credential, ExchangeError, Limits,
+    };
+    use serde_json::Value;
+
+    use super::*;
+
+    const TENANT: &str = testkit::TENANT;
+    const CLIENT: &str = testkit::CLIENT_ID;
+    const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../src/entra/testdata");
+
+    fn target() -> AzureTarget {
+        AzureTarget {
+            tenant: TENANT.into(),
+            client_id: CLIENT.into(),
+            scopes: Vec::new(),
+            authority_host: None,
+            insecure_authority_url: None,
+        }
+    }
+
+    fn b64d(s: &str) -> Vec<u8> {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
+    }
+
+    #[test]
+    fn the_federated_request_is_entras_documented_form() {
+        let token = super::token(&RsaKey::fixture_2048());
+        let mut session = host().session().unwrap();
+        let request = session
+            .build_azure_assertion(&target(), &Credential::Federated(token.clone()), NOW)
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.method, "POST");
+        assert_eq!(
+            request.url,
+            format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token")
+        );
+        assert!(request
+            .headers
+            .contains(&("Content-Type".into(), "application/x-www-form-urlencoded".into())));
+        assert_eq!(
+            request.body,
+            format!(
+                "client_id={CLIENT}&scope=https%3A%2F%2Fmanagement.azure.com%2F.default&grant_type=client_credentials\
+                 &client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={token}"
+            )
+        );
+        let mut bad = target();
+        bad.tenant = "organizations".into();
+        let failure = session
+            .build_azure_assertion(&bad, &Credential::Federated(token), NOW)
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(failure.error, ExchangeError::Target(_)));
+        assert!(failure.message.contains("AADSTS9001023"), "{}", failure.message);
+    }
+
+    #[test]
+    fn the_certificate_assertion_verifies_under_openssl() {
+        let key_pem = std::fs::read_to_string(format!("{TESTDATA}/rsa-2048.key.pem")).unwrap();
+        let cert_pem = std::fs::read_to_string(format!("{TESTDATA}/rsa-2048.cert.pem")).unwrap();
+        let mut session = host().session().unwrap();
+        for (algorithm, thumb, alg) in [
+            (AssertionAlgorithm::Ps256, "x5t#S256", "PS256"),
+            (AssertionAlgorithm::Rs256, "x5t", "RS256"),
+        ] {
+            let certificate = Certificate {
+                private_key_pem: key_pem.clone(),
+                certificate_pem: cert_pem.clone(),
+                algorithm,
+                lifetime: None,
+            };
+            let request = session
+                .build_azure_assertion(&target(), &Credential::Certificate(certificate), NOW)
+                .unwrap()
+                .unwrap();
+            assert!(!request.body.contains("PRIVATE"), "the key never leaves the component");
+            let assertion = request.body.rsplit("client_assertion=").next().unwrap();
+            let parts: Vec<&str> = assertion.split('.').collect();
+            let header: Value = serde_json::from_slice(&b64d(parts[0])).unwrap();
+            let claims: Value = serde_json::from_slice(&b64d(parts[1])).unwrap();
+            assert_eq!(header["alg"], alg);
+            assert!(header.get(thumb).is_some(), "{header}");
+            assert_eq!(claims["iss"], CLIENT);
+            assert_eq!(claims["sub"], CLIENT);
+            assert_eq!(
+                claims["aud"],
+                format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token")
+            );
+            assert_eq!(claims["nbf"], NOW);
+            assert_eq!(claims["exp"], NOW + 300);
+            // openssl, an independent verifier, on the certificate's public key.
+            let dir =
+                std::env::temp_dir().join(format!("gao-openssl-{}-{alg}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("input"), format!("{}.{}", parts[0], parts[1])).unwrap();
+            std::fs::write(dir.join("sig"), b64d(parts[2])).unwrap();
+            let public = Command::new("openssl")
+                .args([
+                    "x509",
+                    "-pubkey",
+                    "-noout",
+                    "-in",
+                    &format!("{TESTDATA}/rsa-2048.cert.pem"),
+                ])
+                .output()
+                .expect("openssl");
+            std::fs::write(dir.join("pub.pem"), public.stdout).unwrap();
+            let mut verify = Command::new("openssl");
+            verify.current_dir(&dir).args([
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig",
+            ]);
+            if alg == "PS256" {
+                verify.args(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"]);
+            }
+            let verdict = verify.arg("input").output().unwrap();
+            assert!(
+                verdict.status.success(),
+                "openssl: {}",
+                String::from_utf8_lossy(&verdict.stdout)
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn entra_answers_are_parsed_through_the_component() {
+        let mut session = host().session().unwrap();
+        let ok = br#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ.x.y"}"#;
+        let token = session.parse_token_response(200, &[], ok, NOW).unwrap().unwrap();
+        assert_eq!(
+            (token.token.as_str(), token.expires_at, token.ext_expires_in),
+            ("eyJ.x.y", NOW + 3599, Some(3599))
+        );
+        let error = br#"{"error":"invalid_client","error_description":"AADSTS700213: No matching federated identity record found for presented assertion subject 'project_path:a/b:ref_type:branch:ref:dev'.\r\nTrace ID: t","error_codes":[700213],"trace_id":"t","correlation_id":"c","timestamp":"2026-11-25 12:00:00Z"}"#;
+        let failure = session.parse_token_response(401, &[], error, NOW).unwrap().unwrap_err();
+        match &failure.error {
+            ExchangeError::Entra(e) => {
+                assert_eq!(e.error_codes, vec![700213]);
+                assert_eq!(e.trace_id.as_deref(), Some("t"));
+                assert!(e.hint.contains("case-sensitive"), "{}", e.hint);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!failure.retryable);
+        let headers = vec![("Retry-After".to_owned(), "7".to_owned())];
+        let failure = session.parse_token_response(429, &headers, b"", NOW).unwrap().unwrap_err();
+        assert!(failure.retryable);
+        assert_eq!(failure.retry_after_seconds, Some(7));
+        let failure = session
+            .parse_token_response(200, &[], b"<html><title>portal</title></html>", NOW)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(failure.kind, "html-page");
+    }
+
+    #[test]
+    fn policies_decide_plan_and_preflight_through_the_component() {
+        let key = RsaKey::fixture_2048();
+        let h = Host::embedded(Limits::default()).unwrap();
+        let mut session = h.session().unwrap();
+        let token = super::token(&key);
+        let verified =
+            session.verify_gitlab_token(&token, &jwks(&[key.jwk()]), &options()).unwrap().unwrap();
+        assert_eq!(
+            session.federated_subject(&verified.claims).unwrap().as_deref(),
+            Some(testkit::SUBJECT)
+        );
+        let document = include_str!("../../examples/policies/single-project.json");
+        let policy = session.load_policy(document).unwrap().unwrap();
+        let decision = session.decide(policy, &verified.claims, &token, NOW).unwrap().unwrap();
+        assert!(decision.allow, "{:?}", decision.lines);
+        assert_eq!(decision.rule.as_deref(), Some("deploy-main"));
+        assert!(!decision.audit_json.contains(&token));
+        let audit: Value = serde_json::from_str(&decision.audit_json).unwrap();
+        assert_eq!(audit["token_sha256"], verified.fingerprint);
+        let plan = session.plan(policy, ISS, AUDIENCE).unwrap();
+        assert!(plan.credentials_json.contains(testkit::SUBJECT));
+        let credentials = json!([{"name": "main", "issuer": ISS, "subject": testkit::SUBJECT, "audiences": [AUDIENCE]}]).to_string();
+        let report = session.preflight(&verified.claims, &credentials).unwrap().unwrap();
+        assert!(report.accepted, "{}", report.report);
+        let failure = session
+            .load_policy(r#"{"rules":[{"name":"r","effect":"allow","when":{}}]}"#)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(failure.rule.as_deref(), Some("r"), "{failure:?}");
+    }
+}

@@ -121,6 +121,25 @@ pub enum PolicyError {
 }
 
 impl PolicyError {
+    /// Where in the document the error is, when it is inside a rule or field.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Self::ClaimTypo { at, .. }
+            | Self::Glob { at, .. }
+            | Self::InvalidValue { at, .. }
+            | Self::MissingField { at, .. }
+            | Self::UnknownField { at, .. }
+            | Self::WrongType { at, .. } => Some(at),
+            Self::DuplicateRule { .. }
+            | Self::DuplicateMember { .. }
+            | Self::Json { .. }
+            | Self::JsonTooDeep { .. }
+            | Self::NoRules
+            | Self::TooLarge { .. }
+            | Self::TooManyRules { .. } => None,
+        }
+    }
+
     /// A stable, kebab-case name for this kind of error.
     pub fn kind(&self) -> &'static str {
         match self {

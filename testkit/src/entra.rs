@@ -17,6 +17,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::http::{Request, Response, Server};
+use crate::uuid;
 
 /// The `client_assertion_type` Entra requires.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -43,7 +44,7 @@ pub enum Behaviour {
     Status(u16, Option<String>),
     /// Wait this long, then answer normally.
     Delay(Duration),
-    /// Answer with an HTML error page, as a proxy in front of Entra might.
+    /// Answer 200 with an HTML page, as a captive portal or a misrouted proxy does.
     Garbage,
 }
 
@@ -55,6 +56,8 @@ pub struct EntraState {
     pub apps: BTreeMap<String, Vec<FederatedCredential>>,
     /// How to answer.
     pub behaviour: Behaviour,
+    /// When set, `behaviour` applies to this many more requests, then `Normal` again.
+    pub behaviour_times: Option<usize>,
     /// Token requests received.
     pub token_requests: usize,
     /// The form fields of the last token request (the assertion replaced by its length).
@@ -74,6 +77,7 @@ impl Entra {
             tenant: tenant.to_owned(),
             apps: BTreeMap::from([(client_id.to_owned(), credentials)]),
             behaviour: Behaviour::Normal,
+            behaviour_times: None,
             token_requests: 0,
             last_form: BTreeMap::new(),
         }));
@@ -105,25 +109,6 @@ impl Entra {
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn uuid() -> String {
-    let b: [u8; 16] = rand::random();
-    format!(
-        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-4{:x}{:02x}-{:x}{:x}{:02x}-{}",
-        b[0],
-        b[1],
-        b[2],
-        b[3],
-        b[4],
-        b[5],
-        b[6] & 0x0f,
-        b[7],
-        8 | (b[8] & 0x3),
-        b[8] >> 4,
-        b[9],
-        b[10..16].iter().map(|x| format!("{x:02x}")).collect::<String>()
-    )
 }
 
 /// The OAuth error class, HTTP status and description template Entra uses for each code.
@@ -159,7 +144,7 @@ fn entra_error(code: u64, detail: &str) -> Response {
     let (trace, correlation) = (uuid(), uuid());
     let timestamp = "2026-11-25 12:00:00Z";
     let description = format!(
-        "AADSTS{code}: {text}{detail} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {timestamp}"
+        "AADSTS{code}: {text}{detail}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {timestamp}"
     );
     let body = json!({
         "error": error,
@@ -231,6 +216,8 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
                     Some("garbage") => Behaviour::Garbage,
                     _ => Behaviour::Normal,
                 };
+                state.behaviour_times =
+                    body["times"].as_u64().and_then(|t| usize::try_from(t).ok());
                 Response::json(200, &json!({"mode": format!("{:?}", state.behaviour)}).to_string())
             }
             "stats" => Response::json(
@@ -256,7 +243,16 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
                 (k.clone(), shown)
             })
             .collect();
-        state.behaviour.clone()
+        let behaviour = state.behaviour.clone();
+        if let Some(times) = state.behaviour_times {
+            if times <= 1 {
+                state.behaviour = Behaviour::Normal;
+                state.behaviour_times = None;
+            } else {
+                state.behaviour_times = Some(times - 1);
+            }
+        }
+        behaviour
     };
     match behaviour {
         Behaviour::Normal => {}
@@ -264,9 +260,9 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
         Behaviour::Status(status, retry_after) => {
             let trace = uuid();
             let mut response = if status == 429 {
-                Response::json(429, &json!({"error": "temporarily_unavailable", "error_description": format!("AADSTS50196: The server terminated an operation because it encountered a client request loop. Trace ID: {trace}"), "error_codes": [50196], "trace_id": trace}).to_string())
+                Response::json(429, &json!({"error": "temporarily_unavailable", "error_description": format!("AADSTS50196: The server terminated an operation because it encountered a client request loop.\r\nTrace ID: {trace}"), "error_codes": [50196], "trace_id": trace}).to_string())
             } else {
-                Response::json(status, &json!({"error": "temporarily_unavailable", "error_description": format!("AADSTS90033: A transient error has occurred. Please try again. Trace ID: {trace}"), "error_codes": [90033], "trace_id": trace}).to_string())
+                Response::json(status, &json!({"error": "temporarily_unavailable", "error_description": format!("AADSTS90033: A transient error has occurred. Please try again.\r\nTrace ID: {trace}"), "error_codes": [90033], "trace_id": trace}).to_string())
             };
             if let Some(value) = retry_after {
                 response = response.header("Retry-After", &value);
@@ -279,7 +275,7 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
             return answer;
         }
         Behaviour::Garbage => {
-            let mut page = Response::json(502, "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>");
+            let mut page = Response::json(200, "<html><head><title>Sign in to the network</title></head><body><h1>Captive portal</h1></body></html>");
             page.headers = vec![("Content-Type".into(), "text/html".into())];
             return page;
         }

@@ -75,6 +75,8 @@ impl Issuer {
 
 fn mint_with(state: &IssuerState, issuer: &str, overrides: &Value) -> String {
     let mut claims = gitlab_claims(issuer, unix_now());
+    // Every GitLab token has its own `jti` (a UUID).
+    claims["jti"] = Value::String(crate::uuid());
     if let (Some(claims), Some(overrides)) = (claims.as_object_mut(), overrides.as_object()) {
         for (name, value) in overrides {
             if value.is_null() {

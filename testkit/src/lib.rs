@@ -280,3 +280,22 @@ pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 pub const CLIENT_ID: &str = "2b3c4d5e-6f70-4a81-9b2c-3d4e5f607182";
 /// The `sub` of [`gitlab_claims`]: GitLab's default form.
 pub const SUBJECT: &str = "project_path:acme/payments:ref_type:branch:ref:main";
+
+/// A random UUID v4, as GitLab's `jti` and Entra's trace ids are.
+pub fn uuid() -> String {
+    let b: [u8; 16] = rand::random();
+    let hex = |range: std::ops::Range<usize>| {
+        b[range].iter().map(|x| format!("{x:02x}")).collect::<String>()
+    };
+    format!(
+        "{}-{}-4{:x}{:02x}-{:x}{:x}{:02x}-{}",
+        hex(0..4),
+        hex(4..6),
+        b[6] & 0x0f,
+        b[7],
+        8 | (b[8] & 0x3),
+        b[8] >> 4,
+        b[9],
+        hex(10..16)
+    )
+}

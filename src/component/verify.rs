@@ -1,23 +1,14 @@
-//! The component's WIT glue: converts between WIT types and the core, nothing else.
-//!
-//! Every conversion is an exhaustive `match` without a `_` arm, so a new error variant in the
-//! core or a new case in the WIT breaks the build instead of being silently dropped.
+//! WIT glue for `gitlab-azure:oidc/verify`: conversions only.
 
 use std::cell::RefCell;
 
+use super::exports::gitlab_azure::oidc::verify as wit;
+use super::Component;
 use crate as core;
-
-wit_bindgen::generate!({ path: "wit", world: "oidc" });
-
-use exports::gitlab_azure::oidc::verify as wit;
-
-struct Component;
-
-export!(Component);
 
 /// The `verifier` resource: a core verifier behind a `RefCell`, because WIT resource methods
 /// take `&self` and `replace-jwks` mutates.
-struct VerifierResource(RefCell<core::Verifier>);
+pub(super) struct VerifierResource(RefCell<core::Verifier>);
 
 impl wit::Guest for Component {
     type Verifier = VerifierResource;
