@@ -196,9 +196,10 @@ def test_entra_timeout_is_503(envoy, stand_in):
 
 
 def test_entra_garbage_is_502(envoy, stand_in):
-    # An HTML error page from something in front of Entra.
+    # A captive portal's HTML page (HTTP 200) where Entra's JSON should be.
     stand_in.behaviour(mode="garbage")
-    assert_refused(envoy.get(stand_in.mint(job_id=fresh_job())), 502, "server-error")
+    _, body = assert_refused(envoy.get(stand_in.mint(job_id=fresh_job())), 502, "html-page")
+    assert "HTML" in body["hint"]
 
 
 def test_entra_recovers_after_errors(envoy, stand_in):
