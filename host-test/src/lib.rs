@@ -163,7 +163,8 @@ pub struct Tuning {
     /// Defaults to false.
     pub pooling: bool,
     /// wasmtime's component-model-async machinery. Defaults to false: the synchronous call path
-    /// is about twice as cheap and the component does not use async.
+    /// is about twice as cheap and the component does not use async. This build of wasmtime
+    /// leaves the feature out (faster to compile), so `true` is a load error.
     pub concurrency_support: bool,
 }
 
