@@ -474,6 +474,8 @@ class _Instance:
         self.store.set_wasi(WasiConfig())  # no files, no env, no network: the component needs none
         if runtime.memory_limit is not None:
             self.store.set_limits(memory_size=runtime.memory_limit)
+        if runtime.fuel is not None:
+            self.store.set_fuel(runtime.fuel)  # instantiation runs guest code too
         self.instance = runtime._linker.instantiate(self.store, runtime._component)
         self.alive = True
         self._funcs: dict = {}
@@ -515,7 +517,10 @@ class Runtime:
 
     def _instance(self) -> _Instance:
         if self._current is None or not self._current.alive:
-            self._current = _Instance(self)
+            try:
+                self._current = _Instance(self)
+            except WasmtimeError as trap:
+                raise GuestTrap(str(trap).strip().splitlines()[-1]) from trap
             self.instances_created += 1
         return self._current
 
