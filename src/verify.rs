@@ -2,6 +2,7 @@
 
 use ring::digest;
 
+use crate::cache::VerifiedCache;
 use crate::claims::Claims;
 use crate::jws::{self, Header, VerifiedJws};
 use crate::{Algorithm, ConfigError, IssuerNearMiss, Jwks, Limits, Part, VerifyError};
@@ -176,12 +177,14 @@ pub struct VerifiedToken {
 pub struct Verifier {
     config: VerifierConfig,
     jwks: Jwks,
+    cache: VerifiedCache,
 }
 
 impl Verifier {
     /// Creates a verifier; the JWKS is parsed already, so verification does no parsing of keys.
     pub fn new(config: VerifierConfig, jwks: Jwks) -> Self {
-        Self { config, jwks }
+        let cache = VerifiedCache::new(config.limits.verified_cache_entries);
+        Self { config, jwks, cache }
     }
 
     /// The configuration.
@@ -194,9 +197,37 @@ impl Verifier {
         &self.jwks
     }
 
-    /// Replaces the JWKS, e.g. after [`VerifyError::UnknownKid`] and a refetch.
+    /// Replaces the JWKS, e.g. after [`VerifyError::UnknownKid`] and a refetch. Forgets every
+    /// cached verification: a key that left the JWKS may have been withdrawn on purpose.
     pub fn replace_jwks(&mut self, jwks: Jwks) {
         self.jwks = jwks;
+        self.cache.clear();
+    }
+
+    /// Like [`Verifier::verify`], but a token verified before (the exact same string, still
+    /// within its time window) is answered from a bounded cache without another signature
+    /// check. The time claims are checked again against `now` on every call.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify`].
+    pub fn verify_cached(&mut self, token: &str, now: u64) -> Result<VerifiedToken, VerifyError> {
+        if let Some(hit) = self.cache.get(token) {
+            match self.check_claims(&hit.claims, now) {
+                Ok(()) => return Ok(hit.clone()),
+                Err(err) => {
+                    self.cache.remove(token);
+                    return Err(err);
+                }
+            }
+        }
+        let verified = self.verify(token, now)?;
+        self.cache.insert(token, verified.clone(), now, self.config.leeway);
+        Ok(verified)
+    }
+
+    /// How many verified tokens are cached.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
     }
 
     /// Checks only the structure and signature of a compact JWS; the payload may be anything.

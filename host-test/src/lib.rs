@@ -9,7 +9,10 @@
 use std::fmt;
 
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, ResourceLimiter, Store, StoreLimits,
+    StoreLimitsBuilder, Trap,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The generated bindings of `wit/oidc.wit`.
@@ -106,7 +109,68 @@ fn classify(err: wasmtime::Error) -> HostError {
 struct State {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limiter,
+}
+
+/// wasmtime's [`StoreLimits`] plus a record of the largest linear memory the guest grew to.
+struct Limiter {
+    inner: StoreLimits,
+    peak_memory: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.peak_memory = self.peak_memory.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// Engine settings, for measuring what each costs; [`Tuning::default`] is what the CLI uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Bound every call with fuel. Defaults to true; off only for measurements.
+    pub fuel: bool,
+    /// Use the pooling instance allocator (faster instantiation, memory reserved up front).
+    /// Defaults to false.
+    pub pooling: bool,
+    /// wasmtime's component-model-async machinery. Defaults to false: the synchronous call path
+    /// is about twice as cheap and the component does not use async.
+    pub concurrency_support: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { fuel: true, pooling: false, concurrency_support: false }
+    }
 }
 
 impl WasiView for State {
@@ -121,6 +185,7 @@ pub struct Host {
     engine: Engine,
     pre: OidcPre<State>,
     limits: Limits,
+    tuning: Tuning,
 }
 
 impl Host {
@@ -129,17 +194,27 @@ impl Host {
     /// # Errors
     /// [`HostError::Load`] when the bytes are not a component with the expected world.
     pub fn new(component: &[u8], limits: Limits) -> Result<Self, HostError> {
+        Self::with_tuning(component, limits, Tuning::default())
+    }
+
+    /// Compiles and links a component with explicit engine settings.
+    ///
+    /// # Errors
+    /// [`HostError::Load`] when the bytes are not a component with the expected world.
+    pub fn with_tuning(component: &[u8], limits: Limits, tuning: Tuning) -> Result<Self, HostError> {
         let load = |e: wasmtime::Error| HostError::Load(format!("{e:#}"));
         let mut config = Config::new();
-        config.consume_fuel(true);
-        // Not using component-model async: the synchronous call path is about 2x cheaper.
-        config.concurrency_support(false);
+        config.consume_fuel(tuning.fuel);
+        config.concurrency_support(tuning.concurrency_support);
+        if tuning.pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::pooling());
+        }
         let engine = Engine::new(&config).map_err(load)?;
         let component = Component::new(&engine, component).map_err(load)?;
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load)?;
         let pre = OidcPre::new(linker.instantiate_pre(&component).map_err(load)?).map_err(load)?;
-        Ok(Self { engine, pre, limits })
+        Ok(Self { engine, pre, limits, tuning })
     }
 
     /// The component embedded in this binary.
@@ -155,17 +230,25 @@ impl Host {
         self.limits
     }
 
+    fn refuel(&self, store: &mut Store<State>, fuel: u64) -> Result<(), HostError> {
+        if self.tuning.fuel {
+            store.set_fuel(fuel).map_err(classify)?;
+        }
+        Ok(())
+    }
+
     fn instantiate(&self) -> Result<(Store<State>, Oidc), HostError> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes)
             .instances(4)
             .trap_on_grow_failure(true)
             .build();
+        let limits = Limiter { inner: limits, peak_memory: 0 };
         let state = State { wasi: WasiCtx::builder().build(), table: ResourceTable::new(), limits };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         // Instantiation runs guest start code, so it needs fuel too.
-        store.set_fuel(self.limits.fuel_per_call).map_err(classify)?;
+        self.refuel(&mut store, self.limits.fuel_per_call)?;
         let oidc = self.pre.instantiate(&mut store).map_err(classify)?;
         Ok((store, oidc))
     }
@@ -191,7 +274,7 @@ impl Host {
     /// A [`HostError`] when the component cannot be instantiated.
     pub fn session(&self) -> Result<Session, HostError> {
         let (store, oidc) = self.instantiate()?;
-        Ok(Session { store, oidc, fuel: self.limits.fuel_per_call })
+        Ok(Session { store, oidc, host: self.clone() })
     }
 
     /// A long-lived verifier: the JWKS is parsed once inside the guest and reused.
@@ -216,7 +299,7 @@ impl Host {
 pub struct Session {
     store: Store<State>,
     oidc: Oidc,
-    fuel: u64,
+    host: Host,
 }
 
 /// A loaded policy inside a [`Session`].
@@ -228,7 +311,7 @@ impl Session {
         &mut self,
         f: impl FnOnce(&mut Store<State>, &Oidc) -> wasmtime::Result<R>,
     ) -> Result<R, HostError> {
-        self.store.set_fuel(self.fuel).map_err(classify)?;
+        self.host.refuel(&mut self.store, self.host.limits.fuel_per_call)?;
         f(&mut self.store, &self.oidc).map_err(classify)
     }
 
@@ -391,7 +474,7 @@ impl VerifierHandle {
             }
         }
         let Some(live) = self.live.as_mut() else { return Err(HostError::NoComponent) };
-        live.store.set_fuel(self.host.limits.fuel_per_call).map_err(classify)?;
+        self.host.refuel(&mut live.store, self.host.limits.fuel_per_call)?;
         match call(live) {
             Ok(result) => Ok(result),
             Err(err) => {
@@ -438,6 +521,11 @@ impl VerifierHandle {
             self.jwks = jwks;
         }
         Ok(result)
+    }
+
+    /// The largest linear memory the live instance has grown to, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.live.as_ref().map_or(0, |l| l.store.data().limits.peak_memory)
     }
 
     /// Changes the execution bound of later calls.

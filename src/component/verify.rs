@@ -37,7 +37,11 @@ impl wit::GuestVerifier for VerifierResource {
     }
 
     fn verify(&self, token: String, now: u64) -> Result<wit::VerifiedToken, wit::Failure> {
-        self.0.borrow().verify(&token, now).map(|v| verified(&token, v)).map_err(verify_failure)
+        self.0
+            .borrow_mut()
+            .verify_cached(&token, now)
+            .map(|v| verified(&token, v))
+            .map_err(verify_failure)
     }
 
     fn keys(&self) -> (Vec<wit::KeyInfo>, Vec<String>) {

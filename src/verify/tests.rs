@@ -496,3 +496,40 @@ fn fingerprints_are_stable_sha256_hex() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
 }
+
+#[test]
+fn the_cache_answers_repeats_but_rechecks_time_and_forgets_on_new_keys() {
+    let key = RsaKey::fixture_2048();
+    let mut v = verifier_for(&key);
+    let token = token_with(&key, |_| {});
+    let first = v.verify_cached(&token, NOW).unwrap();
+    assert_eq!(v.cached(), 1);
+    assert_eq!(v.verify_cached(&token, NOW + 1).unwrap(), first);
+    // A hit is still refused once the token has expired.
+    let later = NOW - 10 + 3600 + 60;
+    assert!(matches!(v.verify_cached(&token, later), Err(VerifyError::Expired { .. })));
+    assert_eq!(v.cached(), 0);
+    // A tampered token is never a hit.
+    v.verify_cached(&token, NOW).unwrap();
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    assert!(v.verify_cached(&forged, NOW).is_err());
+    v.replace_jwks(Jwks::parse(jwks(&[RsaKey::fixture_2048_rotated().jwk()]).as_bytes()).unwrap());
+    assert_eq!(v.cached(), 0);
+    assert!(matches!(v.verify_cached(&token, NOW), Err(VerifyError::UnknownKid { .. })));
+}
+
+#[test]
+fn the_cache_is_bounded() {
+    let key = RsaKey::fixture_2048();
+    let limits = Limits { verified_cache_entries: 3, ..Limits::default() };
+    let mut v = Verifier::new(
+        config().limits(limits).build().unwrap(),
+        Jwks::parse(jwks(&[key.jwk()]).as_bytes()).unwrap(),
+    );
+    for i in 0..10 {
+        let token = token_with(&key, |c| c["job_id"] = json!(i.to_string()));
+        v.verify_cached(&token, NOW).unwrap();
+        assert!(v.cached() <= 3);
+    }
+    assert_eq!(v.cached(), 3);
+}

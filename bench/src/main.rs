@@ -1,0 +1,246 @@
+//! `make bench`: what a verification costs natively and inside the component, measured in one
+//! process so the ratios hold. Prints a table (median, spread, ratio to native ring), one
+//! `BENCH <name> <value> <unit>` line per figure, and with `--markdown FILE` writes the table
+//! there (BENCHMARKS.md).
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use gitlab_azure_oidc::{Jwks, Verifier, VerifierConfig};
+use gitlab_azure_oidc_host::{config, Algorithm, Host, Limits, Tuning, VerifyOptions};
+use serde_json::json;
+use testkit::{gitlab_claims, jwks, mint, EcKey, Key, RsaKey, AUDIENCE};
+
+const ISS: &str = "https://gitlab.example.com";
+const NOW: u64 = 1_760_000_000;
+
+/// Median and spread of per-operation times, in nanoseconds.
+struct Stats {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+/// Runs `op` for `samples` samples of `per_sample` operations each (after one warm-up sample).
+fn measure(samples: usize, per_sample: usize, mut op: impl FnMut(usize)) -> Stats {
+    let mut times = Vec::with_capacity(samples);
+    let mut i = 0;
+    for sample in 0..=samples {
+        let start = Instant::now();
+        for _ in 0..per_sample {
+            op(i);
+            i += 1;
+        }
+        let per_op = start.elapsed().as_nanos() as f64 / per_sample as f64;
+        if sample > 0 {
+            times.push(per_op);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Stats { median: times[times.len() / 2], low: times[0], high: times[times.len() - 1] }
+}
+
+struct Report {
+    rows: Vec<(String, Stats)>,
+    baseline: f64,
+    lines: Vec<String>,
+}
+
+impl Report {
+    fn add(&mut self, name: &str, stats: Stats) {
+        self.lines.push(format!("BENCH {name} {:.3} us", stats.median / 1000.0));
+        self.rows.push((name.to_owned(), stats));
+    }
+
+    fn figure(&mut self, name: &str, value: f64, unit: &str) {
+        self.lines.push(format!("BENCH {name} {value:.3} {unit}"));
+    }
+
+    fn table(&self) -> String {
+        let mut out = String::from("| measurement | median | spread (min-max) | ratio to native ring |\n|---|---|---|---|\n");
+        for (name, s) in &self.rows {
+            let _ = writeln!(
+                out,
+                "| {name} | {:.2} us | {:.2}-{:.2} us | {:.2}x |",
+                s.median / 1000.0,
+                s.low / 1000.0,
+                s.high / 1000.0,
+                s.median / self.baseline
+            );
+        }
+        out
+    }
+}
+
+fn component_host(tuning: Tuning) -> Host {
+    Host::with_tuning(
+        gitlab_azure_oidc_host::EMBEDDED_COMPONENT.expect("build the component first: make bench does"),
+        Limits::default(),
+        tuning,
+    )
+    .expect("component loads")
+}
+
+fn main() {
+    let markdown = std::env::args().skip_while(|a| a != "--markdown").nth(1);
+    let key = RsaKey::fixture_2048();
+    let jwks_doc = jwks(&[key.jwk()]);
+    // Distinct tokens, so nothing can be answered from a cache.
+    let distinct: Vec<String> = (0..400)
+        .map(|i| {
+            let mut claims = gitlab_claims(ISS, NOW - 10);
+            claims["job_id"] = json!(format!("{}", 5_550_000 + i));
+            mint(&Key::Rsa(&key, "RS256"), &claims)
+        })
+        .collect();
+    let token = distinct[0].clone();
+    let mut report = Report { rows: Vec::new(), baseline: 1.0, lines: Vec::new() };
+
+    // 1. Native ring: the RSA-2048 PKCS#1 SHA-256 check alone, on the token's signing input.
+    let (input, signature) = {
+        let dot = token.rfind('.').unwrap();
+        let sig = ring_b64(&token[dot + 1..]);
+        (token[..dot].as_bytes().to_vec(), sig)
+    };
+    let jwk = key.jwk();
+    let n = ring_b64(jwk["n"].as_str().unwrap());
+    let e = ring_b64(jwk["e"].as_str().unwrap());
+    let public = ring::signature::RsaPublicKeyComponents { n: &n, e: &e };
+    let ring_stats = measure(15, 400, |_| {
+        public.verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &input, &signature).unwrap();
+    });
+    report.baseline = ring_stats.median;
+    report.add("native_ring_rs256", ring_stats);
+
+    // 2. Native jsonwebtoken: decode, verify and validate the same token.
+    let decoding = jsonwebtoken::DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), jwk["e"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_issuer(&[ISS]);
+    validation.validate_exp = false;
+    report.add(
+        "native_jsonwebtoken",
+        measure(15, 300, |_| {
+            jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).unwrap();
+        }),
+    );
+
+    // 3. The core natively, cold and warm.
+    let core_config = VerifierConfig::builder(ISS).audience(AUDIENCE).build().unwrap();
+    let mut core = Verifier::new(core_config, Jwks::parse(jwks_doc.as_bytes()).unwrap());
+    report.add(
+        "core_native_cold",
+        measure(15, 300, |_| {
+            core.verify(&token, NOW).unwrap();
+        }),
+    );
+    report.add(
+        "core_native_warm",
+        measure(15, 3000, |_| {
+            core.verify_cached(&token, NOW).unwrap();
+        }),
+    );
+
+    // 4. The component in wasmtime, with the CLI's settings, then with each lever changed.
+    let options = VerifyOptions { config: config(ISS, &[AUDIENCE]), now: NOW };
+    for (label, tuning) in [
+        ("component", Tuning::default()),
+        ("component_nofuel", Tuning { fuel: false, ..Tuning::default() }),
+        ("component_concurrency_support", Tuning { concurrency_support: true, ..Tuning::default() }),
+    ] {
+        let host = component_host(tuning);
+        let mut verifier = host.verifier(options.config.clone(), jwks_doc.clone()).unwrap().unwrap();
+        report.add(
+            &format!("{label}_cold"),
+            measure(10, 40, |i| {
+                verifier.verify(&distinct[i % distinct.len()], NOW).unwrap().unwrap();
+            }),
+        );
+        verifier.verify(&token, NOW).unwrap().unwrap();
+        report.add(
+            &format!("{label}_warm"),
+            measure(15, 2000, |_| {
+                verifier.verify(&token, NOW).unwrap().unwrap();
+            }),
+        );
+    }
+
+    // 5. Instantiation from a prepared component, and the one-shot export (instance + JWKS parse
+    //    + verify).
+    for (label, tuning) in [("instantiate", Tuning::default()), ("instantiate_pooling", Tuning { pooling: true, ..Tuning::default() })] {
+        let host = component_host(tuning);
+        report.add(
+            label,
+            measure(15, 200, |_| {
+                drop(host.session().unwrap());
+            }),
+        );
+    }
+    let host = component_host(Tuning::default());
+    report.add(
+        "component_one_shot",
+        measure(10, 40, |i| {
+            host.verify_gitlab_token(&distinct[i % distinct.len()], &jwks_doc, &options).unwrap().unwrap();
+        }),
+    );
+
+    // 6. Size, and memory per instance after 10,000 distinct tokens (ES256: cheap to mint; the
+    //    cache holds the same claims whatever the algorithm).
+    let size = gitlab_azure_oidc_host::EMBEDDED_COMPONENT.map_or(0, <[u8]>::len);
+    report.figure("component_size", size as f64 / 1024.0, "KiB");
+    let ec = EcKey::generate_p256("ec");
+    let mut ec_config = config(ISS, &[AUDIENCE]);
+    ec_config.algorithms = vec![Algorithm::Es256];
+    let mut verifier = host.verifier(ec_config, jwks(&[ec.jwk()])).unwrap().unwrap();
+    for i in 0..10_000 {
+        let mut claims = gitlab_claims(ISS, NOW - 10);
+        claims["job_id"] = json!(i.to_string());
+        verifier.verify(&mint(&Key::Ec(&ec), &claims), NOW).unwrap().unwrap();
+    }
+    report.figure("memory_after_10k_tokens", verifier.memory_bytes() as f64 / (1024.0 * 1024.0), "MiB");
+
+    let cold = report.rows.iter().find(|(n, _)| n == "component_cold").map_or(0.0, |(_, s)| s.median);
+    let warm = report.rows.iter().find(|(n, _)| n == "component_warm").map_or(0.0, |(_, s)| s.median);
+    let baseline = report.baseline;
+    report.figure("cold_verify_ratio_to_native_ring", cold / baseline, "x");
+    report.figure("warm_verify", warm / 1000.0, "us");
+
+    let table = report.table();
+    println!("{table}");
+    for line in &report.lines {
+        println!("{line}");
+    }
+    if let Some(path) = markdown {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+            .unwrap_or_else(|| "unknown CPU".into());
+        let doc = format!(
+            "# Benchmarks\n\nLatest `make bench` (command: `cargo run --release -p bench -- --markdown BENCHMARKS.md`), \
+             one process, on {} cores of {cpu}. Times are per operation; the ratio is to native ring's RSA-2048 \
+             PKCS#1 check on the same token.\n\n{table}\n```\n{}\n```\n",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            report.lines.join("\n")
+        );
+        std::fs::write(&path, doc).expect("write the markdown report");
+        println!("wrote {path}");
+    }
+}
+
+fn ring_b64(s: &str) -> Vec<u8> {
+    // The bench must not depend on the core's private decoder; base64url without padding.
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base64url") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}

@@ -1,0 +1,117 @@
+use std::rc::Rc;
+
+use serde_json::json;
+
+use super::*;
+use crate::config::JwksSource;
+use crate::testutil::{self, config_json, NOW};
+
+#[test]
+fn max_age_is_read_from_cache_control() {
+    assert_eq!(cache_control_max_age("max-age=86400, public, must-revalidate"), Some(86_400));
+    assert_eq!(cache_control_max_age("public, MAX-AGE = 60"), Some(60));
+    assert_eq!(cache_control_max_age("no-store"), Some(0));
+    assert_eq!(cache_control_max_age("public"), None);
+    assert_eq!(cache_control_max_age("max-age=soon"), None);
+}
+
+#[test]
+fn jwks_lifetime_is_bounded() {
+    let config = testutil::parse(&config_json(|c| {
+        c["jwks"] =
+            json!({"cluster": "g", "min_max_age": 60, "max_max_age": 3600, "default_max_age": 300});
+    }));
+    let JwksSource::Remote(remote) = &config.jwks else { panic!("remote") };
+    assert_eq!(jwks_lifetime(remote, Some("max-age=86400")), 3600);
+    assert_eq!(jwks_lifetime(remote, Some("max-age=5")), 60);
+    assert_eq!(jwks_lifetime(remote, Some("max-age=600")), 600);
+    assert_eq!(jwks_lifetime(remote, None), 300);
+}
+
+#[test]
+fn jwks_records_round_trip() {
+    let record = JwksRecord { fetched_at: 1, expires_at: 2, jwks: "{\"keys\":[]}".to_owned() };
+    assert_eq!(JwksRecord::decode(&record.encode()), Some(record));
+    assert_eq!(JwksRecord::decode(b"garbage"), None);
+}
+
+fn verified_token(overrides: serde_json::Value) -> gitlab_azure_oidc::VerifiedToken {
+    let config = testutil::parse(&config_json(|c| {
+        c["jwks"] = json!({"inline": testutil::jwks(&[&testutil::key()])});
+    }));
+    let mut worker = crate::worker::Worker::new(Rc::new(config));
+    match worker.check(&testutil::token(&testutil::key(), overrides), NOW) {
+        crate::worker::Check::Verified(v) => (*v).clone(),
+        other => panic!("expected a verified token, got {other:?}"),
+    }
+}
+
+fn claims(overrides: serde_json::Value) -> gitlab_azure_oidc::Claims {
+    verified_token(overrides).claims
+}
+
+#[test]
+fn azure_keys_depend_on_target_and_job_identity() {
+    let config = testutil::parse(&config_json(|_| {}));
+    let target = &config.targets[0];
+    let a = azure_key(target, &claims(json!({})));
+    assert_eq!(a.len(), 64);
+    assert_eq!(a, azure_key(target, &claims(json!({"jti": "other"}))));
+    assert_ne!(a, azure_key(target, &claims(json!({"job_id": "5550002"}))));
+    assert_ne!(
+        a,
+        azure_key(target, &claims(json!({"sub": "project_path:x:ref_type:branch:ref:main"})))
+    );
+    let mut other = target.clone();
+    other.entra = gitlab_azure_oidc::entra::AzureTarget::builder(
+        "contoso.onmicrosoft.com",
+        "33333333-0000-0000-0000-000000000001",
+    )
+    .build()
+    .expect("target");
+    assert_ne!(a, azure_key(&other, &claims(json!({}))));
+}
+
+#[test]
+fn azure_slots_are_bounded_and_records_check_their_key() {
+    let key = "ffffffff".repeat(8);
+    assert_eq!(azure_slot(&key, 16), "gitlab-azure-oidc.azure.15");
+    assert_eq!(azure_slot("zz", 16), "gitlab-azure-oidc.azure.0");
+    let record = AzureRecord { key: key.clone(), use_until: 100, token: "t".to_owned() };
+    let bytes = record.encode();
+    assert_eq!(AzureRecord::lookup(&bytes, &key, 99), Some("t".to_owned()));
+    assert_eq!(AzureRecord::lookup(&bytes, &key, 100), None);
+    assert_eq!(AzureRecord::lookup(&bytes, "other", 99), None);
+    assert_eq!(AzureRecord::lookup(b"{}", &key, 99), None);
+}
+
+#[test]
+fn azure_tokens_are_kept_until_expiry_minus_the_margin() {
+    assert_eq!(azure_use_until(4600, 300, 1000), Some(4300));
+    assert_eq!(azure_use_until(1200, 300, 1000), None);
+    assert_eq!(azure_use_until(100, 300, 1000), None);
+}
+
+#[test]
+fn verified_cache_is_bounded_and_expires_at_exp() {
+    let verified = |exp: u64| {
+        let mut v = verified_token(json!({}));
+        v.claims.exp = exp;
+        Rc::new(v)
+    };
+    let mut cache = VerifiedCache::new(2);
+    cache.insert("a", verified(NOW + 10), NOW);
+    cache.insert("b", verified(NOW + 10), NOW);
+    assert!(cache.get("a", NOW).is_some());
+    assert!(cache.get("a", NOW + 10).is_none(), "valid until exp only");
+    cache.insert("c", verified(NOW + 10), NOW);
+    assert_eq!(cache.len(), 2);
+    assert!(cache.get("a", NOW).is_none(), "the oldest goes first");
+    cache.insert("d", verified(NOW + 10), NOW + 20);
+    assert_eq!(cache.len(), 1, "expired entries are dropped when full");
+    cache.clear();
+    assert!(cache.is_empty());
+    let mut off = VerifiedCache::new(0);
+    off.insert("a", verified(NOW + 10), NOW);
+    assert!(off.is_empty());
+}

@@ -1,0 +1,459 @@
+//! The plugin configuration: parsed once in `on_configure` into a checked [`FilterConfig`].
+//!
+//! Everything that can be wrong with a configuration is found here, so a bad one is rejected at
+//! load (Envoy refuses it) instead of failing requests later.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use gitlab_azure_oidc::entra::{self, TargetError};
+use gitlab_azure_oidc::policy::{self, Policy, PolicyError};
+use gitlab_azure_oidc::{Jwks, JwksError, VerifierConfig};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::request::{split_url, HeaderSpec};
+
+/// Why a plugin configuration was refused. Each message names the field.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration is not the expected JSON.
+    Json(String),
+    /// A field has a value that cannot work.
+    Invalid {
+        /// The field, e.g. `jwks.cluster`.
+        field: &'static str,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The verifier settings are refused by the core.
+    Verifier(gitlab_azure_oidc::ConfigError),
+    /// The inline JWKS does not parse.
+    Jwks(JwksError),
+    /// The policy document does not parse.
+    Policy(PolicyError),
+    /// An allow rule's Azure target is not one Entra would accept.
+    Target {
+        /// The rule.
+        rule: String,
+        /// What is wrong with its target.
+        error: TargetError,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Json(detail) => write!(f, "the plugin configuration is not valid: {detail}"),
+            Self::Invalid { field, reason } => write!(f, "`{field}`: {reason}"),
+            Self::Verifier(e) => write!(f, "verifier settings: {e}"),
+            Self::Jwks(e) => write!(f, "`jwks.inline`: {e}"),
+            Self::Policy(e) => write!(f, "`policy`: {e}"),
+            Self::Target { rule, error } => write!(f, "`policy`: rule {rule}: azure: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where the JWKS comes from.
+#[derive(Debug)]
+pub enum JwksSource {
+    /// Given in the configuration (checked at load); never refetched.
+    Inline(String),
+    /// Fetched from an Envoy cluster with `dispatch_http_call`.
+    Remote(RemoteJwks),
+}
+
+/// A JWKS fetched from an Envoy cluster, and how it is cached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteJwks {
+    /// The Envoy cluster name.
+    pub cluster: String,
+    /// The `:authority` sent. Defaults to the issuer's host.
+    pub authority: String,
+    /// The `:path`. Defaults to GitLab's `/oauth/discovery/keys`.
+    pub path: String,
+    /// The fetch timeout in milliseconds. Defaults to 5000.
+    pub timeout_ms: u64,
+    /// Lower bound on `Cache-Control: max-age`, seconds. Defaults to 60.
+    pub min_max_age: u64,
+    /// Upper bound on `Cache-Control: max-age`, seconds. Defaults to 86400.
+    pub max_max_age: u64,
+    /// Cache lifetime when the answer has no `max-age`, seconds. Defaults to 300.
+    pub default_max_age: u64,
+    /// A token with an unknown `kid` triggers a refetch at most once per this many seconds.
+    /// Defaults to 60.
+    pub unknown_kid_interval: u64,
+    /// After a failed fetch, requests get 503 for this many seconds before the next try.
+    /// Defaults to 5.
+    pub retry_interval: u64,
+}
+
+/// An allow rule's Azure target, ready for the core's request builder and for Envoy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedTarget {
+    /// The policy's target (tenant, client id, scopes): the cache key's first half.
+    pub policy: policy::AzureTarget,
+    /// The checked Entra target.
+    pub entra: entra::AzureTarget,
+    /// `:authority` for the token request.
+    pub authority: String,
+    /// `:path` for the token request.
+    pub path: String,
+}
+
+/// The checked configuration.
+#[derive(Debug)]
+pub struct FilterConfig {
+    /// What tokens must satisfy.
+    pub verifier: VerifierConfig,
+    /// Where the keys come from.
+    pub jwks: JwksSource,
+    /// The policy.
+    pub policy: Policy,
+    /// One prepared target per distinct policy target.
+    pub targets: Vec<PreparedTarget>,
+    /// The Envoy cluster that reaches Entra.
+    pub entra_cluster: String,
+    /// The token request timeout in milliseconds.
+    pub entra_timeout_ms: u64,
+    /// Where the GitLab token is read.
+    pub token_header: HeaderSpec,
+    /// Where the Azure token is written.
+    pub azure_header: HeaderSpec,
+    /// Request header name → claim name, sorted by header.
+    pub claim_headers: Vec<(String, String)>,
+    /// Most verified tokens cached per worker; 0 turns the cache off.
+    pub verified_tokens: usize,
+    /// Azure tokens are reused until their expiry minus this many seconds.
+    pub azure_margin: u64,
+    /// Number of shared-data slots for Azure tokens (bounds the memory used).
+    pub azure_slots: u32,
+    /// Most requests waiting for a JWKS fetch per worker; beyond it they get 503.
+    pub max_waiters: usize,
+    /// Root tick period in milliseconds: how often fetches start and waiters are checked.
+    pub tick_ms: u64,
+}
+
+impl FilterConfig {
+    /// The prepared target for a policy target.
+    pub fn target(&self, target: &policy::AzureTarget) -> Option<&PreparedTarget> {
+        self.targets.iter().find(|t| &t.policy == target)
+    }
+
+    /// How long a request may wait for a JWKS fetch, in milliseconds.
+    pub fn max_wait_ms(&self) -> u64 {
+        match &self.jwks {
+            JwksSource::Inline(_) => 0,
+            JwksSource::Remote(r) => r.timeout_ms.saturating_add(2 * self.tick_ms + 1000),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    issuer: String,
+    audiences: Vec<String>,
+    #[serde(default)]
+    leeway_seconds: Option<u64>,
+    jwks: RawJwks,
+    policy: Value,
+    entra: RawEntra,
+    #[serde(default)]
+    token_header: Option<RawHeader>,
+    #[serde(default)]
+    azure_token_header: Option<RawHeader>,
+    #[serde(default)]
+    claim_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    cache: RawCache,
+    #[serde(default = "default_tick_ms")]
+    tick_ms: u64,
+    #[serde(default = "default_max_waiters")]
+    max_waiting_requests: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwks {
+    #[serde(default)]
+    inline: Option<Value>,
+    #[serde(default)]
+    cluster: Option<String>,
+    #[serde(default)]
+    authority: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_min_max_age")]
+    min_max_age: u64,
+    #[serde(default = "default_max_max_age")]
+    max_max_age: u64,
+    #[serde(default = "default_default_max_age")]
+    default_max_age: u64,
+    #[serde(default = "default_unknown_kid_interval")]
+    unknown_kid_interval: u64,
+    #[serde(default = "default_retry_interval")]
+    retry_interval: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntra {
+    cluster: String,
+    #[serde(default)]
+    authority_host: Option<String>,
+    #[serde(default)]
+    insecure_authority_url: Option<String>,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeader {
+    name: String,
+    /// `Bearer` (the default) or `null` for a header that holds the bare token.
+    #[serde(default = "default_scheme")]
+    scheme: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    #[serde(default = "default_verified_tokens")]
+    verified_tokens: usize,
+    #[serde(default = "default_azure_margin")]
+    azure_token_margin_seconds: u64,
+    #[serde(default = "default_azure_slots")]
+    azure_token_slots: u32,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        Self {
+            verified_tokens: default_verified_tokens(),
+            azure_token_margin_seconds: default_azure_margin(),
+            azure_token_slots: default_azure_slots(),
+        }
+    }
+}
+
+fn default_tick_ms() -> u64 {
+    50
+}
+fn default_max_waiters() -> usize {
+    1024
+}
+fn default_timeout_ms() -> u64 {
+    5000
+}
+fn default_min_max_age() -> u64 {
+    60
+}
+fn default_max_max_age() -> u64 {
+    86_400
+}
+fn default_default_max_age() -> u64 {
+    300
+}
+fn default_unknown_kid_interval() -> u64 {
+    60
+}
+fn default_retry_interval() -> u64 {
+    5
+}
+fn default_scheme() -> Option<String> {
+    Some("Bearer".to_owned())
+}
+fn default_verified_tokens() -> usize {
+    1024
+}
+fn default_azure_margin() -> u64 {
+    300
+}
+fn default_azure_slots() -> u32 {
+    1024
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field, reason: reason.into() }
+}
+
+/// Parses and checks the plugin configuration (JSON bytes).
+///
+/// # Errors
+/// The first problem found, as a [`ConfigError`] naming the field.
+pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
+    let raw: RawConfig =
+        serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
+
+    let mut builder = VerifierConfig::builder(raw.issuer.clone());
+    for audience in &raw.audiences {
+        builder = builder.audience(audience.clone());
+    }
+    if let Some(leeway) = raw.leeway_seconds {
+        builder = builder.leeway(leeway);
+    }
+    let verifier = builder.build().map_err(ConfigError::Verifier)?;
+
+    let jwks = jwks_source(raw.jwks, &raw.issuer, verifier.limits())?;
+
+    let policy_bytes = match &raw.policy {
+        Value::String(text) => text.clone().into_bytes(),
+        Value::Object(_) => raw.policy.to_string().into_bytes(),
+        _ => return Err(invalid("policy", "expected the policy document (an object or a string)")),
+    };
+    let policy = Policy::parse(&policy_bytes).map_err(ConfigError::Policy)?;
+    let targets = prepare_targets(&policy, &raw.entra)?;
+    if raw.entra.cluster.is_empty() {
+        return Err(invalid("entra.cluster", "name the Envoy cluster that reaches Entra"));
+    }
+    if raw.entra.timeout_ms == 0 {
+        return Err(invalid("entra.timeout_ms", "must be positive"));
+    }
+
+    let token_header = header_spec("token_header", raw.token_header)?;
+    let azure_header = header_spec("azure_token_header", raw.azure_token_header)?;
+    let mut claim_headers = Vec::new();
+    for (header, claim) in raw.claim_headers {
+        let header = header.to_ascii_lowercase();
+        if !crate::request::is_header_name(&header) || header.starts_with(':') {
+            return Err(invalid("claim_headers", format!("`{header}` is not a header name")));
+        }
+        if header == token_header.name || header == azure_header.name {
+            return Err(invalid(
+                "claim_headers",
+                format!("`{header}` is the token header; choose another name"),
+            ));
+        }
+        if claim.is_empty() {
+            return Err(invalid("claim_headers", format!("`{header}` names no claim")));
+        }
+        claim_headers.push((header, claim));
+    }
+    if raw.cache.azure_token_slots == 0 {
+        return Err(invalid("cache.azure_token_slots", "must be at least 1"));
+    }
+    if raw.tick_ms < 10 || raw.tick_ms > 10_000 {
+        return Err(invalid("tick_ms", "must be between 10 and 10000"));
+    }
+    Ok(FilterConfig {
+        verifier,
+        jwks,
+        policy,
+        targets,
+        entra_cluster: raw.entra.cluster,
+        entra_timeout_ms: raw.entra.timeout_ms,
+        token_header,
+        azure_header,
+        claim_headers,
+        verified_tokens: raw.cache.verified_tokens,
+        azure_margin: raw.cache.azure_token_margin_seconds,
+        azure_slots: raw.cache.azure_token_slots,
+        max_waiters: raw.max_waiting_requests,
+        tick_ms: raw.tick_ms,
+    })
+}
+
+fn jwks_source(
+    raw: RawJwks,
+    issuer: &str,
+    limits: &gitlab_azure_oidc::Limits,
+) -> Result<JwksSource, ConfigError> {
+    match (raw.inline, raw.cluster) {
+        (Some(_), Some(_)) => Err(invalid("jwks", "set either `inline` or `cluster`, not both")),
+        (None, None) => Err(invalid(
+            "jwks",
+            "set `cluster` (an Envoy cluster serving the issuer's JWKS) or `inline` (a JWKS)",
+        )),
+        (Some(inline), None) => {
+            let bytes = match inline {
+                Value::String(text) => text.into_bytes(),
+                other => other.to_string().into_bytes(),
+            };
+            Jwks::parse_with_limits(&bytes, limits).map_err(ConfigError::Jwks)?;
+            Ok(JwksSource::Inline(String::from_utf8_lossy(&bytes).into_owned()))
+        }
+        (None, Some(cluster)) => {
+            if cluster.is_empty() {
+                return Err(invalid("jwks.cluster", "name the Envoy cluster of the issuer"));
+            }
+            let authority = match raw.authority {
+                Some(a) => a,
+                None => split_url(issuer).map(|(a, _)| a).ok_or_else(|| {
+                    invalid("jwks.authority", "the issuer is not a URL; set the authority")
+                })?,
+            };
+            let path = raw.path.unwrap_or_else(|| "/oauth/discovery/keys".to_owned());
+            if !path.starts_with('/') {
+                return Err(invalid("jwks.path", "must start with `/`"));
+            }
+            if raw.min_max_age > raw.max_max_age {
+                return Err(invalid("jwks.min_max_age", "must not exceed `max_max_age`"));
+            }
+            if raw.timeout_ms == 0 {
+                return Err(invalid("jwks.timeout_ms", "must be positive"));
+            }
+            Ok(JwksSource::Remote(RemoteJwks {
+                cluster,
+                authority,
+                path,
+                timeout_ms: raw.timeout_ms,
+                min_max_age: raw.min_max_age,
+                max_max_age: raw.max_max_age,
+                default_max_age: raw.default_max_age,
+                unknown_kid_interval: raw.unknown_kid_interval,
+                retry_interval: raw.retry_interval,
+            }))
+        }
+    }
+}
+
+fn prepare_targets(policy: &Policy, raw: &RawEntra) -> Result<Vec<PreparedTarget>, ConfigError> {
+    let mut targets: Vec<PreparedTarget> = Vec::new();
+    for rule in policy.rules() {
+        let Some(target) = rule.target() else { continue };
+        if targets.iter().any(|t| &t.policy == target) {
+            continue;
+        }
+        let mut builder = entra::AzureTarget::builder(&target.tenant, &target.client_id);
+        for scope in &target.scopes {
+            builder = builder.scope(scope.clone());
+        }
+        if let Some(host) = &raw.authority_host {
+            builder = builder.authority_host(host.clone());
+        }
+        if let Some(url) = &raw.insecure_authority_url {
+            builder = builder.insecure_authority_url(url.clone());
+        }
+        let entra = builder
+            .build()
+            .map_err(|error| ConfigError::Target { rule: rule.name().to_owned(), error })?;
+        let (authority, path) = split_url(&entra.token_endpoint())
+            .ok_or_else(|| invalid("entra", "the token endpoint is not a URL"))?;
+        targets.push(PreparedTarget { policy: target.clone(), entra, authority, path });
+    }
+    Ok(targets)
+}
+
+fn header_spec(field: &'static str, raw: Option<RawHeader>) -> Result<HeaderSpec, ConfigError> {
+    let Some(raw) = raw else { return Ok(HeaderSpec::default()) };
+    let name = raw.name.to_ascii_lowercase();
+    if !crate::request::is_header_name(&name) || name.starts_with(':') {
+        return Err(invalid(field, format!("`{name}` is not a header name")));
+    }
+    if let Some(scheme) = &raw.scheme {
+        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(invalid(field, format!("scheme `{scheme}` is not a token")));
+        }
+    }
+    Ok(HeaderSpec { name, scheme: raw.scheme })
+}
+
+#[cfg(test)]
+mod tests;

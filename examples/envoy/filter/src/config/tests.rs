@@ -1,0 +1,126 @@
+use serde_json::json;
+
+use super::*;
+use crate::testutil::{self, config_json};
+
+fn refused(config: serde_json::Value) -> String {
+    parse(config.to_string().as_bytes()).expect_err("the configuration must be refused").to_string()
+}
+
+#[test]
+fn minimal_remote_configuration_gets_the_defaults() {
+    let config = testutil::parse(&config_json(|_| {}));
+    let JwksSource::Remote(remote) = &config.jwks else { panic!("remote expected") };
+    assert_eq!(remote.cluster, "gitlab");
+    assert_eq!(remote.authority, "gitlab.example.com");
+    assert_eq!(remote.path, "/oauth/discovery/keys");
+    assert_eq!((remote.min_max_age, remote.max_max_age), (60, 86_400));
+    assert_eq!(config.token_header, HeaderSpec::default());
+    assert_eq!(config.azure_header, HeaderSpec::default());
+    assert_eq!(config.verified_tokens, 1024);
+    assert_eq!(config.azure_margin, 300);
+    assert_eq!(
+        config.claim_headers,
+        vec![
+            ("x-gitlab-project-path".to_owned(), "project_path".to_owned()),
+            ("x-gitlab-ref".to_owned(), "ref".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn allow_rule_targets_are_prepared_with_the_loopback_authority() {
+    let config = testutil::parse(&config_json(|_| {}));
+    assert_eq!(config.targets.len(), 1);
+    let target = &config.targets[0];
+    assert_eq!(target.authority, "127.0.0.1:9");
+    assert_eq!(target.path, "/contoso.onmicrosoft.com/oauth2/v2.0/token");
+    assert_eq!(target.entra.client_id(), testutil::CLIENT_ID);
+}
+
+#[test]
+fn policy_may_be_given_as_a_string() {
+    let config = testutil::parse(&config_json(|c| {
+        c["policy"] = json!(testutil::policy().to_string());
+    }));
+    assert_eq!(config.policy.rules().len(), 2);
+}
+
+#[test]
+fn inline_jwks_is_parsed_at_load() {
+    let jwks = testutil::jwks(&[&testutil::key()]);
+    let config = testutil::parse(&config_json(|c| c["jwks"] = json!({ "inline": jwks })));
+    assert!(matches!(config.jwks, JwksSource::Inline(_)));
+    let message = refused(config_json(|c| c["jwks"] = json!({ "inline": {"nokeys": []} })));
+    assert!(message.contains("jwks.inline"), "{message}");
+}
+
+#[test]
+fn jwks_needs_exactly_one_source() {
+    assert!(refused(config_json(|c| c["jwks"] = json!({}))).contains("`jwks`"));
+    let both = config_json(|c| c["jwks"] = json!({ "cluster": "g", "inline": {"keys": []} }));
+    assert!(refused(both).contains("not both"));
+}
+
+#[test]
+fn unknown_fields_are_refused_with_their_name() {
+    let message = refused(config_json(|c| c["audience"] = json!("x")));
+    assert!(message.contains("unknown field `audience`"), "{message}");
+}
+
+#[test]
+fn not_json_is_refused() {
+    assert!(matches!(parse(b"issuer: x"), Err(ConfigError::Json(_))));
+    assert!(matches!(parse(b""), Err(ConfigError::Json(_))));
+}
+
+#[test]
+fn missing_audience_is_refused_by_the_core() {
+    let message = refused(config_json(|c| c["audiences"] = json!([])));
+    assert!(message.contains("no audience"), "{message}");
+}
+
+#[test]
+fn a_bad_policy_is_refused() {
+    let message = refused(config_json(|c| c["policy"] = json!({"rules": [{"name": "x"}]})));
+    assert!(message.starts_with("`policy`"), "{message}");
+}
+
+#[test]
+fn a_target_entra_would_refuse_is_refused_at_load() {
+    let message = refused(config_json(|c| {
+        c["policy"]["rules"][1]["azure"]["client_id"] = json!("not-a-guid");
+    }));
+    assert!(message.contains("rule deploy-main"), "{message}");
+}
+
+#[test]
+fn a_plain_http_authority_that_is_not_loopback_is_refused() {
+    let message = refused(config_json(|c| {
+        c["entra"]["insecure_authority_url"] = json!("http://entra.example.com");
+    }));
+    assert!(message.contains("rule deploy-main"), "{message}");
+}
+
+#[test]
+fn claim_headers_must_be_header_names_other_than_the_token_headers() {
+    let bad = config_json(|c| c["claim_headers"] = json!({"x y": "ref"}));
+    assert!(refused(bad).contains("not a header name"));
+    let token = config_json(|c| c["claim_headers"] = json!({"Authorization": "ref"}));
+    assert!(refused(token).contains("token header"));
+}
+
+#[test]
+fn token_headers_may_carry_the_bare_token() {
+    let config = testutil::parse(&config_json(|c| {
+        c["token_header"] = json!({"name": "X-GitLab-Token", "scheme": null});
+    }));
+    assert_eq!(config.token_header, HeaderSpec { name: "x-gitlab-token".to_owned(), scheme: None });
+}
+
+#[test]
+fn zero_slots_and_silly_ticks_are_refused() {
+    assert!(refused(config_json(|c| c["cache"] = json!({"azure_token_slots": 0})))
+        .contains("azure_token_slots"));
+    assert!(refused(config_json(|c| c["tick_ms"] = json!(1))).contains("tick_ms"));
+}

@@ -1,0 +1,53 @@
+"""Fixtures for the real-Envoy tests; each one stops what it starts."""
+
+import pytest
+
+from harness import Echo, Envoy, StandIn, bootstrap, plugin_config
+
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("envoy")
+
+
+@pytest.fixture
+def stand_in(tmp_path):
+    s = StandIn(tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def echo():
+    e = Echo()
+    try:
+        yield e
+    finally:
+        e.close()
+
+
+@pytest.fixture
+def start_envoy(tmp_path, stand_in, echo):
+    """Starts Envoy with the filter configured for the stand-in (overrides as keyword
+    arguments); every Envoy started is stopped at the end of the test."""
+    started = []
+
+    def start(plugin=None, concurrency=1, expect_ready=True, **overrides):
+        plugin = plugin if plugin is not None else plugin_config(stand_in, **overrides)
+        clusters = {"upstream": echo.port, "gitlab": stand_in.issuer_port, "entra": stand_in.entra_port}
+        envoy = Envoy(tmp_path, bootstrap(plugin, clusters), concurrency, expect_ready)
+        started.append(envoy)
+        return envoy
+
+    try:
+        yield start
+    finally:
+        for envoy in started:
+            envoy.close()
+
+
+@pytest.fixture
+def envoy(start_envoy):
+    return start_envoy()

