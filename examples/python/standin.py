@@ -17,9 +17,11 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def stand_in_binary() -> Path:
-    """``$STAND_IN``, else ``$CARGO_TARGET_DIR/release/stand-in``, else the repo's target/."""
-    if os.environ.get("STAND_IN"):
-        return Path(os.environ["STAND_IN"])
+    """``$GITLAB_AZURE_OIDC_STAND_IN`` (set by the Makefile) or ``$STAND_IN``, else
+    ``$CARGO_TARGET_DIR/release/stand-in``, else the repo's target/."""
+    for var in ("GITLAB_AZURE_OIDC_STAND_IN", "STAND_IN"):
+        if os.environ.get(var):
+            return Path(os.environ[var])
     target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
     path = target / "release" / "stand-in"
     if not path.is_file():

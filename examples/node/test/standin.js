@@ -13,7 +13,8 @@ export const DEMO_POLICY = join(REPO, 'examples/policies/demo.json');
 export const ARM = 'https://management.azure.com/.default';
 
 function binary() {
-  if (process.env.STAND_IN) return process.env.STAND_IN;
+  const env = process.env.GITLAB_AZURE_OIDC_STAND_IN || process.env.STAND_IN;
+  if (env) return env;
   const path = join(process.env.CARGO_TARGET_DIR || join(REPO, 'target'), 'release/stand-in');
   if (!existsSync(path)) throw new Error(`${path} not found: cargo build --release -p testkit --bin stand-in, or set STAND_IN`);
   return path;
