@@ -44,7 +44,7 @@ build: component
 demo: build
 	$(CLI) demo
 
-test: test-rust test-envoy
+test: test-rust test-envoy test-python test-node
 
 test-rust: build
 	cargo test --release --workspace
@@ -110,6 +110,38 @@ bench-envoy: envoy-filter stand-in venv
 lint-envoy: setup
 	cargo clippy -p gitlab-azure-oidc-envoy --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 -p gitlab-azure-oidc-envoy --all-targets -- -D warnings
+
+# --- Python and Node hosts (examples/python, examples/node): the component on wasmtime-py and jco --
+# Both suites run against the Rust stand-ins. The Python example's pinned requirements go into the
+# shared .venv (next to Envoy's); the Node example's packages come from its package-lock.json.
+PY_EXAMPLE_STAMP := $(VENV)/.examples-python
+NODE_EXAMPLE := examples/node
+
+.PHONY: node-deps test-python test-node
+
+$(PY_EXAMPLE_STAMP): examples/python/requirements.txt $(VENV)/bin/envoy
+	$(VENV)/bin/pip install --quiet -r examples/python/requirements.txt
+	touch $@
+
+venv: $(PY_EXAMPLE_STAMP)
+
+$(NODE_EXAMPLE)/node_modules/.package-lock.json: $(NODE_EXAMPLE)/package.json $(NODE_EXAMPLE)/package-lock.json
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "error: Node.js 20+ and npm are required"; exit 1; fi; }
+	cd $(NODE_EXAMPLE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-deps: $(NODE_EXAMPLE)/node_modules/.package-lock.json
+
+# pytest exits 5 when it collected no test; that is a failure here, like any other non-zero exit.
+test-python: component stand-in venv
+	cd examples/python && ../../$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+
+# `npm run build` transpiles the component with jco into examples/node/generated.
+test-node: component stand-in node-deps
+	cd $(NODE_EXAMPLE) && npm run --silent build && node --test test/*.test.js
 
 clean:
 	cargo clean
