@@ -263,7 +263,8 @@ impl VerifyError {
     }
 }
 
-fn list<T: fmt::Display>(items: &[T]) -> String {
+/// Backquoted items joined with commas, or `none`: how messages list values.
+pub(crate) fn list<T: fmt::Display>(items: &[T]) -> String {
     let parts: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
     if parts.is_empty() {
         "none".to_owned()

@@ -75,7 +75,8 @@ impl Report {
 
 fn component_host(tuning: Tuning) -> Host {
     Host::with_tuning(
-        gitlab_azure_oidc_host::EMBEDDED_COMPONENT.expect("build the component first: make bench does"),
+        gitlab_azure_oidc_host::EMBEDDED_COMPONENT
+            .expect("build the component first: make bench does"),
         Limits::default(),
         tuning,
     )
@@ -114,7 +115,11 @@ fn main() {
     report.add("native_ring_rs256", ring_stats);
 
     // 2. Native jsonwebtoken: decode, verify and validate the same token.
-    let decoding = jsonwebtoken::DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), jwk["e"].as_str().unwrap()).unwrap();
+    let decoding = jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().unwrap(),
+        jwk["e"].as_str().unwrap(),
+    )
+    .unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&[AUDIENCE]);
     validation.set_issuer(&[ISS]);
@@ -149,7 +154,8 @@ fn main() {
         ("component_nofuel", Tuning { fuel: false, ..Tuning::default() }),
     ] {
         let host = component_host(tuning);
-        let mut verifier = host.verifier(options.config.clone(), jwks_doc.clone()).unwrap().unwrap();
+        let mut verifier =
+            host.verifier(options.config.clone(), jwks_doc.clone()).unwrap().unwrap();
         report.add(
             &format!("{label}_cold"),
             measure(10, 40, |i| {
@@ -167,7 +173,10 @@ fn main() {
 
     // 5. Instantiation from a prepared component, and the one-shot export (instance + JWKS parse
     //    + verify).
-    for (label, tuning) in [("instantiate", Tuning::default()), ("instantiate_pooling", Tuning { pooling: true, ..Tuning::default() })] {
+    for (label, tuning) in [
+        ("instantiate", Tuning::default()),
+        ("instantiate_pooling", Tuning { pooling: true, ..Tuning::default() }),
+    ] {
         let host = component_host(tuning);
         report.add(
             label,
@@ -180,7 +189,9 @@ fn main() {
     report.add(
         "component_one_shot",
         measure(10, 40, |i| {
-            host.verify_gitlab_token(&distinct[i % distinct.len()], &jwks_doc, &options).unwrap().unwrap();
+            host.verify_gitlab_token(&distinct[i % distinct.len()], &jwks_doc, &options)
+                .unwrap()
+                .unwrap();
         }),
     );
 
@@ -197,10 +208,16 @@ fn main() {
         claims["job_id"] = json!(i.to_string());
         verifier.verify(&mint(&Key::Ec(&ec), &claims), NOW).unwrap().unwrap();
     }
-    report.figure("memory_after_10k_tokens", verifier.memory_bytes() as f64 / (1024.0 * 1024.0), "MiB");
+    report.figure(
+        "memory_after_10k_tokens",
+        verifier.memory_bytes() as f64 / (1024.0 * 1024.0),
+        "MiB",
+    );
 
-    let cold = report.rows.iter().find(|(n, _)| n == "component_cold").map_or(0.0, |(_, s)| s.median);
-    let warm = report.rows.iter().find(|(n, _)| n == "component_warm").map_or(0.0, |(_, s)| s.median);
+    let cold =
+        report.rows.iter().find(|(n, _)| n == "component_cold").map_or(0.0, |(_, s)| s.median);
+    let warm =
+        report.rows.iter().find(|(n, _)| n == "component_warm").map_or(0.0, |(_, s)| s.median);
     let baseline = report.baseline;
     report.figure("cold_verify_ratio_to_native_ring", cold / baseline, "x");
     report.figure("warm_verify", warm / 1000.0, "us");
@@ -213,7 +230,11 @@ fn main() {
     if let Some(path) = markdown {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+            .and_then(|c| {
+                c.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+            })
             .unwrap_or_else(|| "unknown CPU".into());
         let doc = format!(
             "# Benchmarks\n\nLatest `make bench` (command: `cargo run --release -p bench -- --markdown BENCHMARKS.md`), \

@@ -202,7 +202,11 @@ impl Host {
     ///
     /// # Errors
     /// [`HostError::Load`] when the bytes are not a component with the expected world.
-    pub fn with_tuning(component: &[u8], limits: Limits, tuning: Tuning) -> Result<Self, HostError> {
+    pub fn with_tuning(
+        component: &[u8],
+        limits: Limits,
+        tuning: Tuning,
+    ) -> Result<Self, HostError> {
         let load = |e: wasmtime::Error| HostError::Load(format!("{e:#}"));
         let mut config = Config::new();
         config.consume_fuel(tuning.fuel);

@@ -8,6 +8,7 @@
 use std::fmt;
 
 use crate::entra::aadsts;
+use crate::error::list;
 
 /// Why an [`crate::entra::AzureTarget`] was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,15 +74,6 @@ impl TargetError {
             Self::SeveralResources { .. } => "several-resources",
             Self::UnknownAuthorityHost { .. } => "unknown-authority-host",
         }
-    }
-}
-
-fn list<T: fmt::Display>(items: &[T]) -> String {
-    let parts: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
-    if parts.is_empty() {
-        "none".to_owned()
-    } else {
-        parts.join(", ")
     }
 }
 

@@ -1,10 +1,7 @@
 //! Cache keys, records and expiry. Records shared across Envoy workers are bytes (proxy-wasm
 //! shared data), so each worker re-parses what it reads.
 
-use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
-
-use gitlab_azure_oidc::{token_fingerprint, Claims, VerifiedToken};
+use gitlab_azure_oidc::{token_fingerprint, Claims};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{PreparedTarget, RemoteJwks};
@@ -114,65 +111,6 @@ pub fn azure_slot(key: &str, slots: u32) -> String {
 pub fn azure_use_until(expires_at: u64, margin: u64, now: u64) -> Option<u64> {
     let until = expires_at.saturating_sub(margin);
     (until > now).then_some(until)
-}
-
-/// Verified tokens of one worker, keyed by the exact token, each valid until its `exp`. Bounded:
-/// when full, expired entries go first, then the oldest.
-#[derive(Debug, Default)]
-pub struct VerifiedCache {
-    capacity: usize,
-    entries: HashMap<String, Rc<VerifiedToken>>,
-    order: VecDeque<String>,
-}
-
-impl VerifiedCache {
-    /// A cache of at most `capacity` tokens; 0 turns it off.
-    pub fn new(capacity: usize) -> Self {
-        Self { capacity, entries: HashMap::new(), order: VecDeque::new() }
-    }
-
-    /// The verified token, if cached and not expired at `now`.
-    pub fn get(&self, token: &str, now: u64) -> Option<Rc<VerifiedToken>> {
-        self.entries.get(token).filter(|v| now < v.claims.exp).cloned()
-    }
-
-    /// Caches a token that just verified.
-    pub fn insert(&mut self, token: &str, verified: Rc<VerifiedToken>, now: u64) {
-        if self.capacity == 0 || self.entries.contains_key(token) {
-            return;
-        }
-        if self.entries.len() >= self.capacity {
-            self.entries.retain(|_, v| now < v.claims.exp);
-            let entries = &self.entries;
-            self.order.retain(|t| entries.contains_key(t));
-        }
-        while self.entries.len() >= self.capacity {
-            match self.order.pop_front() {
-                Some(oldest) => {
-                    self.entries.remove(&oldest);
-                }
-                None => break,
-            }
-        }
-        self.order.push_back(token.to_owned());
-        self.entries.insert(token.to_owned(), verified);
-    }
-
-    /// Forgets everything, e.g. when the keys change.
-    pub fn clear(&mut self) {
-        self.entries.clear();
-        self.order.clear();
-    }
-
-    /// The number of cached tokens.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True when nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -299,6 +299,11 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
     if let Some(leeway) = raw.leeway_seconds {
         builder = builder.leeway(leeway);
     }
+    // The core's verifier keeps the verified-token cache, bounded by `cache.verified_tokens`.
+    builder = builder.limits(gitlab_azure_oidc::Limits {
+        verified_cache_entries: raw.cache.verified_tokens,
+        ..gitlab_azure_oidc::Limits::default()
+    });
     let verifier = builder.build().map_err(ConfigError::Verifier)?;
 
     let jwks = jwks_source(raw.jwks, &raw.issuer, verifier.limits())?;

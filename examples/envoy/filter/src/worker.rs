@@ -6,7 +6,7 @@ use std::rc::Rc;
 use gitlab_azure_oidc::policy::{AuditEvent, Decision};
 use gitlab_azure_oidc::{Jwks, JwksError, VerifiedToken, Verifier};
 
-use crate::cache::{JwksRecord, VerifiedCache};
+use crate::cache::JwksRecord;
 use crate::config::{FilterConfig, JwksSource, RemoteJwks};
 use crate::reply::{self, Reply};
 
@@ -49,7 +49,6 @@ pub struct Worker {
     /// A token named an unknown `kid`: refetch when the interval allows.
     refetch_wanted: bool,
     waiters: Vec<Waiter>,
-    verified: VerifiedCache,
 }
 
 impl Worker {
@@ -65,7 +64,6 @@ impl Worker {
             JwksSource::Remote(_) => None,
         };
         Self {
-            verified: VerifiedCache::new(config.verified_tokens),
             config,
             verifier,
             fetched_at: 0,
@@ -90,12 +88,10 @@ impl Worker {
         }
     }
 
-    /// Verifies `token` at `now` (seconds), from the cache when it can.
+    /// Verifies `token` at `now` (seconds); the core's verifier answers repeats from its
+    /// bounded cache (time claims re-checked, forgotten with the keys it was verified under).
     pub fn check(&mut self, token: &str, now: u64) -> Check {
-        if let Some(verified) = self.verified.get(token, now) {
-            return Check::Verified(verified);
-        }
-        let Some(verifier) = &self.verifier else {
+        let Some(verifier) = &mut self.verifier else {
             return match (&self.last_failure, self.in_flight_ms, self.remote()) {
                 (Some((at, detail)), None, Some(remote)) if now < at + remote.retry_interval => {
                     Check::Reject(reply::jwks_unavailable(detail, at + remote.retry_interval - now))
@@ -103,12 +99,8 @@ impl Worker {
                 _ => Check::Wait,
             };
         };
-        match verifier.verify(token, now) {
-            Ok(verified) => {
-                let verified = Rc::new(verified);
-                self.verified.insert(token, Rc::clone(&verified), now);
-                Check::Verified(verified)
-            }
+        match verifier.verify_cached(token, now) {
+            Ok(verified) => Check::Verified(Rc::new(verified)),
             Err(e) if e.suggests_jwks_refresh() && self.may_refetch(now) => {
                 self.refetch_wanted = true;
                 Check::Wait
@@ -181,8 +173,8 @@ impl Worker {
         self.refetch_wanted = false;
         self.last_failure = None;
         self.last_attempt = Some(self.last_attempt.unwrap_or(0).max(record.fetched_at));
-        // Keys may have been withdrawn: re-verify every token against the new set.
-        self.verified.clear();
+        // The new verifier starts with an empty verified-token cache: keys may have been
+        // withdrawn, so every token is verified again against the new set.
         Ok(())
     }
 
@@ -228,7 +220,7 @@ impl Worker {
 
     /// The number of cached verified tokens.
     pub fn verified_cached(&self) -> usize {
-        self.verified.len()
+        self.verifier.as_ref().map_or(0, Verifier::cached)
     }
 }
 

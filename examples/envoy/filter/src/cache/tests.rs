@@ -91,27 +91,3 @@ fn azure_tokens_are_kept_until_expiry_minus_the_margin() {
     assert_eq!(azure_use_until(1200, 300, 1000), None);
     assert_eq!(azure_use_until(100, 300, 1000), None);
 }
-
-#[test]
-fn verified_cache_is_bounded_and_expires_at_exp() {
-    let verified = |exp: u64| {
-        let mut v = verified_token(json!({}));
-        v.claims.exp = exp;
-        Rc::new(v)
-    };
-    let mut cache = VerifiedCache::new(2);
-    cache.insert("a", verified(NOW + 10), NOW);
-    cache.insert("b", verified(NOW + 10), NOW);
-    assert!(cache.get("a", NOW).is_some());
-    assert!(cache.get("a", NOW + 10).is_none(), "valid until exp only");
-    cache.insert("c", verified(NOW + 10), NOW);
-    assert_eq!(cache.len(), 2);
-    assert!(cache.get("a", NOW).is_none(), "the oldest goes first");
-    cache.insert("d", verified(NOW + 10), NOW + 20);
-    assert_eq!(cache.len(), 1, "expired entries are dropped when full");
-    cache.clear();
-    assert!(cache.is_empty());
-    let mut off = VerifiedCache::new(0);
-    off.insert("a", verified(NOW + 10), NOW);
-    assert!(off.is_empty());
-}
