@@ -57,14 +57,11 @@ impl VerifiedCache {
         self.entries.get(token)
     }
 
-    /// Remembers a verified token; drops expired entries, then the oldest, to stay bounded.
-    pub(crate) fn insert(&mut self, token: &str, verified: VerifiedToken, now: u64, leeway: u64) {
+    /// Remembers a verified token, evicting the oldest to stay bounded. Constant time: an
+    /// expired entry is dropped when a lookup finds it, or when its turn to be evicted comes.
+    pub(crate) fn insert(&mut self, token: &str, verified: VerifiedToken) {
         if self.capacity == 0 || self.entries.contains_key(token) {
             return;
-        }
-        if self.entries.len() >= self.capacity {
-            self.entries.retain(|_, v| now < v.claims.exp.saturating_add(leeway));
-            self.order.retain(|t| self.entries.contains_key(t));
         }
         while self.entries.len() >= self.capacity {
             match self.order.pop_front() {

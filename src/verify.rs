@@ -221,7 +221,7 @@ impl Verifier {
             }
         }
         let verified = self.verify(token, now)?;
-        self.cache.insert(token, verified.clone(), now, self.config.leeway);
+        self.cache.insert(token, verified.clone());
         Ok(verified)
     }
 
