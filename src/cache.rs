@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use crate::VerifiedToken;
 
@@ -37,7 +38,7 @@ impl Hasher for WordHasher {
 /// Verified tokens by exact token text, bounded, oldest evicted first.
 #[derive(Debug, Default)]
 pub(crate) struct VerifiedCache {
-    entries: HashMap<String, VerifiedToken, BuildHasherDefault<WordHasher>>,
+    entries: HashMap<String, Arc<VerifiedToken>, BuildHasherDefault<WordHasher>>,
     order: VecDeque<String>,
     capacity: usize,
 }
@@ -53,13 +54,13 @@ impl VerifiedCache {
         Self { entries: HashMap::default(), order: VecDeque::new(), capacity }
     }
 
-    pub(crate) fn get(&self, token: &str) -> Option<&VerifiedToken> {
+    pub(crate) fn get(&self, token: &str) -> Option<&Arc<VerifiedToken>> {
         self.entries.get(token)
     }
 
     /// Remembers a verified token, evicting the oldest to stay bounded. Constant time: an
     /// expired entry is dropped when a lookup finds it, or when its turn to be evicted comes.
-    pub(crate) fn insert(&mut self, token: &str, verified: VerifiedToken) {
+    pub(crate) fn insert(&mut self, token: &str, verified: Arc<VerifiedToken>) {
         if self.capacity == 0 || self.entries.contains_key(token) {
             return;
         }

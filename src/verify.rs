@@ -1,5 +1,7 @@
 //! The verifier: configured once, reused for every token.
 
+use std::sync::Arc;
+
 use ring::digest;
 
 use crate::cache::VerifiedCache;
@@ -170,6 +172,11 @@ pub struct VerifiedToken {
     pub header: Header,
     /// The claims.
     pub claims: Claims,
+    /// The payload exactly as signed (UTF-8 JSON): every claim, including those this version
+    /// does not name, without re-serializing.
+    pub payload_json: String,
+    /// [`token_fingerprint`] of the token: what to log instead of it.
+    pub fingerprint: String,
 }
 
 /// Verifies GitLab ID tokens against one issuer's JWKS.
@@ -206,22 +213,27 @@ impl Verifier {
 
     /// Like [`Verifier::verify`], but a token verified before (the exact same string, still
     /// within its time window) is answered from a bounded cache without another signature
-    /// check. The time claims are checked again against `now` on every call.
+    /// check. The time claims are checked again against `now` on every call. The result is
+    /// shared with the cache, so a hit copies nothing.
     ///
     /// # Errors
     /// As [`Verifier::verify`].
-    pub fn verify_cached(&mut self, token: &str, now: u64) -> Result<VerifiedToken, VerifyError> {
+    pub fn verify_cached(
+        &mut self,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<VerifiedToken>, VerifyError> {
         if let Some(hit) = self.cache.get(token) {
             match self.check_claims(&hit.claims, now) {
-                Ok(()) => return Ok(hit.clone()),
+                Ok(()) => return Ok(Arc::clone(hit)),
                 Err(err) => {
                     self.cache.remove(token);
                     return Err(err);
                 }
             }
         }
-        let verified = self.verify(token, now)?;
-        self.cache.insert(token, verified.clone());
+        let verified = Arc::new(self.verify(token, now)?);
+        self.cache.insert(token, Arc::clone(&verified));
         Ok(verified)
     }
 
@@ -250,7 +262,10 @@ impl Verifier {
         let claims =
             Claims::from_payload(jws::json_object(&payload, Part::Payload, &self.config.limits)?)?;
         self.check_claims(&claims, now)?;
-        Ok(VerifiedToken { header, claims })
+        // The strict JSON parse above accepted these bytes, so they are UTF-8.
+        let payload_json = String::from_utf8(payload)
+            .map_err(|_| VerifyError::Json { part: Part::Payload, detail: "not UTF-8".into() })?;
+        Ok(VerifiedToken { header, claims, payload_json, fingerprint: token_fingerprint(token) })
     }
 
     fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), VerifyError> {

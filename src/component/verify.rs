@@ -19,7 +19,7 @@ impl wit::Guest for Component {
         options: wit::VerifyOptions,
     ) -> Result<wit::VerifiedToken, wit::Failure> {
         let verifier = build(options.config, &jwks)?;
-        verifier.verify(&token, options.now).map(|v| verified(&token, v)).map_err(verify_failure)
+        verifier.verify(&token, options.now).map(|v| verified(&v)).map_err(verify_failure)
     }
 }
 
@@ -37,11 +37,7 @@ impl wit::GuestVerifier for VerifierResource {
     }
 
     fn verify(&self, token: String, now: u64) -> Result<wit::VerifiedToken, wit::Failure> {
-        self.0
-            .borrow_mut()
-            .verify_cached(&token, now)
-            .map(|v| verified(&token, v))
-            .map_err(verify_failure)
+        self.0.borrow_mut().verify_cached(&token, now).map(|v| verified(&v)).map_err(verify_failure)
     }
 
     fn keys(&self) -> (Vec<wit::KeyInfo>, Vec<String>) {
@@ -138,70 +134,78 @@ fn u64_of(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-fn verified(token: &str, v: core::VerifiedToken) -> wit::VerifiedToken {
-    let c = v.claims;
-    let g = c.gitlab;
-    let raw_json = serde_json::Value::Object(c.raw).to_string();
+fn verified(v: &core::VerifiedToken) -> wit::VerifiedToken {
+    let c = &v.claims;
+    let g = &c.gitlab;
+    // The payload as signed: no re-serialization on every call (a cache hit copies only this).
+    let raw_json = v.payload_json.clone();
     wit::VerifiedToken {
-        header: wit::Header { alg: alg_out(v.header.alg), kid: v.header.kid, typ: v.header.typ },
+        header: wit::Header {
+            alg: alg_out(v.header.alg),
+            kid: v.header.kid.clone(),
+            typ: v.header.typ.clone(),
+        },
         claims: wit::Claims {
-            iss: c.iss,
-            sub: c.sub,
-            aud: match c.aud {
+            iss: c.iss.clone(),
+            sub: c.sub.clone(),
+            aud: match &c.aud {
                 None => Vec::new(),
-                Some(core::Audience::One(one)) => vec![one],
-                Some(core::Audience::Many(many)) => many,
+                Some(core::Audience::One(one)) => vec![one.clone()],
+                Some(core::Audience::Many(many)) => many.clone(),
             },
             exp: c.exp,
             nbf: c.nbf,
             iat: c.iat,
-            jti: c.jti,
+            jti: c.jti.clone(),
             gitlab: wit::GitlabClaims {
-                namespace_id: g.namespace_id,
-                namespace_path: g.namespace_path,
-                project_id: g.project_id,
-                project_path: g.project_path,
-                job_project_id: g.job_project_id,
-                job_project_path: g.job_project_path,
-                job_namespace_id: g.job_namespace_id,
-                job_namespace_path: g.job_namespace_path,
-                user_id: g.user_id,
-                user_login: g.user_login,
-                user_email: g.user_email,
-                user_access_level: g.user_access_level,
-                user_identities: g.user_identities.map(|ids| {
-                    ids.into_iter()
+                namespace_id: g.namespace_id.clone(),
+                namespace_path: g.namespace_path.clone(),
+                project_id: g.project_id.clone(),
+                project_path: g.project_path.clone(),
+                job_project_id: g.job_project_id.clone(),
+                job_project_path: g.job_project_path.clone(),
+                job_namespace_id: g.job_namespace_id.clone(),
+                job_namespace_path: g.job_namespace_path.clone(),
+                user_id: g.user_id.clone(),
+                user_login: g.user_login.clone(),
+                user_email: g.user_email.clone(),
+                user_access_level: g.user_access_level.clone(),
+                user_identities: g.user_identities.as_ref().map(|ids| {
+                    ids.iter()
                         .map(|i| wit::UserIdentity {
-                            provider: i.provider,
-                            extern_uid: i.extern_uid,
+                            provider: i.provider.clone(),
+                            extern_uid: i.extern_uid.clone(),
                         })
                         .collect()
                 }),
-                pipeline_id: g.pipeline_id,
-                pipeline_source: g.pipeline_source,
-                job_id: g.job_id,
-                ref_: g.r#ref,
-                ref_type: g.ref_type,
-                ref_path: g.ref_path,
+                pipeline_id: g.pipeline_id.clone(),
+                pipeline_source: g.pipeline_source.clone(),
+                job_id: g.job_id.clone(),
+                ref_: g.r#ref.clone(),
+                ref_type: g.ref_type.clone(),
+                ref_path: g.ref_path.clone(),
                 ref_protected: g.ref_protected,
-                groups_direct: g.groups_direct,
-                environment: g.environment,
+                groups_direct: g.groups_direct.clone(),
+                environment: g.environment.clone(),
                 environment_protected: g.environment_protected,
-                deployment_tier: g.deployment_tier,
-                environment_action: g.environment_action,
+                deployment_tier: g.deployment_tier.clone(),
+                environment_action: g.environment_action.clone(),
                 runner_id: g.runner_id,
-                runner_environment: g.runner_environment,
-                sha: g.sha,
-                ci_config_ref_uri: g.ci_config_ref_uri,
-                ci_config_sha: g.ci_config_sha,
-                project_visibility: g.project_visibility,
-                job_source: g.job_source,
-                job_config: g.job_config.map(|j| wit::JobConfig { url: j.url, sha: j.sha }),
-                target_audience: g.target_audience,
+                runner_environment: g.runner_environment.clone(),
+                sha: g.sha.clone(),
+                ci_config_ref_uri: g.ci_config_ref_uri.clone(),
+                ci_config_sha: g.ci_config_sha.clone(),
+                project_visibility: g.project_visibility.clone(),
+                job_source: g.job_source.clone(),
+                job_config: g
+                    .job_config
+                    .as_ref()
+                    .map(|j| wit::JobConfig { url: j.url.clone(), sha: j.sha.clone() }),
+                target_audience: g.target_audience.clone(),
             },
             raw_json,
         },
-        fingerprint: core::token_fingerprint(token),
+        fingerprint: v.fingerprint.clone(),
     }
 }
 

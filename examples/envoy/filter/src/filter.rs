@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use gitlab_azure_oidc::entra;
@@ -40,7 +41,7 @@ pub(crate) struct Root {
 /// What a token exchange in flight needs when Entra answers.
 struct Exchange {
     context_id: u32,
-    verified: Rc<VerifiedToken>,
+    verified: Arc<VerifiedToken>,
     target: PreparedTarget,
     key: String,
 }

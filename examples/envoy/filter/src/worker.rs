@@ -2,6 +2,7 @@
 //! verified-token cache. Pure: the proxy-wasm glue feeds it time and fetched bytes.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use gitlab_azure_oidc::policy::{AuditEvent, Decision};
 use gitlab_azure_oidc::{Jwks, JwksError, VerifiedToken, Verifier};
@@ -14,7 +15,7 @@ use crate::reply::{self, Reply};
 #[derive(Debug)]
 pub enum Check {
     /// It verified (now, or earlier and cached).
-    Verified(Rc<VerifiedToken>),
+    Verified(Arc<VerifiedToken>),
     /// The keys are being fetched (or about to be): park the request until they arrive.
     Wait,
     /// Refuse the request.
@@ -100,7 +101,7 @@ impl Worker {
             };
         };
         match verifier.verify_cached(token, now) {
-            Ok(verified) => Check::Verified(Rc::new(verified)),
+            Ok(verified) => Check::Verified(verified),
             Err(e) if e.suggests_jwks_refresh() && self.may_refetch(now) => {
                 self.refetch_wanted = true;
                 Check::Wait
