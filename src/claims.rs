@@ -322,4 +322,18 @@ impl Claims {
 }
 
 #[cfg(test)]
+impl Claims {
+    /// Test claims: testkit's realistic GitLab job (acme/payments, protected `main`,
+    /// production), issued by `issuer` at `iat`, then edited.
+    pub(crate) fn test_job(issuer: &str, iat: u64, edit: impl FnOnce(&mut Value)) -> Self {
+        let mut raw = testkit::gitlab_claims(issuer, iat);
+        edit(&mut raw);
+        match raw {
+            Value::Object(map) => Self::from_payload(map).expect("testkit's claims parse"),
+            other => panic!("claims must be an object, not {other}"),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests;

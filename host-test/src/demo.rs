@@ -9,8 +9,6 @@ use std::io::Write;
 
 use gitlab_azure_oidc_host::Host;
 use serde_json::{json, Value};
-use testkit::entra::{Entra, FederatedCredential};
-use testkit::issuer::Issuer;
 use testkit::{RsaKey, AUDIENCE, CLIENT_ID, SUBJECT, TENANT};
 
 use crate::exchange::{self, ExchangeArgs, Output};
@@ -42,13 +40,7 @@ pub(crate) fn command(component: Option<&str>) -> Result<(), Exit> {
 pub(crate) fn run(host: &Host, out: &mut dyn Write) -> Result<bool, Exit> {
     let _ = writeln!(out, "==> Starting loopback stand-ins: a GitLab instance (fresh RSA-2048 key) and Microsoft Entra");
     let key = RsaKey::generate(2048);
-    let issuer = Issuer::start(&[&key]);
-    let credential = FederatedCredential {
-        issuer: issuer.url(),
-        subject: SUBJECT.into(),
-        audience: AUDIENCE.into(),
-    };
-    let entra = Entra::start(TENANT, CLIENT_ID, vec![credential]);
+    let (issuer, entra) = testkit::stand_ins(&key);
     let _ =
         writeln!(out, "    gitlab  {} (discovery and JWKS as GitLab serves them)", issuer.url());
     let _ = writeln!(out, "    entra   {} (tenant {TENANT}, app {CLIENT_ID})", entra.url());

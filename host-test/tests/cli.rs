@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::entra::{Behaviour, Entra, FederatedCredential};
+use testkit::entra::{Behaviour, Entra};
 use testkit::issuer::Issuer;
 use testkit::{RsaKey, AUDIENCE, CLIENT_ID, SUBJECT, TENANT};
 
@@ -209,13 +209,7 @@ struct Stage {
 }
 
 fn stage() -> Stage {
-    let issuer = Issuer::start(&[&RsaKey::fixture_2048()]);
-    let credential = FederatedCredential {
-        issuer: issuer.url(),
-        subject: SUBJECT.into(),
-        audience: AUDIENCE.into(),
-    };
-    let entra = Entra::start(TENANT, CLIENT_ID, vec![credential]);
+    let (issuer, entra) = testkit::stand_ins(&RsaKey::fixture_2048());
     Stage { issuer, entra }
 }
 

@@ -13,12 +13,7 @@ const APP_B: &str = "11111111-0000-0000-0000-00000000000b";
 
 /// A realistic token's claims (acme/payments, main, protected, production), edited.
 fn claims_with(edit: impl FnOnce(&mut Value)) -> Claims {
-    let mut raw = testkit::gitlab_claims(ISS, NOW - 10);
-    edit(&mut raw);
-    match raw {
-        Value::Object(map) => Claims::from_payload(map).unwrap(),
-        _ => unreachable!(),
-    }
+    Claims::test_job(ISS, NOW - 10, edit)
 }
 
 fn claims() -> Claims {

@@ -299,3 +299,17 @@ pub fn uuid() -> String {
         hex(10..16)
     )
 }
+
+/// The GitLab and Entra stand-ins wired together: the issuer signs with `key`, and the Entra
+/// stand-in's app ([`CLIENT_ID`] in [`TENANT`]) has one federated credential that trusts the
+/// issuer's tokens for [`SUBJECT`] and [`AUDIENCE`].
+pub fn stand_ins(key: &RsaKey) -> (issuer::Issuer, entra::Entra) {
+    let issuer = issuer::Issuer::start(&[key]);
+    let credential = entra::FederatedCredential {
+        issuer: issuer.url(),
+        subject: SUBJECT.into(),
+        audience: AUDIENCE.into(),
+    };
+    let entra = entra::Entra::start(TENANT, CLIENT_ID, vec![credential]);
+    (issuer, entra)
+}

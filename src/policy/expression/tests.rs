@@ -1,15 +1,10 @@
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::*;
 use crate::policy::ExpressionError;
 
 fn claims(sub: &str) -> Claims {
-    let mut raw = testkit::gitlab_claims("https://gitlab.com", 1_760_000_000);
-    raw["sub"] = json!(sub);
-    match raw {
-        Value::Object(map) => Claims::from_payload(map).unwrap(),
-        _ => unreachable!(),
-    }
+    Claims::test_job("https://gitlab.com", 1_760_000_000, |raw| raw["sub"] = json!(sub))
 }
 
 fn holds(expression: &str, sub: &str) -> bool {

@@ -9,12 +9,7 @@ const AUD: &str = "api://AzureADTokenExchange";
 const NOW: u64 = 1_760_000_000;
 
 fn claims_with(edit: impl FnOnce(&mut Value)) -> Claims {
-    let mut raw = testkit::gitlab_claims(ISS, NOW - 10);
-    edit(&mut raw);
-    match raw {
-        Value::Object(map) => Claims::from_payload(map).unwrap(),
-        _ => unreachable!(),
-    }
+    Claims::test_job(ISS, NOW - 10, edit)
 }
 
 fn job(project: &str, ref_type: &str, r: &str) -> Claims {

@@ -8,12 +8,7 @@ const AUD: &str = "api://AzureADTokenExchange";
 const SUB: &str = "project_path:acme/payments:ref_type:branch:ref:main";
 
 fn claims_with(edit: impl FnOnce(&mut Value)) -> Claims {
-    let mut raw = testkit::gitlab_claims(ISS, 1_760_000_000);
-    edit(&mut raw);
-    match raw {
-        Value::Object(map) => Claims::from_payload(map).unwrap(),
-        _ => unreachable!(),
-    }
+    Claims::test_job(ISS, 1_760_000_000, edit)
 }
 
 fn claims() -> Claims {

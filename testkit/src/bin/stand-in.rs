@@ -9,8 +9,6 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use testkit::entra::{Entra, FederatedCredential};
-use testkit::issuer::Issuer;
 use testkit::{RsaKey, AUDIENCE, CLIENT_ID, SUBJECT, TENANT};
 
 fn main() {
@@ -29,13 +27,7 @@ fn main() {
             }
         }
     }
-    let issuer = Issuer::start(&[&RsaKey::fixture_2048()]);
-    let credential = FederatedCredential {
-        issuer: issuer.url(),
-        subject: SUBJECT.into(),
-        audience: AUDIENCE.into(),
-    };
-    let entra = Entra::start(TENANT, CLIENT_ID, vec![credential]);
+    let (issuer, entra) = testkit::stand_ins(&RsaKey::fixture_2048());
     let ready = json!({
         "issuer": issuer.url(),
         "entra": entra.url(),
