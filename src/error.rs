@@ -41,6 +41,28 @@ pub enum IssuerNearMiss {
     TrailingSlash,
 }
 
+impl IssuerNearMiss {
+    /// How `found` nearly matches `expected`, when it differs only in a way people commonly get
+    /// wrong; `None` for an unrelated issuer (or an exact match).
+    pub fn between(expected: &str, found: &str) -> Option<Self> {
+        let trim = |s: &str| s.trim_end_matches('/').to_owned();
+        let strip_scheme = |s: &str| {
+            s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s).to_owned()
+        };
+        if expected == found {
+            None
+        } else if trim(expected) == trim(found) {
+            Some(Self::TrailingSlash)
+        } else if strip_scheme(&trim(expected)) == strip_scheme(&trim(found)) {
+            Some(Self::Scheme)
+        } else if expected.eq_ignore_ascii_case(found) {
+            Some(Self::Case)
+        } else {
+            None
+        }
+    }
+}
+
 /// Why a token was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

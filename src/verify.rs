@@ -275,7 +275,7 @@ impl Verifier {
             return Err(VerifyError::IssuerMismatch {
                 expected: config.issuer.clone(),
                 found: claims.iss.clone(),
-                near_miss: near_miss(&config.issuer, &claims.iss),
+                near_miss: IssuerNearMiss::between(&config.issuer, &claims.iss),
             });
         }
         // Step 3: one of our audiences must be in `aud`.
@@ -321,23 +321,6 @@ impl Verifier {
             }
         }
         Ok(())
-    }
-}
-
-/// Recognises issuers that differ from the expected one in a way people commonly get wrong.
-fn near_miss(expected: &str, found: &str) -> Option<IssuerNearMiss> {
-    let trim = |s: &str| s.trim_end_matches('/').to_owned();
-    let strip_scheme = |s: &str| {
-        s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s).to_owned()
-    };
-    if trim(expected) == trim(found) {
-        Some(IssuerNearMiss::TrailingSlash)
-    } else if strip_scheme(&trim(expected)) == strip_scheme(&trim(found)) {
-        Some(IssuerNearMiss::Scheme)
-    } else if expected.eq_ignore_ascii_case(found) {
-        Some(IssuerNearMiss::Case)
-    } else {
-        None
     }
 }
 

@@ -251,23 +251,6 @@ impl fmt::Display for Preflight {
     }
 }
 
-/// Recognises issuers that differ in a way people commonly get wrong.
-fn issuer_near_miss(credential: &str, token: &str) -> Option<IssuerNearMiss> {
-    let trim = |s: &str| s.trim_end_matches('/').to_owned();
-    let strip = |s: &str| {
-        s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s).to_owned()
-    };
-    if trim(credential) == trim(token) {
-        Some(IssuerNearMiss::TrailingSlash)
-    } else if strip(&trim(credential)) == strip(&trim(token)) {
-        Some(IssuerNearMiss::Scheme)
-    } else if credential.eq_ignore_ascii_case(token) {
-        Some(IssuerNearMiss::Case)
-    } else {
-        None
-    }
-}
-
 /// `key:value` pairs of a `sub`, sorted, when it splits evenly.
 fn components(sub: &str) -> Option<Vec<(&str, &str)>> {
     let parts: Vec<&str> = sub.split(':').collect();
@@ -286,7 +269,7 @@ fn differences(claims: &Claims, credential: &FederatedCredential) -> Vec<Differe
         out.push(Difference::Issuer {
             credential: credential.issuer.clone(),
             token: claims.iss.clone(),
-            near_miss: issuer_near_miss(&credential.issuer, &claims.iss),
+            near_miss: IssuerNearMiss::between(&credential.issuer, &claims.iss),
         });
     }
     let token_aud: Vec<String> = claims
