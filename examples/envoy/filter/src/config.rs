@@ -113,6 +113,10 @@ pub struct FilterConfig {
     pub jwks: JwksSource,
     /// The policy.
     pub policy: Policy,
+    /// The smallest `max_token_age` of the policy's rules: the only way time enters a decision,
+    /// so a decision about a token stands until its `iat` plus this. `None`: decisions depend
+    /// on the claims alone.
+    pub decision_age_bound: Option<u64>,
     /// One prepared target per distinct policy target.
     pub targets: Vec<PreparedTarget>,
     /// The Envoy cluster that reaches Entra.
@@ -314,6 +318,7 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         _ => return Err(invalid("policy", "expected the policy document (an object or a string)")),
     };
     let policy = Policy::parse(&policy_bytes).map_err(ConfigError::Policy)?;
+    let decision_age_bound = smallest_max_token_age(&policy_bytes);
     let targets = prepare_targets(&policy, &raw.entra)?;
     if raw.entra.cluster.is_empty() {
         return Err(invalid("entra.cluster", "name the Envoy cluster that reaches Entra"));
@@ -351,6 +356,7 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         verifier,
         jwks,
         policy,
+        decision_age_bound,
         targets,
         entra_cluster: raw.entra.cluster,
         entra_timeout_ms: raw.entra.timeout_ms,
@@ -363,6 +369,19 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         max_waiters: raw.max_waiting_requests,
         tick_ms: raw.tick_ms,
     })
+}
+
+/// The smallest `max_token_age` in a policy document the core accepted. The core's [`Policy`]
+/// does not expose it, so it is read from the document's rules (their only time-dependent check).
+fn smallest_max_token_age(document: &[u8]) -> Option<u64> {
+    let document: Value = serde_json::from_slice(document).ok()?;
+    document
+        .get("rules")?
+        .as_array()?
+        .iter()
+        .filter_map(|rule| rule.get("max_token_age"))
+        .map(|age| age.as_u64().unwrap_or(0))
+        .min()
 }
 
 fn jwks_source(

@@ -4,9 +4,9 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use gitlab_azure_oidc::policy::{AuditEvent, Decision};
 use gitlab_azure_oidc::{Jwks, JwksError, VerifiedToken, Verifier};
 
+use crate::admission::{Admission, Admissions};
 use crate::cache::JwksRecord;
 use crate::config::{FilterConfig, JwksSource, RemoteJwks};
 use crate::reply::{self, Reply};
@@ -50,6 +50,10 @@ pub struct Worker {
     /// A token named an unknown `kid`: refetch when the interval allows.
     refetch_wanted: bool,
     waiters: Vec<Waiter>,
+    /// Decisions per verified token, bounded like the verified-token cache.
+    admissions: Admissions,
+    /// Whether the host logs at info level, where the audit events go.
+    audit_enabled: bool,
 }
 
 impl Worker {
@@ -65,7 +69,6 @@ impl Worker {
             JwksSource::Remote(_) => None,
         };
         Self {
-            config,
             verifier,
             fetched_at: 0,
             expires_at: u64::MAX,
@@ -74,6 +77,9 @@ impl Worker {
             last_failure: None,
             refetch_wanted: false,
             waiters: Vec::new(),
+            admissions: Admissions::new(config.verified_tokens),
+            audit_enabled: true,
+            config,
         }
     }
 
@@ -117,11 +123,26 @@ impl Worker {
             || self.last_attempt.is_none_or(|at| now >= at + remote.unknown_kid_interval)
     }
 
-    /// Decides on a verified token and builds its audit event (JSON).
-    pub fn decide(&self, verified: &VerifiedToken, token: &str, now: u64) -> (Decision, String) {
-        let decision = self.config.policy.decide(&verified.claims, now);
-        let audit = AuditEvent::new(&decision, &verified.claims, token, now).to_json();
-        (decision, audit)
+    /// The decision on a verified token at `now`, with what its requests share: made once per
+    /// token while it stands (see [`Admission`]).
+    pub fn admit(&mut self, verified: &Arc<VerifiedToken>, now: u64) -> Rc<Admission> {
+        self.admissions.admit(&self.config, verified, now)
+    }
+
+    /// The number of tokens with a kept decision.
+    pub fn admitted(&self) -> usize {
+        self.admissions.len()
+    }
+
+    /// Whether audit events are logged: the host's log level is info or finer. Building an
+    /// event the host would drop is wasted work on every request.
+    pub fn audit_enabled(&self) -> bool {
+        self.audit_enabled
+    }
+
+    /// Records the host's log level (read on the root's tick, as it may change at run time).
+    pub fn set_audit_enabled(&mut self, enabled: bool) {
+        self.audit_enabled = enabled;
     }
 
     /// True when a fetch should start now: no keys yet, keys expired, or an unknown `kid`; never
@@ -175,7 +196,8 @@ impl Worker {
         self.last_failure = None;
         self.last_attempt = Some(self.last_attempt.unwrap_or(0).max(record.fetched_at));
         // The new verifier starts with an empty verified-token cache: keys may have been
-        // withdrawn, so every token is verified again against the new set.
+        // withdrawn, so every token is verified again against the new set, and decided again.
+        self.admissions.clear();
         Ok(())
     }
 

@@ -154,9 +154,10 @@ fn decisions_come_with_their_audit_event() {
     for (overrides, allow) in [(json!({}), true), (json!({"ref": "feature/x"}), false)] {
         let token = testutil::token(&testutil::key(), overrides);
         let Check::Verified(verified) = worker.check(&token, NOW) else { panic!("verified") };
-        let (decision, audit) = worker.decide(&verified, &token, NOW);
-        assert_eq!(decision.is_allow(), allow);
-        let audit: serde_json::Value = serde_json::from_str(&audit).expect("audit JSON");
+        let admission = worker.admit(&verified, NOW);
+        assert_eq!(admission.decision.is_allow(), allow);
+        let audit: serde_json::Value =
+            serde_json::from_str(&admission.audit_line(NOW)).expect("audit JSON");
         assert_eq!(audit["decision"], if allow { "allow" } else { "deny" });
         assert!(!audit.to_string().contains(&token));
     }
