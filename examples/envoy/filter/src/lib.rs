@@ -29,6 +29,7 @@
 pub mod admission;
 pub mod cache;
 pub mod config;
+pub mod foreign;
 pub mod reply;
 pub mod request;
 pub mod worker;
