@@ -139,6 +139,9 @@ pub struct FilterConfig {
     pub max_waiters: usize,
     /// Root tick period in milliseconds: how often fetches start and waiters are checked.
     pub tick_ms: u64,
+    /// Whether RS256/RS384/RS512 signatures go to Envoy's `verify_signature` foreign function
+    /// (BoringSSL) when the running Envoy has it; otherwise `ring` checks them in the filter.
+    pub envoy_verify_signature: bool,
 }
 
 impl FilterConfig {
@@ -176,6 +179,8 @@ struct RawConfig {
     cache: RawCache,
     #[serde(default = "default_tick_ms")]
     tick_ms: u64,
+    #[serde(default = "default_true")]
+    envoy_verify_signature: bool,
     #[serde(default = "default_max_waiters")]
     max_waiting_requests: usize,
 }
@@ -247,6 +252,9 @@ impl Default for RawCache {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_tick_ms() -> u64 {
     50
 }
@@ -368,6 +376,7 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         azure_slots: raw.cache.azure_token_slots,
         max_waiters: raw.max_waiting_requests,
         tick_ms: raw.tick_ms,
+        envoy_verify_signature: raw.envoy_verify_signature,
     })
 }
 

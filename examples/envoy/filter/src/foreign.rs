@@ -27,6 +27,7 @@
 //!   code: 0`; that message is what tells a bad signature from a check that did not run.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The arguments of one `verify_signature` call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,6 +233,132 @@ fn der_wrap(tag: u8, content: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(content);
     out
+}
+
+/// What the filter needs from the host to check a signature there (the proxy-wasm glue on
+/// Envoy; a fake in the tests).
+pub trait Host {
+    /// Calls `verify_signature` with encoded [`Arguments`]; the encoded result.
+    ///
+    /// # Errors
+    /// [`CallError::NotFound`] when the host has no such function.
+    fn call(&self, arguments: &[u8]) -> Result<Vec<u8>, CallError>;
+    /// Counts an outcome (an Envoy counter: how often the native path ran, and how it went).
+    fn count(&self, outcome: Outcome);
+    /// Says something worth an info line, once per worker.
+    fn note(&self, message: &str);
+}
+
+/// Why a foreign-function call gave no result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The running Envoy does not offer `verify_signature`.
+    NotFound,
+    /// The call failed otherwise (a status, or no result).
+    Failed(String),
+}
+
+/// What came of one offered check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Envoy verified the signature.
+    Valid,
+    /// Envoy checked it, and it does not verify.
+    Invalid,
+    /// Envoy did not check it (no function, an error): the check stays in the filter.
+    NotChecked,
+}
+
+/// RSA PKCS#1 v1.5 checks done by Envoy's `verify_signature`, once it is known to exist.
+///
+/// The first call tells whether the running Envoy has the function; when it does not, every
+/// later check answers [`Outcome::NotChecked`] at once (the filter's own `ring` then runs). Each
+/// kind of news (present, absent, a check Envoy did not do) is told to the host once.
+#[derive(Debug)]
+pub struct NativeRsa<H> {
+    host: H,
+    /// `NOTED_*` bits: what was found and told already.
+    noted: AtomicU8,
+}
+
+const NOTED_PRESENT: u8 = 1;
+const NOTED_ABSENT: u8 = 2;
+const NOTED_NOT_CHECKED: u8 = 4;
+
+impl<H: Host> NativeRsa<H> {
+    /// Checks through `host`.
+    pub fn new(host: H) -> Self {
+        Self { host, noted: AtomicU8::new(0) }
+    }
+
+    /// Checks an RSA PKCS#1 v1.5 signature over `message` with the key (`n`, `e`, big-endian)
+    /// and `hash_function` (`sha256`, `sha384` or `sha512`). Everything the core refuses on its
+    /// own (algorithm allow-list, key choice and size, `alg` agreement, signature length) was
+    /// refused before this is asked.
+    pub fn verify(
+        &self,
+        hash_function: &str,
+        n: &[u8],
+        e: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Outcome {
+        if self.is_absent() {
+            return Outcome::NotChecked;
+        }
+        let public_key = rsa_spki_der(n, e);
+        let arguments =
+            Arguments { hash_function, public_key: &public_key, signature, text: message };
+        let outcome = match self.host.call(&arguments.encode()) {
+            Err(CallError::NotFound) => {
+                self.note_once(
+                    NOTED_ABSENT,
+                    "this Envoy has no verify_signature foreign function: RSA signatures are \
+                     checked inside the filter (ring)",
+                );
+                return Outcome::NotChecked;
+            }
+            Err(CallError::Failed(detail)) => Err(detail),
+            Ok(bytes) => match decode_verdict(&bytes) {
+                Ok(verdict) if verdict.result => Ok(Outcome::Valid),
+                Ok(verdict) if verdict.is_bad_signature() => Ok(Outcome::Invalid),
+                Ok(verdict) => Err(verdict.error),
+                Err(e) => Err(format!("unreadable answer: {e}")),
+            },
+        };
+        self.note_once(
+            NOTED_PRESENT,
+            "RSA signatures are checked by Envoy's verify_signature foreign function (BoringSSL)",
+        );
+        let outcome = outcome.unwrap_or_else(|detail| {
+            self.note_once(
+                NOTED_NOT_CHECKED,
+                &format!(
+                    "Envoy's verify_signature did not check a {hash_function} signature \
+                     ({detail}); the filter checks such signatures itself"
+                ),
+            );
+            Outcome::NotChecked
+        });
+        self.host.count(outcome);
+        outcome
+    }
+
+    /// True once a call showed the running Envoy has no `verify_signature`.
+    pub fn is_absent(&self) -> bool {
+        self.noted.load(Ordering::Relaxed) & NOTED_ABSENT != 0
+    }
+
+    /// The host.
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    fn note_once(&self, bit: u8, message: &str) {
+        if self.noted.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+            self.host.note(message);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -94,3 +94,88 @@ fn der_integers_are_minimal_and_unsigned() {
     assert_eq!(der_wrap(0x04, &[0; 200])[..3], [0x04, 0x81, 200]);
     assert_eq!(der_wrap(0x04, &[0; 300])[..4], [0x04, 0x82, 0x01, 0x2c]);
 }
+
+/// A host that answers with a queue of canned results and records what it was told.
+#[derive(Default)]
+struct FakeHost {
+    answers: std::cell::RefCell<Vec<Result<Vec<u8>, CallError>>>,
+    calls: std::cell::RefCell<Vec<Vec<u8>>>,
+    counted: std::cell::RefCell<Vec<Outcome>>,
+    notes: std::cell::RefCell<Vec<String>>,
+}
+
+impl FakeHost {
+    fn answering(answers: Vec<Result<Vec<u8>, CallError>>) -> Self {
+        let host = Self::default();
+        *host.answers.borrow_mut() = answers.into_iter().rev().collect();
+        host
+    }
+}
+
+impl Host for &FakeHost {
+    fn call(&self, arguments: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.calls.borrow_mut().push(arguments.to_vec());
+        self.answers.borrow_mut().pop().unwrap_or(Err(CallError::Failed("no answer".to_owned())))
+    }
+
+    fn count(&self, outcome: Outcome) {
+        self.counted.borrow_mut().push(outcome);
+    }
+
+    fn note(&self, message: &str) {
+        self.notes.borrow_mut().push(message.to_owned());
+    }
+}
+
+fn verdict_bytes(result: bool, error: &str) -> Vec<u8> {
+    let mut out = vec![0x08, u8::from(result), 0x12, u8::try_from(error.len()).expect("short")];
+    out.extend_from_slice(error.as_bytes());
+    out
+}
+
+const BAD: &str = "Failed to verify digest. Error code: 0";
+
+#[test]
+fn envoy_answers_become_outcomes_and_the_call_carries_the_key_as_spki() {
+    let host = FakeHost::answering(vec![
+        Ok(verdict_bytes(true, "")),
+        Ok(verdict_bytes(false, BAD)),
+        Ok(verdict_bytes(false, "Failed to initialize digest verify.")),
+        Err(CallError::Failed("InternalFailure".to_owned())),
+        Ok(vec![0x0b]),
+    ]);
+    let native = NativeRsa::new(&host);
+    let check = || native.verify("sha256", &[0xc5; 256], &[1, 0, 1], b"a.b", &[9; 256]);
+    assert_eq!(check(), Outcome::Valid);
+    assert_eq!(check(), Outcome::Invalid);
+    // Envoy not doing the check is never taken for a bad signature.
+    assert_eq!(check(), Outcome::NotChecked);
+    assert_eq!(check(), Outcome::NotChecked);
+    assert_eq!(check(), Outcome::NotChecked);
+    assert!(!native.is_absent());
+
+    let expected = Arguments {
+        hash_function: "sha256",
+        public_key: &rsa_spki_der(&[0xc5; 256], &[1, 0, 1]),
+        signature: &[9; 256],
+        text: b"a.b",
+    }
+    .encode();
+    assert_eq!(host.calls.borrow()[0], expected);
+    assert_eq!(host.counted.borrow().len(), 5);
+    // Told once that Envoy checks, once that it did not check something.
+    assert_eq!(host.notes.borrow().len(), 2, "{:?}", host.notes.borrow());
+}
+
+#[test]
+fn without_the_function_envoy_is_asked_once_and_the_filter_checks() {
+    let host = FakeHost::answering(vec![Err(CallError::NotFound)]);
+    let native = NativeRsa::new(&host);
+    for _ in 0..3 {
+        assert_eq!(native.verify("sha256", &[1], &[3], b"m", b"s"), Outcome::NotChecked);
+    }
+    assert!(native.is_absent());
+    assert_eq!(host.calls.borrow().len(), 1, "asked once");
+    assert_eq!(host.notes.borrow().len(), 1, "logged once");
+    assert!(host.notes.borrow()[0].contains("no verify_signature"));
+}
