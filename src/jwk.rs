@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::alg::{Curve, Family};
 use crate::json::{self, JsonProblem};
+use crate::offload::{EcCurve, KeyMaterial, Offloaded, SignatureBackend, SignatureCheck};
 use crate::{b64, Algorithm, JwksError, Limits, VerifyError};
 
 /// Smallest RSA modulus accepted, in bits (NIST SP 800-131A; ring's floor too).
@@ -150,7 +151,23 @@ impl Jwks {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), VerifyError> {
-        self.verify(kid, alg, message, signature, &Limits::default())
+        self.verify(kid, alg, message, signature, &Limits::default(), None)
+    }
+
+    /// Like [`Jwks::verify_detached`], with the arithmetic handed to `backend` (see
+    /// [`crate::offload`]): every refusal is still the core's own.
+    ///
+    /// # Errors
+    /// The key-selection and signature errors of [`VerifyError`].
+    pub fn verify_detached_with(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+        backend: &dyn SignatureBackend,
+    ) -> Result<(), VerifyError> {
+        self.verify(kid, alg, message, signature, &Limits::default(), Some(backend))
     }
 
     /// Verifies `signature` over `message`, choosing the key as RFC 7515 section 6 allows: by
@@ -162,9 +179,10 @@ impl Jwks {
         message: &[u8],
         signature: &[u8],
         limits: &Limits,
+        backend: Option<&dyn SignatureBackend>,
     ) -> Result<(), VerifyError> {
         match kid {
-            Some(kid) => self.verify_with_kid(kid, alg, message, signature),
+            Some(kid) => self.verify_with_kid(kid, alg, message, signature, backend),
             None => {
                 let candidates: Vec<&Entry> =
                     self.entries.iter().filter(|e| e.fits(alg).is_ok()).collect();
@@ -177,7 +195,7 @@ impl Jwks {
                         limit: limits.max_keys_without_kid,
                     });
                 }
-                if candidates.iter().any(|e| e.key.verify(alg, message, signature)) {
+                if candidates.iter().any(|e| e.key.verify(alg, message, signature, backend)) {
                     return Ok(());
                 }
                 Err(VerifyError::BadSignature { kid: None, alg, keys_tried: candidates.len() })
@@ -191,6 +209,7 @@ impl Jwks {
         alg: Algorithm,
         message: &[u8],
         signature: &[u8],
+        backend: Option<&dyn SignatureBackend>,
     ) -> Result<(), VerifyError> {
         let mut first_mismatch = None;
         let mut tried = 0;
@@ -198,7 +217,7 @@ impl Jwks {
             match entry.fits(alg) {
                 Ok(()) => {
                     tried += 1;
-                    if entry.key.verify(alg, message, signature) {
+                    if entry.key.verify(alg, message, signature, backend) {
                         return Ok(());
                     }
                 }
@@ -256,7 +275,45 @@ impl Entry {
 }
 
 impl PublicKey {
-    fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+    /// Checks a signature. `alg` fits this key (`Entry::fits`). The length checks come first and
+    /// are the core's own, so a lenient backend cannot accept a signature ring would refuse.
+    fn verify(
+        &self,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+        backend: Option<&dyn SignatureBackend>,
+    ) -> bool {
+        // RFC 8017 8.2.2 step 1 and 8.1.2 step 1: the signature is exactly as long as the
+        // modulus. RFC 7518 3.4: an ECDSA JWS signature is `r || s`, each the curve's length.
+        let key = match self {
+            Self::Rsa { components, .. } => {
+                if signature.len() != components.n.len() {
+                    return false;
+                }
+                KeyMaterial::Rsa { n: &components.n, e: &components.e }
+            }
+            Self::Ec { curve, point } => {
+                let len = curve.coordinate_len();
+                if signature.len() != 2 * len {
+                    return false;
+                }
+                // `point` is the SEC 1 uncompressed form `04 || x || y` built by `parse_ec`.
+                let (x, y) = point.as_ref()[1..].split_at(len);
+                let curve = match curve {
+                    Curve::P256 => EcCurve::P256,
+                    Curve::P384 => EcCurve::P384,
+                };
+                KeyMaterial::Ec { curve, x, y }
+            }
+        };
+        if let Some(backend) = backend {
+            match backend.verify(&SignatureCheck { alg, key, message, signature }) {
+                Offloaded::Valid => return true,
+                Offloaded::Invalid => return false,
+                Offloaded::Unsupported => {}
+            }
+        }
         match self {
             Self::Rsa { components, .. } => match alg.rsa_params() {
                 Some(params) => components.verify(params, message, signature).is_ok(),

@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 
 use crate::alg::AlgName;
 use crate::json::{self, JsonProblem};
+use crate::offload::SignatureBackend;
 use crate::{b64, Algorithm, Jwks, Limits, Part, VerifyError};
 
 /// The protected header of a verified token.
@@ -94,6 +95,7 @@ pub(crate) fn verify(
     jwks: &Jwks,
     allowed: &[Algorithm],
     limits: &Limits,
+    backend: Option<&dyn SignatureBackend>,
 ) -> Result<VerifiedJws, VerifyError> {
     if token.len() > limits.max_token_bytes {
         return Err(VerifyError::TooLarge { size: token.len(), limit: limits.max_token_bytes });
@@ -110,6 +112,6 @@ pub(crate) fn verify(
     // RFC 7515 5.2 step 8: the signing input is the encoded header and payload as sent.
     let signing_input_len = header_b64.len() + 1 + payload_b64.len();
     let signing_input = &token.as_bytes()[..signing_input_len];
-    jwks.verify(header.kid.as_deref(), header.alg, signing_input, &signature, limits)?;
+    jwks.verify(header.kid.as_deref(), header.alg, signing_input, &signature, limits, backend)?;
     Ok(VerifiedJws { header, payload })
 }

@@ -39,6 +39,7 @@ mod json;
 mod jwk;
 mod jws;
 mod limits;
+pub mod offload;
 pub mod policy;
 mod verify;
 

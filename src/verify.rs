@@ -7,6 +7,7 @@ use ring::digest;
 use crate::cache::VerifiedCache;
 use crate::claims::Claims;
 use crate::jws::{self, Header, VerifiedJws};
+use crate::offload::SignatureBackend;
 use crate::{Algorithm, ConfigError, IssuerNearMiss, Jwks, Limits, Part, VerifyError};
 
 /// What a verifier checks. Build it with [`VerifierConfig::builder`].
@@ -185,13 +186,21 @@ pub struct Verifier {
     config: VerifierConfig,
     jwks: Jwks,
     cache: VerifiedCache,
+    backend: Option<Arc<dyn SignatureBackend>>,
 }
 
 impl Verifier {
     /// Creates a verifier; the JWKS is parsed already, so verification does no parsing of keys.
     pub fn new(config: VerifierConfig, jwks: Jwks) -> Self {
         let cache = VerifiedCache::new(config.limits.verified_cache_entries);
-        Self { config, jwks, cache }
+        Self { config, jwks, cache, backend: None }
+    }
+
+    /// Hands the signature arithmetic to the host's native crypto (see [`crate::offload`]), or
+    /// back to the core's own code with `None`. Every refusal stays the core's: the backend is
+    /// only asked about a signature the core would otherwise check itself.
+    pub fn set_signature_backend(&mut self, backend: Option<Arc<dyn SignatureBackend>>) {
+        self.backend = backend;
     }
 
     /// The configuration.
@@ -247,7 +256,13 @@ impl Verifier {
     /// # Errors
     /// Any structural, algorithm, key or signature error of [`VerifyError`].
     pub fn verify_signature(&self, token: &str) -> Result<VerifiedJws, VerifyError> {
-        jws::verify(token, &self.jwks, &self.config.algorithms, &self.config.limits)
+        jws::verify(
+            token,
+            &self.jwks,
+            &self.config.algorithms,
+            &self.config.limits,
+            self.backend.as_deref(),
+        )
     }
 
     /// Verifies a token at time `now` (seconds since the Unix epoch).

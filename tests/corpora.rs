@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
+use gitlab_azure_oidc::offload::{KeyMaterial, Offloaded, SignatureBackend, SignatureCheck};
 use gitlab_azure_oidc::{Algorithm, Jwks, Verifier, VerifierConfig, VerifyError};
 use serde_json::{json, Value};
 
@@ -381,4 +382,106 @@ fn real_oidc_provider_tokens() {
     }
     tally.assert_clean(doc["cases"].as_array().unwrap().len());
     assert_eq!(tally.counts["alg none refused"], 1);
+}
+
+/// RustCrypto's `rsa` as a [`SignatureBackend`]: a second, independent implementation, so the
+/// differential test below checks the offload seam (the core's own refusals before the backend
+/// is asked) and not ring against itself.
+struct RustCryptoRsa {
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl SignatureBackend for RustCryptoRsa {
+    fn verify(&self, check: &SignatureCheck<'_>) -> Offloaded {
+        use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
+        use sha2::{Digest, Sha256, Sha384, Sha512};
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let KeyMaterial::Rsa { n, e } = check.key else { return Offloaded::Unsupported };
+        let Ok(key) = RsaPublicKey::new_with_max_size(
+            BigUint::from_bytes_be(n),
+            BigUint::from_bytes_be(e),
+            8192,
+        ) else {
+            return Offloaded::Unsupported;
+        };
+        let m = check.message;
+        let result = match check.alg {
+            Algorithm::Rs256 => {
+                key.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(m), check.signature)
+            }
+            Algorithm::Rs384 => {
+                key.verify(Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(m), check.signature)
+            }
+            Algorithm::Rs512 => {
+                key.verify(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(m), check.signature)
+            }
+            Algorithm::Ps256 => {
+                key.verify(Pss::new_with_salt::<Sha256>(32), &Sha256::digest(m), check.signature)
+            }
+            Algorithm::Ps384 => {
+                key.verify(Pss::new_with_salt::<Sha384>(48), &Sha384::digest(m), check.signature)
+            }
+            Algorithm::Ps512 => {
+                key.verify(Pss::new_with_salt::<Sha512>(64), &Sha512::digest(m), check.signature)
+            }
+            _ => return Offloaded::Unsupported,
+        };
+        if result.is_ok() {
+            Offloaded::Valid
+        } else {
+            Offloaded::Invalid
+        }
+    }
+}
+
+/// Every Wycheproof RSA case gets the same verdict with the arithmetic offloaded to another
+/// implementation as with ring inside the core. This is the property a host backend must keep.
+#[test]
+fn wycheproof_rsa_verdicts_do_not_change_when_the_arithmetic_is_offloaded() {
+    let mut files: Vec<(String, Algorithm)> = Vec::new();
+    for bits in [2048, 3072, 4096] {
+        for (hash, alg) in
+            [(256, Algorithm::Rs256), (384, Algorithm::Rs384), (512, Algorithm::Rs512)]
+        {
+            files.push((format!("rsa_signature_{bits}_sha{hash}_test.json"), alg));
+        }
+    }
+    for (file, alg) in [
+        ("rsa_pss_2048_sha256_mgf1_32_test.json", Algorithm::Ps256),
+        ("rsa_pss_3072_sha256_mgf1_32_test.json", Algorithm::Ps256),
+        ("rsa_pss_4096_sha384_mgf1_48_test.json", Algorithm::Ps384),
+        ("rsa_pss_4096_sha512_mgf1_64_test.json", Algorithm::Ps512),
+    ] {
+        files.push((file.to_owned(), alg));
+    }
+    let backend = RustCryptoRsa { asked: Default::default() };
+    let (mut cases, mut differences) = (0, Vec::new());
+    for (file, alg) in &files {
+        let doc = corpus(&format!("wycheproof/testvectors_v1/{file}"));
+        for group in doc["testGroups"].as_array().unwrap() {
+            let jwks = jwks_of(&[rsa_jwk(group)]);
+            for case in group["tests"].as_array().unwrap() {
+                let msg = unhex(case["msg"].as_str().unwrap());
+                let sig = unhex(case["sig"].as_str().unwrap());
+                let ring = jwks.verify_detached(None, *alg, &msg, &sig).is_ok();
+                let offloaded = jwks.verify_detached_with(None, *alg, &msg, &sig, &backend).is_ok();
+                cases += 1;
+                if ring != offloaded {
+                    differences.push(format!(
+                        "{file} tc {} ({}): ring {ring}, offloaded {offloaded}",
+                        case["tcId"], case["comment"]
+                    ));
+                }
+            }
+        }
+    }
+    let asked = backend.asked.load(std::sync::atomic::Ordering::Relaxed);
+    println!("{cases} cases, {asked} asked of the backend");
+    assert!(
+        differences.is_empty(),
+        "{} differences:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+    assert!(cases > 2500 && asked > cases / 2, "{cases} cases, {asked} asked");
 }

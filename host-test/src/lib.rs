@@ -8,7 +8,9 @@
 
 use std::fmt;
 
-use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+mod signatures;
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceAny, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, ResourceLimiter, Store, StoreLimits,
     StoreLimitsBuilder, Trap,
@@ -29,7 +31,7 @@ pub use bindings::exports::gitlab_azure::oidc::policy::{
     Decision, PlanReport, PolicyFailure, PreflightReport,
 };
 pub use bindings::exports::gitlab_azure::oidc::verify::{
-    Algorithm, Claims, Failure, VerifiedToken, VerifierConfig, VerifyOptions,
+    Algorithm, CheckedToken, Claims, Failure, VerifiedToken, VerifierConfig, VerifyOptions,
 };
 
 use bindings::{Oidc, OidcPre};
@@ -105,11 +107,31 @@ fn classify(err: wasmtime::Error) -> HostError {
     }
 }
 
-/// Store data: WASI context (the component's std needs it, though it does no I/O) and limits.
+/// Store data: WASI context (the component's std needs it, though it does no I/O), limits, and
+/// whether the `signatures` import checks signatures natively.
 struct State {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: Limiter,
+    native_signatures: bool,
+    /// How many signatures the import checked natively (not counting `unsupported` answers).
+    native_checks: u64,
+}
+
+impl bindings::gitlab_azure::oidc::signatures::Host for State {
+    fn verify_signature(
+        &mut self,
+        alg: String,
+        key: bindings::gitlab_azure::oidc::signatures::PublicKey,
+        message: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> bindings::gitlab_azure::oidc::signatures::Verdict {
+        if !self.native_signatures {
+            return bindings::gitlab_azure::oidc::signatures::Verdict::Unsupported;
+        }
+        self.native_checks += 1;
+        signatures::verify(&alg, &key, &message, &signature)
+    }
 }
 
 /// wasmtime's [`StoreLimits`] plus a record of the largest linear memory the guest grew to.
@@ -166,11 +188,15 @@ pub struct Tuning {
     /// is about twice as cheap and the component does not use async. This build of wasmtime
     /// leaves the feature out (faster to compile), so `true` is a load error.
     pub concurrency_support: bool,
+    /// Answer the component's `signatures` import with native ring. Defaults to true: RS256
+    /// natively costs about a seventeenth of ring inside WebAssembly. Off, the component checks
+    /// signatures itself (for measurements and differential tests).
+    pub native_signatures: bool,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { fuel: true, pooling: false, concurrency_support: false }
+        Self { fuel: true, pooling: false, concurrency_support: false, native_signatures: true }
     }
 }
 
@@ -218,6 +244,7 @@ impl Host {
         let component = Component::new(&engine, component).map_err(load)?;
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load)?;
+        Oidc::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state).map_err(load)?;
         let pre = OidcPre::new(linker.instantiate_pre(&component).map_err(load)?).map_err(load)?;
         Ok(Self { engine, pre, limits, tuning })
     }
@@ -249,7 +276,13 @@ impl Host {
             .trap_on_grow_failure(true)
             .build();
         let limits = Limiter { inner: limits, peak_memory: 0 };
-        let state = State { wasi: WasiCtx::builder().build(), table: ResourceTable::new(), limits };
+        let state = State {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits,
+            native_signatures: self.tuning.native_signatures,
+            native_checks: 0,
+        };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         // Instantiation runs guest start code, so it needs fuel too.
@@ -509,6 +542,26 @@ impl VerifierHandle {
         })
     }
 
+    /// `check`: judges the token like [`VerifierHandle::verify`] but returns only its
+    /// fingerprint, `jti` and `exp`, the cheap call for a caller that kept the claims.
+    ///
+    /// # Errors
+    /// [`HostError::Trap`] when the guest trapped.
+    pub fn check(
+        &mut self,
+        token: &str,
+        now: u64,
+    ) -> Result<Result<CheckedToken, Failure>, HostError> {
+        self.with_live(|live| {
+            live.oidc.gitlab_azure_oidc_verify().verifier().call_check(
+                &mut live.store,
+                live.verifier,
+                token,
+                now,
+            )
+        })
+    }
+
     /// Replaces the JWKS (after an `unknown-kid` and a refetch). The new document is kept only
     /// if the component accepted it.
     ///
@@ -531,6 +584,11 @@ impl VerifierHandle {
     /// The largest linear memory the live instance has grown to, in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.live.as_ref().map_or(0, |l| l.store.data().limits.peak_memory)
+    }
+
+    /// How many signatures the live instance had the host check natively.
+    pub fn native_signature_checks(&self) -> u64 {
+        self.live.as_ref().map_or(0, |l| l.store.data().native_checks)
     }
 
     /// Changes the execution bound of later calls.

@@ -3,7 +3,7 @@
 use gitlab_azure_oidc_host::bindings::exports::gitlab_azure::oidc::verify::{
     Error, TimeWindow, VerifyError,
 };
-use gitlab_azure_oidc_host::{config, Algorithm, Host, HostError, Limits, VerifyOptions};
+use gitlab_azure_oidc_host::{config, Algorithm, Host, HostError, Limits, Tuning, VerifyOptions};
 use serde_json::json;
 use testkit::{gitlab_claims, jwks, mint, EcKey, Key, RsaKey, AUDIENCE};
 
@@ -387,4 +387,114 @@ mod exchange_and_policy {
             .unwrap_err();
         assert_eq!(failure.rule.as_deref(), Some("r"), "{failure:?}");
     }
+}
+
+/// Tokens every algorithm family can produce, good and bad, with their expected verdicts.
+fn signature_cases() -> (String, Vec<(&'static str, Algorithm, String, bool)>) {
+    let rsa = RsaKey::fixture_2048();
+    let rotated = RsaKey::fixture_2048_rotated().with_kid(rsa.kid());
+    let p256 = EcKey::generate_p256("p256");
+    let p384 = EcKey::generate_p384("p384");
+    let claims = gitlab_claims(ISS, NOW - 10);
+    let tamper = |t: String| {
+        let (input, sig) = t.rsplit_once('.').unwrap();
+        let mut sig = sig.to_owned().into_bytes();
+        sig[10] = if sig[10] == b'A' { b'B' } else { b'A' };
+        format!("{input}.{}", String::from_utf8(sig).unwrap())
+    };
+    let mut cases = Vec::new();
+    for (alg, name) in [
+        (Algorithm::Rs256, "RS256"),
+        (Algorithm::Rs384, "RS384"),
+        (Algorithm::Rs512, "RS512"),
+        (Algorithm::Ps256, "PS256"),
+        (Algorithm::Ps384, "PS384"),
+        (Algorithm::Ps512, "PS512"),
+    ] {
+        let good = mint(&Key::Rsa(&rsa, name), &claims);
+        cases.push((name, alg, good.clone(), true));
+        cases.push((name, alg, tamper(good), false));
+        cases.push((name, alg, mint(&Key::Rsa(&rotated, name), &claims), false));
+    }
+    for (alg, key) in [(Algorithm::Es256, &p256), (Algorithm::Es384, &p384)] {
+        let good = mint(&Key::Ec(key), &claims);
+        cases.push(("EC", alg, good.clone(), true));
+        cases.push(("EC", alg, tamper(good), false));
+    }
+    (jwks(&[rsa.jwk_any_alg(), p256.jwk(), p384.jwk()]), cases)
+}
+
+#[test]
+fn native_signature_checks_agree_with_the_component_and_are_used() {
+    let (jwks, cases) = signature_cases();
+    let mut verdicts = Vec::new();
+    for native in [true, false] {
+        let tuning = Tuning { native_signatures: native, ..Tuning::default() };
+        let host = Host::with_tuning(
+            gitlab_azure_oidc_host::EMBEDDED_COMPONENT.unwrap(),
+            Limits::default(),
+            tuning,
+        )
+        .unwrap();
+        let mut config = config(ISS, &[AUDIENCE]);
+        config.algorithms = vec![
+            Algorithm::Rs256,
+            Algorithm::Rs384,
+            Algorithm::Rs512,
+            Algorithm::Ps256,
+            Algorithm::Ps384,
+            Algorithm::Ps512,
+            Algorithm::Es256,
+            Algorithm::Es384,
+        ];
+        let mut verifier = host.verifier(config, jwks.clone()).unwrap().unwrap();
+        let mine: Vec<_> = cases
+            .iter()
+            .map(|(name, _, token, _)| {
+                (*name, verifier.verify(token, NOW).unwrap().map(|_| ()).map_err(|f| f.kind))
+            })
+            .collect();
+        for ((name, alg, _, want), (_, got)) in cases.iter().zip(&mine) {
+            assert_eq!(got.is_ok(), *want, "{name} {alg:?} native={native}: {got:?}");
+        }
+        let asked = verifier.native_signature_checks();
+        if native {
+            assert_eq!(
+                asked,
+                u64::try_from(cases.len()).unwrap(),
+                "every signature checked natively"
+            );
+        } else {
+            assert_eq!(asked, 0);
+        }
+        verdicts.push(mine);
+    }
+    assert_eq!(verdicts[0], verdicts[1], "native and in-component verdicts differ");
+}
+
+#[test]
+fn check_judges_like_verify_and_returns_only_the_identity() {
+    let key = RsaKey::fixture_2048();
+    let token = token(&key);
+    let mut verifier =
+        host().verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    let verified = verifier.verify(&token, NOW).unwrap().unwrap();
+    let checked = verifier.check(&token, NOW + 5).unwrap().unwrap();
+    assert_eq!(checked.fingerprint, verified.fingerprint);
+    assert_eq!(checked.jti, verified.claims.jti);
+    assert_eq!(checked.expires_at, verified.claims.exp);
+    // One signature check for the two calls: the second was a cache hit.
+    assert_eq!(verifier.native_signature_checks(), 1);
+
+    // Still judged: expiry (with the 60 s leeway) ...
+    let failure = verifier.check(&token, verified.claims.exp + 60).unwrap().unwrap_err();
+    assert_eq!(failure.kind, "expired");
+    // ... a token never seen is verified in full ...
+    let other = RsaKey::fixture_2048_rotated().with_kid(key.kid());
+    let forged = mint(&Key::Rsa(&other, "RS256"), &gitlab_claims(ISS, NOW - 10));
+    assert_eq!(verifier.check(&forged, NOW).unwrap().unwrap_err().kind, "bad-signature");
+    // ... and a key rotation forgets what was verified with the old keys.
+    let rotated = RsaKey::fixture_2048_rotated();
+    verifier.replace_jwks(jwks(&[rotated.jwk()])).unwrap().unwrap();
+    assert_eq!(verifier.check(&token, NOW).unwrap().unwrap_err().kind, "unknown-kid");
 }

@@ -1,10 +1,13 @@
 //! WIT glue for `gitlab-azure:oidc/verify`: conversions only.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use super::exports::gitlab_azure::oidc::verify as wit;
+use super::gitlab_azure::oidc::signatures as host;
 use super::Component;
 use crate as core;
+use crate::offload::{KeyMaterial, Offloaded, SignatureBackend, SignatureCheck};
 
 /// The `verifier` resource: a core verifier behind a `RefCell`, because WIT resource methods
 /// take `&self` and `replace-jwks` mutates.
@@ -38,6 +41,15 @@ impl wit::GuestVerifier for VerifierResource {
 
     fn verify(&self, token: String, now: u64) -> Result<wit::VerifiedToken, wit::Failure> {
         self.0.borrow_mut().verify_cached(&token, now).map(|v| verified(&v)).map_err(verify_failure)
+    }
+
+    fn check(&self, token: String, now: u64) -> Result<wit::CheckedToken, wit::Failure> {
+        let v = self.0.borrow_mut().verify_cached(&token, now).map_err(verify_failure)?;
+        Ok(wit::CheckedToken {
+            fingerprint: v.fingerprint.clone(),
+            jti: v.claims.jti.clone(),
+            expires_at: v.claims.exp,
+        })
     }
 
     fn keys(&self) -> (Vec<wit::KeyInfo>, Vec<String>) {
@@ -87,7 +99,33 @@ fn build(config: wit::VerifierConfig, jwks: &str) -> Result<core::Verifier, wit:
     let config = builder.build().map_err(config_failure)?;
     let jwks =
         core::Jwks::parse_with_limits(jwks.as_bytes(), config.limits()).map_err(jwks_failure)?;
-    Ok(core::Verifier::new(config, jwks))
+    let mut verifier = core::Verifier::new(config, jwks);
+    verifier.set_signature_backend(Some(Arc::new(HostSignatures)));
+    Ok(verifier)
+}
+
+/// The host's `signatures` import as the core's signature backend. The core has made every
+/// refusal before it asks; `unsupported` hands the check back to ring inside the component.
+struct HostSignatures;
+
+impl SignatureBackend for HostSignatures {
+    fn verify(&self, check: &SignatureCheck<'_>) -> Offloaded {
+        let key = match check.key {
+            KeyMaterial::Rsa { n, e } => {
+                host::PublicKey::Rsa(host::RsaKey { n: n.to_vec(), e: e.to_vec() })
+            }
+            KeyMaterial::Ec { curve, x, y } => host::PublicKey::Ec(host::EcKey {
+                curve: curve.name().to_owned(),
+                x: x.to_vec(),
+                y: y.to_vec(),
+            }),
+        };
+        match host::verify_signature(check.alg.name(), &key, check.message, check.signature) {
+            host::Verdict::Valid => Offloaded::Valid,
+            host::Verdict::Invalid => Offloaded::Invalid,
+            host::Verdict::Unsupported => Offloaded::Unsupported,
+        }
+    }
 }
 
 fn alg_in(alg: wit::Algorithm) -> core::Algorithm {

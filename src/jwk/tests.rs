@@ -57,7 +57,7 @@ fn a_token_naming_a_refused_key_gets_the_reason() {
     let small = RsaKey::fixture_1024();
     let set = parse(&[small.jwk()]);
     let e = set
-        .verify(Some(small.kid()), Algorithm::Rs256, b"x", b"y", &Limits::default())
+        .verify(Some(small.kid()), Algorithm::Rs256, b"x", b"y", &Limits::default(), None)
         .unwrap_err();
     assert!(
         matches!(&e, VerifyError::KeyRefused { reason, .. } if reason.contains("1024")),
