@@ -9,17 +9,19 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use gitlab_azure_oidc::entra;
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
 use crate::admission::{Admission, AzureRoute, Forwarding, Route};
 use crate::cache::{self, AzureRecord, JwksRecord};
 use crate::config::{self, JwksSource};
+use crate::foreign::{self, CallError, NativeRsa, Outcome};
 use crate::reply::{self, Reply};
 use crate::request::{self, HeaderPlan};
 use crate::worker::{Check, Worker};
@@ -271,6 +273,64 @@ fn finish_exchange(shared: &Shared, exchange: &Exchange, body_size: usize) {
     }
 }
 
+/// Envoy's side of the native signature check: the `verify_signature` foreign function, a
+/// counter per outcome (`gitlab_azure_oidc.verify_signature.{valid,invalid,not_checked}`, under
+/// Envoy's `wasmcustom.` stats) and info logs.
+struct EnvoyHost {
+    counters: Option<[u32; 3]>,
+}
+
+impl EnvoyHost {
+    const COUNTERS: [&'static str; 3] = [
+        "gitlab_azure_oidc.verify_signature.valid",
+        "gitlab_azure_oidc.verify_signature.invalid",
+        "gitlab_azure_oidc.verify_signature.not_checked",
+    ];
+
+    fn new() -> Self {
+        let mut ids = [0; 3];
+        for (id, name) in ids.iter_mut().zip(Self::COUNTERS) {
+            match hostcalls::define_metric(MetricType::Counter, name) {
+                Ok(defined) => *id = defined,
+                Err(status) => {
+                    warn!("gitlab-azure-oidc: could not define the counter {name}: {status:?}");
+                    return Self { counters: None };
+                }
+            }
+        }
+        Self { counters: Some(ids) }
+    }
+}
+
+impl foreign::Host for EnvoyHost {
+    fn call(&self, arguments: &[u8]) -> Result<Vec<u8>, CallError> {
+        // proxy-wasm 0.2.5 panics on a status the ABI does not list for this call; Envoy's
+        // foreign functions return only listed ones (Ok, NotFound, SerializationFailure).
+        match hostcalls::call_foreign_function("verify_signature", Some(arguments)) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(CallError::Failed("no result".to_owned())),
+            Err(Status::NotFound) => Err(CallError::NotFound),
+            Err(status) => Err(CallError::Failed(format!("{status:?}"))),
+        }
+    }
+
+    fn count(&self, outcome: Outcome) {
+        let Some(ids) = self.counters else { return };
+        let id = match outcome {
+            Outcome::Valid => ids[0],
+            Outcome::Invalid => ids[1],
+            Outcome::NotChecked => ids[2],
+        };
+        if let Err(status) = hostcalls::increment_metric(id, 1) {
+            warn!("gitlab-azure-oidc: could not count a signature check: {status:?}");
+        }
+    }
+
+    fn note(&self, message: &str) {
+        info!("gitlab-azure-oidc: {message}");
+    }
+}
+
 impl Root {
     pub(crate) fn new(context_id: u32) -> Self {
         Self { context_id, worker: None, jwks_call: None, exchanges: HashMap::new() }
@@ -412,8 +472,12 @@ impl RootContext for Root {
                     warn!("gitlab-azure-oidc: policy: {warning}");
                 }
                 let tick = Duration::from_millis(config.tick_ms);
+                let native = config.envoy_verify_signature;
                 let mut worker = Worker::new(Rc::new(config));
                 worker.set_audit_enabled(info_enabled());
+                if native {
+                    worker.set_signature_backend(Some(Arc::new(NativeRsa::new(EnvoyHost::new()))));
+                }
                 self.worker = Some(Rc::new(RefCell::new(worker)));
                 self.jwks_call = None;
                 self.set_tick_period(tick);

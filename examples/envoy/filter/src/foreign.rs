@@ -29,6 +29,9 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use gitlab_azure_oidc::offload::{KeyMaterial, Offloaded, SignatureBackend, SignatureCheck};
+use gitlab_azure_oidc::Algorithm;
+
 /// The arguments of one `verify_signature` call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arguments<'a> {
@@ -357,6 +360,26 @@ impl<H: Host> NativeRsa<H> {
     fn note_once(&self, bit: u8, message: &str) {
         if self.noted.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
             self.host.note(message);
+        }
+    }
+}
+
+/// The core asks only after its own refusals; RS256/RS384/RS512 with an RSA key go to Envoy,
+/// everything else (PS*, whose PSS padding Envoy does not apply; ES*, which Envoy wants in DER)
+/// stays with ring in the filter.
+impl<H: Host + Send + Sync> SignatureBackend for NativeRsa<H> {
+    fn verify(&self, check: &SignatureCheck<'_>) -> Offloaded {
+        let hash_function = match check.alg {
+            Algorithm::Rs256 => "sha256",
+            Algorithm::Rs384 => "sha384",
+            Algorithm::Rs512 => "sha512",
+            _ => return Offloaded::Unsupported,
+        };
+        let KeyMaterial::Rsa { n, e } = check.key else { return Offloaded::Unsupported };
+        match NativeRsa::verify(self, hash_function, n, e, check.message, check.signature) {
+            Outcome::Valid => Offloaded::Valid,
+            Outcome::Invalid => Offloaded::Invalid,
+            Outcome::NotChecked => Offloaded::Unsupported,
         }
     }
 }

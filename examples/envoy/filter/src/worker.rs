@@ -4,6 +4,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use gitlab_azure_oidc::offload::SignatureBackend;
 use gitlab_azure_oidc::{Jwks, JwksError, VerifiedToken, Verifier};
 
 use crate::admission::{Admission, Admissions};
@@ -54,6 +55,8 @@ pub struct Worker {
     admissions: Admissions,
     /// Whether the host logs at info level, where the audit events go.
     audit_enabled: bool,
+    /// The host's native signature check, given to every verifier this worker builds.
+    signature_backend: Option<Arc<dyn SignatureBackend>>,
 }
 
 impl Worker {
@@ -79,6 +82,7 @@ impl Worker {
             waiters: Vec::new(),
             admissions: Admissions::new(config.verified_tokens),
             audit_enabled: true,
+            signature_backend: None,
             config,
         }
     }
@@ -140,6 +144,15 @@ impl Worker {
         self.audit_enabled
     }
 
+    /// Hands signature checks to the host's native crypto (`None`: ring in the filter), for the
+    /// current keys and every later set.
+    pub fn set_signature_backend(&mut self, backend: Option<Arc<dyn SignatureBackend>>) {
+        if let Some(verifier) = &mut self.verifier {
+            verifier.set_signature_backend(backend.clone());
+        }
+        self.signature_backend = backend;
+    }
+
     /// Records the host's log level (read on the root's tick, as it may change at run time).
     pub fn set_audit_enabled(&mut self, enabled: bool) {
         self.audit_enabled = enabled;
@@ -188,7 +201,9 @@ impl Worker {
     /// [`JwksError`] when the document does not parse; nothing changes then.
     pub fn install(&mut self, record: &JwksRecord) -> Result<(), JwksError> {
         let jwks = Jwks::parse_with_limits(record.jwks.as_bytes(), self.config.verifier.limits())?;
-        self.verifier = Some(Verifier::new(self.config.verifier.clone(), jwks));
+        let mut verifier = Verifier::new(self.config.verifier.clone(), jwks);
+        verifier.set_signature_backend(self.signature_backend.clone());
+        self.verifier = Some(verifier);
         self.fetched_at = record.fetched_at;
         self.expires_at = record.expires_at;
         self.in_flight_ms = None;
