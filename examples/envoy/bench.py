@@ -1,7 +1,11 @@
 """`make bench-envoy`: requests/s and latency of Envoy (one worker, loopback) with no auth filter,
 with Envoy's native jwt_authn (with and without its cache), and with this filter (verified-token
 cache on and off; Azure token cached), all with the same issuer, JWKS and token. Upstream is a
-`direct_response`, so only the filters' cost is measured. Prints a table, the ratios to jwt_authn
+`direct_response`, so only the filters' cost is measured. Two more cases show a lever each: the
+uncached filter with Envoy's `verify_signature` turned off (ring in V8 checks every signature),
+and the cached filter with Envoy logging at warn, which turns the per-request audit event off
+(the cost of the info log line). Prints a table, the ratios to jwt_authn, Envoy's CPU time per
+request (user + system, from /proc: steadier than req/s when other work shares the machine)
 and one `BENCH <name> <value> <unit>` line per figure.
 
     .venv/bin/python examples/envoy/bench.py [--seconds 10] [--connections 32]
@@ -9,6 +13,7 @@ and one `BENCH <name> <value> <unit>` line per figure.
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -48,8 +53,9 @@ def jwt_authn(stand_in, cache):
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "gitlab"}}]}}
 
 
-def ours(stand_in, clusters, verified_tokens):
-    plugin = plugin_config(stand_in, cache={"verified_tokens": verified_tokens})
+def ours(stand_in, clusters, verified_tokens, envoy_verify_signature=True):
+    plugin = plugin_config(stand_in, cache={"verified_tokens": verified_tokens},
+                           envoy_verify_signature=envoy_verify_signature)
     return bootstrap(plugin, clusters)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
         "typed_config"]["http_filters"][0]
 
@@ -59,6 +65,12 @@ def seconds(value):
     return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(port, token, duration, connections):
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", f"Authorization: Bearer {token}",
@@ -66,10 +78,11 @@ def run_wrk(port, token, duration, connections):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = seconds(re.search(r"\s50%\s+(\S+)", out).group(1))
     p99 = seconds(re.search(r"\s99%\s+(\S+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     if non2xx:
         raise RuntimeError(f"{non2xx.group(1)} requests failed:\n{out}")
-    return rps, p50, p99
+    return rps, p50, p99, requests
 
 
 def main():
@@ -84,40 +97,54 @@ def main():
     try:
         clusters = {"gitlab": stand_in.issuer_port, "entra": stand_in.entra_port}
         token = stand_in.mint()
+        # (name, bootstrap, Envoy's log level, the jwt_authn case it is compared with)
         cases = [
-            ("no_filter", config([], clusters)),
-            ("jwt_authn_cache", config([jwt_authn(stand_in, True)], clusters)),
-            ("jwt_authn_nocache", config([jwt_authn(stand_in, False)], clusters)),
-            ("ours_verified_cache", config([ours(stand_in, clusters, 1024)], clusters)),
-            ("ours_no_verified_cache", config([ours(stand_in, clusters, 0)], clusters)),
+            ("no_filter", config([], clusters), "info", "jwt_authn_cache"),
+            ("jwt_authn_cache", config([jwt_authn(stand_in, True)], clusters), "info", "jwt_authn_cache"),
+            ("jwt_authn_nocache", config([jwt_authn(stand_in, False)], clusters), "info",
+             "jwt_authn_nocache"),
+            ("ours_verified_cache", config([ours(stand_in, clusters, 1024)], clusters), "info",
+             "jwt_authn_cache"),
+            ("ours_no_verified_cache", config([ours(stand_in, clusters, 0)], clusters), "info",
+             "jwt_authn_nocache"),
+            ("ours_no_verified_cache_ring", config([ours(stand_in, clusters, 0, False)], clusters),
+             "info", "jwt_authn_nocache"),
+            ("ours_verified_cache_no_audit", config([ours(stand_in, clusters, 1024)], clusters), "warn",
+             "jwt_authn_cache"),
         ]
-        results = {}
-        for name, boot in cases:
-            envoy = Envoy(workdir, boot, concurrency=1)
+        results, anchors = {}, {}
+        for name, boot, log_level, anchor in cases:
+            envoy = Envoy(workdir, boot, concurrency=1, log_level=log_level)
             try:
                 status, _, body = call(envoy.port, "/", {"authorization": f"Bearer {token}"})
                 assert status == 200, (name, status, body)  # also warms the caches
-                results[name] = run_wrk(envoy.port, token, args.seconds, args.connections)
+                before = cpu_seconds(envoy.process.pid)
+                rps, p50, p99, requests = run_wrk(envoy.port, token, args.seconds, args.connections)
+                cpu_us = (cpu_seconds(envoy.process.pid) - before) / requests * 1e6
+                results[name], anchors[name] = (rps, p50, p99, cpu_us), anchor
             finally:
                 envoy.close()
     finally:
         stand_in.close()
-    print(f"{'case':<24} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs jwt_authn':>14}")
-    anchors = {"no_filter": "jwt_authn_cache", "jwt_authn_cache": "jwt_authn_cache",
-               "jwt_authn_nocache": "jwt_authn_nocache", "ours_verified_cache": "jwt_authn_cache",
-               "ours_no_verified_cache": "jwt_authn_nocache"}
-    for name, (rps, p50, p99) in results.items():
+    print(f"{'case':<30} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} {'vs jwt_authn':>14}")
+    for name, (rps, p50, p99, cpu_us) in results.items():
         anchor = anchors[name]
         ratio = rps / results[anchor][0]
-        print(f"{name:<24} {rps:>10.0f} {p50 * 1e3:>8.2f} {p99 * 1e3:>8.2f} {ratio:>9.2f} ({anchor})")
-    for name, (rps, p50, p99) in results.items():
+        print(f"{name:<30} {rps:>8.0f} {p50 * 1e3:>7.2f} {p99 * 1e3:>7.2f} {cpu_us:>10.1f} "
+              f"{ratio:>6.2f} ({anchor})")
+    for name, (rps, p50, p99, cpu_us) in results.items():
         print(f"BENCH {name}_rps {rps:.0f} req/s")
         print(f"BENCH {name}_p50 {p50 * 1e3:.3f} ms")
         print(f"BENCH {name}_p99 {p99 * 1e3:.3f} ms")
-    print(f"BENCH ratio_ours_cached_to_jwt_authn_cached "
-          f"{results['ours_verified_cache'][0] / results['jwt_authn_cache'][0]:.3f} ratio")
-    print(f"BENCH ratio_ours_uncached_to_jwt_authn_uncached "
-          f"{results['ours_no_verified_cache'][0] / results['jwt_authn_nocache'][0]:.3f} ratio")
+        print(f"BENCH {name}_envoy_cpu {cpu_us:.1f} us/req")
+    for ours_case, label in [("ours_verified_cache", "ours_cached"),
+                             ("ours_no_verified_cache", "ours_uncached"),
+                             ("ours_no_verified_cache_ring", "ours_uncached_ring"),
+                             ("ours_verified_cache_no_audit", "ours_cached_no_audit")]:
+        anchor = anchors[ours_case]
+        anchor_label = "jwt_authn_cached" if anchor == "jwt_authn_cache" else "jwt_authn_uncached"
+        print(f"BENCH ratio_{label}_to_{anchor_label} "
+              f"{results[ours_case][0] / results[anchor][0]:.3f} ratio")
 
 
 if __name__ == "__main__":
