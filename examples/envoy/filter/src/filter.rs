@@ -243,7 +243,11 @@ fn finish_exchange(shared: &Shared, exchange: &Exchange, body_size: usize) {
         send(&reply::entra_unreachable("timeout or connection failure"));
         return;
     };
-    let Route::Azure(route) = &exchange.admission.route else { return };
+    let Route::Azure(route) = &exchange.admission.route else {
+        // Only an Azure route dispatches an exchange; answer rather than leave the request paused.
+        send(&reply::internal("no-target", "the exchange has no Azure target"));
+        return;
+    };
     match entra::parse_token_response(status, &headers, &body, now) {
         Ok(access) => {
             let worker = shared.borrow();
