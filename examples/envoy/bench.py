@@ -54,8 +54,11 @@ def jwt_authn(stand_in, cache):
 
 
 def ours(stand_in, clusters, verified_tokens, envoy_verify_signature=True):
+    # The same claim header as jwt_authn's claim_to_headers, so both rewrite the same headers
+    # (each header write is a host call and a route-cache reset in Envoy).
     plugin = plugin_config(stand_in, cache={"verified_tokens": verified_tokens},
-                           envoy_verify_signature=envoy_verify_signature)
+                           envoy_verify_signature=envoy_verify_signature,
+                           claim_headers={"x-gitlab-project-path": "project_path"})
     return bootstrap(plugin, clusters)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
         "typed_config"]["http_filters"][0]
 
