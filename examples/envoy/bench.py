@@ -8,7 +8,7 @@ and the cached filter with Envoy logging at warn, which turns the per-request au
 request (user + system, from /proc: steadier than req/s when other work shares the machine)
 and one `BENCH <name> <value> <unit>` line per figure.
 
-    .venv/bin/python examples/envoy/bench.py [--seconds 10] [--connections 32]
+    .venv/bin/python examples/envoy/bench.py [--seconds 5] [--rounds 3] [--connections 32]
 """
 
 import argparse
@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,7 +91,8 @@ def run_wrk(port, token, duration, connections):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -115,26 +117,37 @@ def main():
             ("ours_verified_cache_no_audit", config([ours(stand_in, clusters, 1024)], clusters), "warn",
              "jwt_authn_cache"),
         ]
-        results, anchors = {}, {}
-        for name, boot, log_level, anchor in cases:
-            envoy = Envoy(workdir, boot, concurrency=1, log_level=log_level)
-            try:
-                status, _, body = call(envoy.port, "/", {"authorization": f"Bearer {token}"})
-                assert status == 200, (name, status, body)  # also warms the caches
-                before = cpu_seconds(envoy.process.pid)
-                rps, p50, p99, requests = run_wrk(envoy.port, token, args.seconds, args.connections)
-                cpu_us = (cpu_seconds(envoy.process.pid) - before) / requests * 1e6
-                results[name], anchors[name] = (rps, p50, p99, cpu_us), anchor
-            finally:
-                envoy.close()
+        # Rounds interleave the cases, and each figure is the median over the rounds: on a shared
+        # machine a single run of one case can land in a busy moment and swing by a third.
+        rounds, anchors = {}, {}
+        for _ in range(args.rounds):
+            for name, boot, log_level, anchor in cases:
+                envoy = Envoy(workdir, boot, concurrency=1, log_level=log_level)
+                try:
+                    status, _, body = call(envoy.port, "/", {"authorization": f"Bearer {token}"})
+                    assert status == 200, (name, status, body)  # also warms the caches
+                    before = cpu_seconds(envoy.process.pid)
+                    rps, p50, p99, requests = run_wrk(envoy.port, token, args.seconds,
+                                                      args.connections)
+                    cpu_us = (cpu_seconds(envoy.process.pid) - before) / requests * 1e6
+                    rounds.setdefault(name, []).append((rps, p50, p99, cpu_us))
+                    anchors[name] = anchor
+                finally:
+                    envoy.close()
     finally:
         stand_in.close()
-    print(f"{'case':<30} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} {'vs jwt_authn':>14}")
+    results = {name: tuple(statistics.median(figures) for figures in zip(*runs))
+               for name, runs in rounds.items()}
+    spread = {name: (min(r[0] for r in runs), max(r[0] for r in runs)) for name, runs in rounds.items()}
+    print(f"{args.rounds} rounds of {args.seconds} s per case; medians, and the range of req/s")
+    print(f"{'case':<30} {'req/s':>8} {'range':>13} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} "
+          f"{'vs jwt_authn':>14}")
     for name, (rps, p50, p99, cpu_us) in results.items():
         anchor = anchors[name]
         ratio = rps / results[anchor][0]
-        print(f"{name:<30} {rps:>8.0f} {p50 * 1e3:>7.2f} {p99 * 1e3:>7.2f} {cpu_us:>10.1f} "
-              f"{ratio:>6.2f} ({anchor})")
+        low, high = spread[name]
+        print(f"{name:<30} {rps:>8.0f} {low:>6.0f}-{high:<6.0f} {p50 * 1e3:>7.2f} {p99 * 1e3:>7.2f} "
+              f"{cpu_us:>10.1f} {ratio:>6.2f} ({anchor})")
     for name, (rps, p50, p99, cpu_us) in results.items():
         print(f"BENCH {name}_rps {rps:.0f} req/s")
         print(f"BENCH {name}_p50 {p50 * 1e3:.3f} ms")
