@@ -35,11 +35,13 @@ impl Hasher for WordHasher {
     }
 }
 
-/// Verified tokens by exact token text, bounded, oldest evicted first.
+/// Verified tokens by exact token text, bounded, oldest evicted first. The token text is held
+/// once, shared by the map and the eviction order: a GitLab token is about 1 KiB, so a second
+/// copy would cost a quarter of an entry.
 #[derive(Debug, Default)]
 pub(crate) struct VerifiedCache {
-    entries: HashMap<String, Arc<VerifiedToken>, BuildHasherDefault<WordHasher>>,
-    order: VecDeque<String>,
+    entries: HashMap<Arc<str>, Arc<VerifiedToken>, BuildHasherDefault<WordHasher>>,
+    order: VecDeque<Arc<str>>,
     capacity: usize,
 }
 
@@ -72,13 +74,14 @@ impl VerifiedCache {
                 None => break,
             }
         }
-        self.order.push_back(token.to_owned());
-        self.entries.insert(token.to_owned(), verified);
+        let token: Arc<str> = Arc::from(token);
+        self.order.push_back(Arc::clone(&token));
+        self.entries.insert(token, verified);
     }
 
     pub(crate) fn remove(&mut self, token: &str) {
         if self.entries.remove(token).is_some() {
-            self.order.retain(|t| t != token);
+            self.order.retain(|t| &**t != token);
         }
     }
 

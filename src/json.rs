@@ -6,7 +6,6 @@
 //! bounded below `serde_json`'s own recursion limit so the limit can be named in the error.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -116,10 +115,10 @@ impl<'de> Visitor<'de> for Strict<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         self.enter()?;
-        let mut seen = BTreeSet::new();
         let mut members = Map::new();
         while let Some(name) = map.next_key::<String>()? {
-            if !seen.insert(name.clone()) {
+            // The map itself is the set of names seen so far: no second copy of each name.
+            if members.contains_key(&name) {
                 return Err(self.fail(JsonProblem::DuplicateMember(name)));
             }
             let value = map.next_value_seed(self.nested())?;

@@ -149,24 +149,42 @@ fn main() {
 
     // 4. The component in wasmtime, with the CLI's settings, then with each lever changed.
     let options = VerifyOptions { config: config(ISS, &[AUDIENCE]), now: NOW };
+    //    `component` is the default: fuel on, signatures checked by the host's native ring
+    //    through the `signatures` import. `_wasm_rsa` turns that import off (ring inside the
+    //    component); `_nofuel` drops the execution bound.
     for (label, tuning) in [
         ("component", Tuning::default()),
         ("component_nofuel", Tuning { fuel: false, ..Tuning::default() }),
+        ("component_wasm_rsa", Tuning { native_signatures: false, ..Tuning::default() }),
+        (
+            "component_wasm_rsa_nofuel",
+            Tuning { native_signatures: false, fuel: false, ..Tuning::default() },
+        ),
     ] {
         let host = component_host(tuning);
         let mut verifier =
             host.verifier(options.config.clone(), jwks_doc.clone()).unwrap().unwrap();
+        let cold_batch = if tuning.native_signatures { 200 } else { 40 };
         report.add(
             &format!("{label}_cold"),
-            measure(10, 40, |i| {
+            measure(10, cold_batch, |i| {
                 verifier.verify(&distinct[i % distinct.len()], NOW).unwrap().unwrap();
             }),
         );
+        if !tuning.native_signatures {
+            continue; // the warm path never reaches the signature check
+        }
         verifier.verify(&token, NOW).unwrap().unwrap();
         report.add(
             &format!("{label}_warm"),
             measure(15, 2000, |_| {
                 verifier.verify(&token, NOW).unwrap().unwrap();
+            }),
+        );
+        report.add(
+            &format!("{label}_warm_check"),
+            measure(15, 4000, |_| {
+                verifier.check(&token, NOW).unwrap().unwrap();
             }),
         );
     }
@@ -216,11 +234,15 @@ fn main() {
 
     let cold =
         report.rows.iter().find(|(n, _)| n == "component_cold").map_or(0.0, |(_, s)| s.median);
-    let warm =
-        report.rows.iter().find(|(n, _)| n == "component_warm").map_or(0.0, |(_, s)| s.median);
+    let median =
+        |name: &str| report.rows.iter().find(|(n, _)| n == name).map_or(0.0, |(_, s)| s.median);
+    let (warm, warm_check) = (median("component_warm"), median("component_warm_check"));
+    let wasm_rsa = median("component_wasm_rsa_cold");
     let baseline = report.baseline;
     report.figure("cold_verify_ratio_to_native_ring", cold / baseline, "x");
+    report.figure("cold_verify_wasm_rsa_ratio_to_native_ring", wasm_rsa / baseline, "x");
     report.figure("warm_verify", warm / 1000.0, "us");
+    report.figure("warm_check", warm_check / 1000.0, "us");
 
     let table = report.table();
     println!("{table}");

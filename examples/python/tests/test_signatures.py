@@ -1,0 +1,105 @@
+"""The component's `signatures` import answered by `cryptography` (OpenSSL), and `check`.
+
+Every verdict must be the same with native checks on and off: the component makes every refusal
+itself and only asks the host for the arithmetic."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+from gitlab_azure_oidc import Runtime, VerifierConfig, VerifyError
+
+
+def b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def int_bytes(n: int) -> bytes:
+    return n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+
+ISS = "https://gitlab.example.com"
+AUD = "api://AzureADTokenExchange"
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def jwks() -> str:
+    n = RSA_KEY.public_key().public_numbers()
+    p = EC_KEY.public_key().public_numbers()
+    return json.dumps({"keys": [
+        {"kty": "RSA", "kid": "rsa", "n": b64u(int_bytes(n.n)), "e": b64u(int_bytes(n.e))},
+        {"kty": "EC", "kid": "ec", "crv": "P-256", "x": b64u(p.x.to_bytes(32, "big")),
+         "y": b64u(p.y.to_bytes(32, "big"))},
+    ]})
+
+
+def mint(alg: str) -> str:
+    now = int(time.time())
+    header = {"alg": alg, "kid": "ec" if alg == "ES256" else "rsa", "typ": "JWT"}
+    claims = {"iss": ISS, "aud": AUD, "sub": "project_path:acme/app:ref_type:branch:ref:main",
+              "iat": now - 5, "exp": now + 300, "jti": "jti-" + alg}
+    signing_input = f"{b64u(json.dumps(header).encode())}.{b64u(json.dumps(claims).encode())}"
+    data = signing_input.encode()
+    if alg == "RS256":
+        sig = RSA_KEY.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    elif alg == "PS256":
+        sig = RSA_KEY.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                           hashes.SHA256())
+    else:
+        r, s = utils.decode_dss_signature(EC_KEY.sign(data, ec.ECDSA(hashes.SHA256())))
+        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return f"{signing_input}.{b64u(sig)}"
+
+
+def tamper(token: str) -> str:
+    head, _, sig = token.rpartition(".")
+    return f"{head}.{sig[:10]}{'A' if sig[10] != 'A' else 'B'}{sig[11:]}"
+
+
+def outcomes(runtime: Runtime, tokens):
+    config = VerifierConfig(issuer=ISS, audiences=[AUD], algorithms=["rs256", "ps256", "es256"])
+    verifier = runtime.verifier(config, jwks())
+    results = []
+    for token in tokens:
+        try:
+            verifier.verify(token)
+            results.append("ok")
+        except VerifyError as e:
+            results.append(e.kind)
+    return results
+
+
+def test_native_and_in_component_verdicts_agree_and_native_is_used():
+    tokens = []
+    for alg in ("RS256", "PS256", "ES256"):
+        good = mint(alg)
+        tokens += [good, tamper(good)]
+    native, plain = Runtime(), Runtime(native_signatures=False)
+    with_native = outcomes(native, tokens)
+    assert with_native == ["ok", "bad-signature"] * 3
+    assert outcomes(plain, tokens) == with_native
+    assert native.native_signature_checks == len(tokens)
+    assert plain.native_signature_checks == 0
+
+
+def test_check_returns_the_identity_and_still_judges_expiry():
+    rt = Runtime()
+    config = VerifierConfig(issuer=ISS, audiences=[AUD])
+    verifier = rt.verifier(config, jwks())
+    token = mint("RS256")
+    verified = verifier.verify(token)
+    checked = verifier.check(token)
+    assert checked.fingerprint == verified.fingerprint
+    assert checked.jti == "jti-RS256"
+    assert checked.expires_at == verified.claims.exp
+    assert rt.native_signature_checks == 1  # the check was a cache hit
+    with pytest.raises(VerifyError) as err:
+        verifier.check(token, now=verified.claims.exp + 61)
+    assert err.value.kind == "expired"
