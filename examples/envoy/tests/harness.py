@@ -281,6 +281,14 @@ class Envoy:
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def counters(self, prefix):
+        """Envoy's counters whose names start with `prefix`, by the rest of their name (from the
+        admin endpoint's `/stats`)."""
+        port = int(self.admin_path.read_text().strip().rsplit(":", 1)[1])
+        status, _, data = call(port, f"/stats?format=json&type=Counters&filter=^{prefix}", timeout=5)
+        assert status == 200, status
+        return {s["name"][len(prefix):]: s["value"] for s in json.loads(data)["stats"] if "value" in s}
+
     def wait_log(self, text, timeout=10):
         """The log once it contains `text` (the log file is flushed periodically)."""
         return wait_for(f"{text!r} in Envoy's log", lambda: text in self.log() and self.log(), timeout=timeout)

@@ -1,5 +1,6 @@
 """The filter in a real Envoy (1.40, V8) against the Rust stand-ins for GitLab and Entra."""
 
+import base64
 import concurrent.futures
 import itertools
 import json
@@ -116,6 +117,56 @@ def test_tampered_token_is_401(envoy, stand_in):
     assert_refused(envoy.get(f"{header}.{other}.{signature}"), 401, "bad-signature")
     flipped = signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")
     assert_refused(envoy.get(f"{header}.{payload}.{flipped}"), 401, "bad-signature")
+
+
+# --- Envoy's native signature check (the verify_signature foreign function) ------------------
+
+SIGNATURE_CHECKS = "wasmcustom.gitlab_azure_oidc.verify_signature."
+
+
+def with_header(token, **changes):
+    """`token` with its JWS header changed; the payload and signature are kept."""
+    header, payload, signature = token.split(".")
+    decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    decoded.update(changes)
+    header = base64.urlsafe_b64encode(json.dumps(decoded).encode()).rstrip(b"=").decode()
+    return f"{header}.{payload}.{signature}"
+
+
+def test_rs256_goes_to_envoys_verify_signature_and_agrees_with_ring(start_envoy, stand_in):
+    native = start_envoy()
+    in_filter = start_envoy(envoy_verify_signature=False)
+    token = stand_in.mint()
+    header, payload, signature = token.split(".")
+    other_payload = stand_in.mint(project_path="acme/other").split(".")[1]
+    flipped = signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")
+    cases = [(token, 200, None), (f"{header}.{other_payload}.{signature}", 401, "bad-signature"),
+             (f"{header}.{payload}.{flipped}", 401, "bad-signature")]
+    for envoy in (native, in_filter):
+        for candidate, status, kind in cases:
+            if kind is None:
+                assert envoy.get(candidate)[0] == status
+            else:
+                assert_refused(envoy.get(candidate), status, kind)
+    assert native.counters(SIGNATURE_CHECKS) == {"valid": 1, "invalid": 2, "not_checked": 0}
+    assert in_filter.counters(SIGNATURE_CHECKS) == {}, "turned off: ring in the filter only"
+    native.wait_log("RSA signatures are checked by Envoy's verify_signature foreign function")
+    # A repeat is answered from the verified-token cache: no second check.
+    assert native.get(token)[0] == 200
+    assert native.counters(SIGNATURE_CHECKS)["valid"] == 1
+
+
+def test_the_core_refuses_before_envoy_is_asked(start_envoy, stand_in):
+    # The issuer's key, published for RS384 only: an RS256 token does not fit it.
+    jwks = stand_in.jwks()
+    for key in jwks["keys"]:
+        key["alg"] = "RS384"
+    envoy = start_envoy(jwks={"inline": jwks})
+    assert_refused(envoy.get(stand_in.mint()), 401, "key-mismatch")
+    # Outside the allow-list (RS256 only), and never allowed at all.
+    assert_refused(envoy.get(with_header(stand_in.mint(), alg="RS384")), 401, "algorithm-not-allowed")
+    assert_refused(envoy.get(with_header(stand_in.mint(), alg="none")), 401, "algorithm-refused")
+    assert envoy.counters(SIGNATURE_CHECKS) == {"valid": 0, "invalid": 0, "not_checked": 0}
 
 
 # --- Policy ----------------------------------------------------------------------------------

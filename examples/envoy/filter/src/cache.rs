@@ -75,10 +75,10 @@ impl AzureRecord {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// The token, when `bytes` is the record for `key` and it is still usable at `now`.
-    pub fn lookup(bytes: &[u8], key: &str, now: u64) -> Option<String> {
+    /// The record, when `bytes` is the record for `key` and it is still usable at `now`.
+    pub fn lookup(bytes: &[u8], key: &str, now: u64) -> Option<Self> {
         let record: Self = serde_json::from_slice(bytes).ok()?;
-        (record.key == key && now < record.use_until).then_some(record.token)
+        (record.key == key && now < record.use_until).then_some(record)
     }
 }
 

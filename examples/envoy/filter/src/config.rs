@@ -113,6 +113,10 @@ pub struct FilterConfig {
     pub jwks: JwksSource,
     /// The policy.
     pub policy: Policy,
+    /// The smallest `max_token_age` of the policy's rules: the only way time enters a decision,
+    /// so a decision about a token stands until its `iat` plus this. `None`: decisions depend
+    /// on the claims alone.
+    pub decision_age_bound: Option<u64>,
     /// One prepared target per distinct policy target.
     pub targets: Vec<PreparedTarget>,
     /// The Envoy cluster that reaches Entra.
@@ -135,6 +139,9 @@ pub struct FilterConfig {
     pub max_waiters: usize,
     /// Root tick period in milliseconds: how often fetches start and waiters are checked.
     pub tick_ms: u64,
+    /// Whether RS256/RS384/RS512 signatures go to Envoy's `verify_signature` foreign function
+    /// (BoringSSL) when the running Envoy has it; otherwise `ring` checks them in the filter.
+    pub envoy_verify_signature: bool,
 }
 
 impl FilterConfig {
@@ -172,6 +179,8 @@ struct RawConfig {
     cache: RawCache,
     #[serde(default = "default_tick_ms")]
     tick_ms: u64,
+    #[serde(default = "default_true")]
+    envoy_verify_signature: bool,
     #[serde(default = "default_max_waiters")]
     max_waiting_requests: usize,
 }
@@ -243,6 +252,9 @@ impl Default for RawCache {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_tick_ms() -> u64 {
     50
 }
@@ -314,6 +326,7 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         _ => return Err(invalid("policy", "expected the policy document (an object or a string)")),
     };
     let policy = Policy::parse(&policy_bytes).map_err(ConfigError::Policy)?;
+    let decision_age_bound = smallest_max_token_age(&policy_bytes);
     let targets = prepare_targets(&policy, &raw.entra)?;
     if raw.entra.cluster.is_empty() {
         return Err(invalid("entra.cluster", "name the Envoy cluster that reaches Entra"));
@@ -351,6 +364,7 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         verifier,
         jwks,
         policy,
+        decision_age_bound,
         targets,
         entra_cluster: raw.entra.cluster,
         entra_timeout_ms: raw.entra.timeout_ms,
@@ -362,7 +376,21 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         azure_slots: raw.cache.azure_token_slots,
         max_waiters: raw.max_waiting_requests,
         tick_ms: raw.tick_ms,
+        envoy_verify_signature: raw.envoy_verify_signature,
     })
+}
+
+/// The smallest `max_token_age` in a policy document the core accepted. The core's [`Policy`]
+/// does not expose it, so it is read from the document's rules (their only time-dependent check).
+fn smallest_max_token_age(document: &[u8]) -> Option<u64> {
+    let document: Value = serde_json::from_slice(document).ok()?;
+    document
+        .get("rules")?
+        .as_array()?
+        .iter()
+        .filter_map(|rule| rule.get("max_token_age"))
+        .map(|age| age.as_u64().unwrap_or(0))
+        .min()
 }
 
 fn jwks_source(

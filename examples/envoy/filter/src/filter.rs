@@ -13,14 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use gitlab_azure_oidc::entra;
-use gitlab_azure_oidc::VerifiedToken;
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
+use crate::admission::{Admission, AzureRoute, Forwarding, Route};
 use crate::cache::{self, AzureRecord, JwksRecord};
-use crate::config::{self, JwksSource, PreparedTarget};
+use crate::config::{self, JwksSource};
+use crate::foreign::{self, CallError, NativeRsa, Outcome};
 use crate::reply::{self, Reply};
 use crate::request::{self, HeaderPlan};
 use crate::worker::{Check, Worker};
@@ -41,9 +42,8 @@ pub(crate) struct Root {
 /// What a token exchange in flight needs when Entra answers.
 struct Exchange {
     context_id: u32,
-    verified: Arc<VerifiedToken>,
-    target: PreparedTarget,
-    key: String,
+    /// The request's admission; its route is `Route::Azure`.
+    admission: Rc<Admission>,
 }
 
 /// How a request went on.
@@ -76,10 +76,26 @@ fn send(reply: &Reply) {
     }
 }
 
-fn reject(reply: &Reply, token: Option<&str>, now: u64) -> Flow {
-    info!("{}", reply::reject_event(reply, token, now));
+fn reject(shared: &Shared, reply: &Reply, token: Option<&str>, now: u64) -> Flow {
+    if shared.borrow().audit_enabled() {
+        audit(&reply::reject_event(reply, token, now));
+    }
     send(reply);
     Flow::Replied
+}
+
+/// Logs an audit event at info level. Straight to the host: the `log` macros would format and
+/// copy the (about 1 KiB) line once more on every request.
+fn audit(event: &str) {
+    if let Err(status) = hostcalls::log(LogLevel::Info, event) {
+        warn!("gitlab-azure-oidc: could not log the audit event: {status:?}");
+    }
+}
+
+/// True when the host logs at info level or finer (or cannot say).
+fn info_enabled() -> bool {
+    hostcalls::get_log_level()
+        .map_or(true, |level| matches!(level, LogLevel::Trace | LogLevel::Debug | LogLevel::Info))
 }
 
 fn apply(plan: &HeaderPlan) {
@@ -97,15 +113,20 @@ fn apply(plan: &HeaderPlan) {
     }
 }
 
-fn forward(worker: &Worker, verified: &VerifiedToken, azure_token: &str) {
+/// Forwards with `azure_token`, and keeps the header changes for the token's next requests.
+fn forward(worker: &Worker, admission: &Admission, azure_token: &str, use_until: Option<u64>) {
     let config = worker.config();
-    apply(&request::plan_headers(
+    let plan = request::plan_headers(
         &config.token_header,
         &config.azure_header,
         azure_token,
         &config.claim_headers,
-        &verified.claims,
-    ));
+        &admission.verified.claims,
+    );
+    apply(&plan);
+    if let Some(use_until) = use_until {
+        admission.keep(Forwarding { use_until, plan });
+    }
 }
 
 /// Runs one request on the effective context: verify, decide, then forward with a cached Azure
@@ -116,43 +137,72 @@ fn process(ctx: &dyn Context, shared: &Shared, context_id: u32, token: &str, now
     let verified = match check {
         Check::Verified(verified) => verified,
         Check::Wait => {
-            return match shared.borrow_mut().park(context_id, token, now_ms) {
+            let parked = shared.borrow_mut().park(context_id, token, now_ms);
+            return match parked {
                 Ok(()) => Flow::Parked,
-                Err(reply) => reject(&reply, Some(token), now),
-            }
+                Err(reply) => reject(shared, &reply, Some(token), now),
+            };
         }
-        Check::Reject(reply) => return reject(&reply, Some(token), now),
+        Check::Reject(reply) => return reject(shared, &reply, Some(token), now),
     };
+    let admission = shared.borrow_mut().admit(&verified, now);
     let worker = shared.borrow();
-    let (decision, audit) = worker.decide(&verified, token, now);
-    info!("{audit}");
-    let Some(policy_target) = decision.target() else {
-        send(&reply::denied(&decision));
-        return Flow::Replied;
+    if worker.audit_enabled() {
+        audit(&admission.audit_line(now));
+    }
+    let route = match &admission.route {
+        Route::Azure(route) => route,
+        Route::Deny => {
+            send(&reply::denied(&admission.decision));
+            return Flow::Replied;
+        }
+        Route::NoTarget => {
+            send(&reply::internal("no-target", "the configuration has no target for this rule"));
+            return Flow::Replied;
+        }
     };
-    let config = worker.config();
-    let Some(target) = config.target(policy_target).cloned() else {
-        send(&reply::internal("no-target", "the configuration has no target for this rule"));
-        return Flow::Replied;
-    };
-    let key = cache::azure_key(&target, &verified.claims);
-    let slot = cache::azure_slot(&key, config.azure_slots);
-    if let Ok((Some(bytes), _)) = hostcalls::get_shared_data(&slot) {
-        if let Some(azure_token) = AzureRecord::lookup(&bytes, &key, now) {
-            forward(&worker, &verified, &azure_token);
+    // The worker's copy first, then the copy shared by every worker, then Entra.
+    if let Some(plan) = admission.forwarding(now) {
+        apply(&plan);
+        return Flow::Forward;
+    }
+    if let Ok((Some(bytes), _)) = hostcalls::get_shared_data(&route.slot) {
+        if let Some(record) = AzureRecord::lookup(&bytes, &route.key, now) {
+            forward(&worker, &admission, &record.token, Some(record.use_until));
             return Flow::Forward;
         }
     }
-    let token_request = match entra::build_federated_request(&target.entra, token) {
+    exchange(ctx, &worker, &admission, route, token, context_id, now)
+}
+
+/// Sends the core's token request to Entra; the callout belongs to `ctx`.
+fn exchange(
+    ctx: &dyn Context,
+    worker: &Worker,
+    admission: &Rc<Admission>,
+    route: &AzureRoute,
+    token: &str,
+    context_id: u32,
+    now: u64,
+) -> Flow {
+    let fail = |reply: &Reply| {
+        if worker.audit_enabled() {
+            audit(&reply::reject_event(reply, Some(token), now));
+        }
+        send(reply);
+        Flow::Replied
+    };
+    let token_request = match entra::build_federated_request(&route.target.entra, token) {
         Ok(r) => r,
-        Err(e) => return reject(&reply::internal(e.kind(), &e.to_string()), Some(token), now),
+        Err(e) => return fail(&reply::internal(e.kind(), &e.to_string())),
     };
     let Some((authority, path)) = request::split_url(&token_request.url) else {
-        return reject(&reply::internal("token-endpoint", "bad token endpoint"), Some(token), now);
+        return fail(&reply::internal("token-endpoint", "bad token endpoint"));
     };
     let mut headers: Vec<(&str, &str)> =
         vec![(":method", token_request.method), (":path", &path), (":authority", &authority)];
     headers.extend(token_request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let config = worker.config();
     let timeout = Duration::from_millis(config.entra_timeout_ms);
     match ctx.dispatch_http_call(
         &config.entra_cluster,
@@ -161,10 +211,12 @@ fn process(ctx: &dyn Context, shared: &Shared, context_id: u32, token: &str, now
         vec![],
         timeout,
     ) {
-        Ok(call) => Flow::Exchanging(call, Exchange { context_id, verified, target, key }),
+        Ok(call) => {
+            Flow::Exchanging(call, Exchange { context_id, admission: Rc::clone(admission) })
+        }
         Err(status) => {
             let detail = format!("cluster {} refused the call: {status:?}", config.entra_cluster);
-            reject(&reply::entra_unreachable(&detail), Some(token), now)
+            fail(&reply::entra_unreachable(&detail))
         }
     }
 }
@@ -191,33 +243,95 @@ fn finish_exchange(shared: &Shared, exchange: &Exchange, body_size: usize) {
         send(&reply::entra_unreachable("timeout or connection failure"));
         return;
     };
+    let Route::Azure(route) = &exchange.admission.route else {
+        // Only an Azure route dispatches an exchange; answer rather than leave the request paused.
+        send(&reply::internal("no-target", "the exchange has no Azure target"));
+        return;
+    };
     match entra::parse_token_response(status, &headers, &body, now) {
         Ok(access) => {
             let worker = shared.borrow();
             let config = worker.config();
-            if let Some(use_until) =
-                cache::azure_use_until(access.expires_at, config.azure_margin, now)
-            {
+            let use_until = cache::azure_use_until(access.expires_at, config.azure_margin, now);
+            if let Some(use_until) = use_until {
                 let record = AzureRecord {
-                    key: exchange.key.clone(),
+                    key: route.key.clone(),
                     use_until,
                     token: access.token.secret().to_owned(),
                 };
-                let slot = cache::azure_slot(&exchange.key, config.azure_slots);
-                if let Err(status) = hostcalls::set_shared_data(&slot, Some(&record.encode()), None)
+                if let Err(status) =
+                    hostcalls::set_shared_data(&route.slot, Some(&record.encode()), None)
                 {
                     warn!("gitlab-azure-oidc: could not cache the Azure token: {status:?}");
                 }
             }
-            forward(&worker, &exchange.verified, access.token.secret());
+            forward(&worker, &exchange.admission, access.token.secret(), use_until);
             if let Err(status) = hostcalls::resume_http_request() {
                 warn!("gitlab-azure-oidc: could not resume the request: {status:?}");
             }
         }
         Err(e) => {
-            warn!("gitlab-azure-oidc: token exchange for {} failed: {e}", exchange.target.policy);
+            warn!("gitlab-azure-oidc: token exchange for {} failed: {e}", route.target.policy);
             send(&reply::entra_error(&e));
         }
+    }
+}
+
+/// Envoy's side of the native signature check: the `verify_signature` foreign function, a
+/// counter per outcome (`gitlab_azure_oidc.verify_signature.{valid,invalid,not_checked}`, under
+/// Envoy's `wasmcustom.` stats) and info logs.
+struct EnvoyHost {
+    counters: Option<[u32; 3]>,
+}
+
+impl EnvoyHost {
+    const COUNTERS: [&'static str; 3] = [
+        "gitlab_azure_oidc.verify_signature.valid",
+        "gitlab_azure_oidc.verify_signature.invalid",
+        "gitlab_azure_oidc.verify_signature.not_checked",
+    ];
+
+    fn new() -> Self {
+        let mut ids = [0; 3];
+        for (id, name) in ids.iter_mut().zip(Self::COUNTERS) {
+            match hostcalls::define_metric(MetricType::Counter, name) {
+                Ok(defined) => *id = defined,
+                Err(status) => {
+                    warn!("gitlab-azure-oidc: could not define the counter {name}: {status:?}");
+                    return Self { counters: None };
+                }
+            }
+        }
+        Self { counters: Some(ids) }
+    }
+}
+
+impl foreign::Host for EnvoyHost {
+    fn call(&self, arguments: &[u8]) -> Result<Vec<u8>, CallError> {
+        // proxy-wasm 0.2.5 panics on a status the ABI does not list for this call; Envoy's
+        // foreign functions return only listed ones (Ok, NotFound, SerializationFailure).
+        match hostcalls::call_foreign_function("verify_signature", Some(arguments)) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(CallError::Failed("no result".to_owned())),
+            Err(Status::NotFound) => Err(CallError::NotFound),
+            Err(status) => Err(CallError::Failed(format!("{status:?}"))),
+        }
+    }
+
+    fn count(&self, outcome: Outcome) {
+        let Some(ids) = self.counters else { return };
+        let id = match outcome {
+            Outcome::Valid => ids[0],
+            Outcome::Invalid => ids[1],
+            Outcome::NotChecked => ids[2],
+        };
+        if let Err(status) = hostcalls::increment_metric(id, 1) {
+            warn!("gitlab-azure-oidc: could not count a signature check: {status:?}");
+        }
+    }
+
+    fn note(&self, message: &str) {
+        info!("gitlab-azure-oidc: {message}");
     }
 }
 
@@ -362,7 +476,13 @@ impl RootContext for Root {
                     warn!("gitlab-azure-oidc: policy: {warning}");
                 }
                 let tick = Duration::from_millis(config.tick_ms);
-                self.worker = Some(Rc::new(RefCell::new(Worker::new(Rc::new(config)))));
+                let native = config.envoy_verify_signature;
+                let mut worker = Worker::new(Rc::new(config));
+                worker.set_audit_enabled(info_enabled());
+                if native {
+                    worker.set_signature_backend(Some(Arc::new(NativeRsa::new(EnvoyHost::new()))));
+                }
+                self.worker = Some(Rc::new(RefCell::new(worker)));
                 self.jwks_call = None;
                 self.set_tick_period(tick);
                 info!("gitlab-azure-oidc: configured");
@@ -377,12 +497,13 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         let Some(shared) = self.worker.clone() else { return };
+        shared.borrow_mut().set_audit_enabled(info_enabled());
         let now_ms = now_ms();
         let expired = shared.borrow_mut().expired_waiters(now_ms);
         for waiter in expired {
             if hostcalls::set_effective_context(waiter.context_id).is_ok() {
                 let reply = reply::jwks_unavailable("the fetch took too long", 1);
-                reject(&reply, Some(&waiter.token), now_ms / 1000);
+                reject(&shared, &reply, Some(&waiter.token), now_ms / 1000);
             }
         }
         self.restore_effective_context();
@@ -437,17 +558,18 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         let now_ms = now_ms();
-        let spec = shared.borrow().config().token_header.clone();
+        let config = Rc::clone(shared.borrow().config());
+        let spec = &config.token_header;
         let value =
             hostcalls::get_map_value(MapType::HttpRequestHeaders, &spec.name).ok().flatten();
-        let token = match request::extract_token(&spec, value.as_deref()) {
-            Ok(token) => token.to_owned(),
+        let token = match request::extract_token(spec, value.as_deref()) {
+            Ok(token) => token,
             Err(why) => {
-                reject(&reply::missing_token(&spec.name, why), None, now_ms / 1000);
+                reject(&shared, &reply::missing_token(&spec.name, why), None, now_ms / 1000);
                 return Action::Pause;
             }
         };
-        match process(self, &shared, self.context_id, &token, now_ms) {
+        match process(self, &shared, self.context_id, token, now_ms) {
             Flow::Forward => Action::Continue,
             Flow::Replied | Flow::Parked => Action::Pause,
             Flow::Exchanging(call, exchange) => {

@@ -9,7 +9,8 @@
 //!
 //! The decisions are the core's ([`gitlab_azure_oidc`]): verification, policy, the Entra token
 //! request and its answer. This crate adds what an Envoy filter needs, in plain functions with
-//! native tests: the configuration ([`config`]), cache keys and expiry ([`cache`]), the replies
+//! native tests: the configuration ([`config`]), cache keys and expiry ([`cache`]), what the
+//! requests of one verified token share ([`admission`]), the replies
 //! ([`reply`]), header plans ([`request`]) and one worker's state ([`worker`]). The proxy-wasm
 //! glue (`filter`, wasm32 only) wires host calls to them.
 //!
@@ -25,8 +26,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod cache;
 pub mod config;
+pub mod foreign;
 pub mod reply;
 pub mod request;
 pub mod worker;

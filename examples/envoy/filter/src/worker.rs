@@ -4,9 +4,10 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use gitlab_azure_oidc::policy::{AuditEvent, Decision};
+use gitlab_azure_oidc::offload::SignatureBackend;
 use gitlab_azure_oidc::{Jwks, JwksError, VerifiedToken, Verifier};
 
+use crate::admission::{Admission, Admissions};
 use crate::cache::JwksRecord;
 use crate::config::{FilterConfig, JwksSource, RemoteJwks};
 use crate::reply::{self, Reply};
@@ -50,6 +51,12 @@ pub struct Worker {
     /// A token named an unknown `kid`: refetch when the interval allows.
     refetch_wanted: bool,
     waiters: Vec<Waiter>,
+    /// Decisions per verified token, bounded like the verified-token cache.
+    admissions: Admissions,
+    /// Whether the host logs at info level, where the audit events go.
+    audit_enabled: bool,
+    /// The host's native signature check, given to every verifier this worker builds.
+    signature_backend: Option<Arc<dyn SignatureBackend>>,
 }
 
 impl Worker {
@@ -65,7 +72,6 @@ impl Worker {
             JwksSource::Remote(_) => None,
         };
         Self {
-            config,
             verifier,
             fetched_at: 0,
             expires_at: u64::MAX,
@@ -74,6 +80,10 @@ impl Worker {
             last_failure: None,
             refetch_wanted: false,
             waiters: Vec::new(),
+            admissions: Admissions::new(config.verified_tokens),
+            audit_enabled: true,
+            signature_backend: None,
+            config,
         }
     }
 
@@ -117,11 +127,35 @@ impl Worker {
             || self.last_attempt.is_none_or(|at| now >= at + remote.unknown_kid_interval)
     }
 
-    /// Decides on a verified token and builds its audit event (JSON).
-    pub fn decide(&self, verified: &VerifiedToken, token: &str, now: u64) -> (Decision, String) {
-        let decision = self.config.policy.decide(&verified.claims, now);
-        let audit = AuditEvent::new(&decision, &verified.claims, token, now).to_json();
-        (decision, audit)
+    /// The decision on a verified token at `now`, with what its requests share: made once per
+    /// token while it stands (see [`Admission`]).
+    pub fn admit(&mut self, verified: &Arc<VerifiedToken>, now: u64) -> Rc<Admission> {
+        self.admissions.admit(&self.config, verified, now)
+    }
+
+    /// The number of tokens with a kept decision.
+    pub fn admitted(&self) -> usize {
+        self.admissions.len()
+    }
+
+    /// Whether audit events are logged: the host's log level is info or finer. Building an
+    /// event the host would drop is wasted work on every request.
+    pub fn audit_enabled(&self) -> bool {
+        self.audit_enabled
+    }
+
+    /// Hands signature checks to the host's native crypto (`None`: ring in the filter), for the
+    /// current keys and every later set.
+    pub fn set_signature_backend(&mut self, backend: Option<Arc<dyn SignatureBackend>>) {
+        if let Some(verifier) = &mut self.verifier {
+            verifier.set_signature_backend(backend.clone());
+        }
+        self.signature_backend = backend;
+    }
+
+    /// Records the host's log level (read on the root's tick, as it may change at run time).
+    pub fn set_audit_enabled(&mut self, enabled: bool) {
+        self.audit_enabled = enabled;
     }
 
     /// True when a fetch should start now: no keys yet, keys expired, or an unknown `kid`; never
@@ -167,7 +201,9 @@ impl Worker {
     /// [`JwksError`] when the document does not parse; nothing changes then.
     pub fn install(&mut self, record: &JwksRecord) -> Result<(), JwksError> {
         let jwks = Jwks::parse_with_limits(record.jwks.as_bytes(), self.config.verifier.limits())?;
-        self.verifier = Some(Verifier::new(self.config.verifier.clone(), jwks));
+        let mut verifier = Verifier::new(self.config.verifier.clone(), jwks);
+        verifier.set_signature_backend(self.signature_backend.clone());
+        self.verifier = Some(verifier);
         self.fetched_at = record.fetched_at;
         self.expires_at = record.expires_at;
         self.in_flight_ms = None;
@@ -175,7 +211,8 @@ impl Worker {
         self.last_failure = None;
         self.last_attempt = Some(self.last_attempt.unwrap_or(0).max(record.fetched_at));
         // The new verifier starts with an empty verified-token cache: keys may have been
-        // withdrawn, so every token is verified again against the new set.
+        // withdrawn, so every token is verified again against the new set, and decided again.
+        self.admissions.clear();
         Ok(())
     }
 

@@ -19,6 +19,7 @@ fn minimal_remote_configuration_gets_the_defaults() {
     assert_eq!(config.azure_header, HeaderSpec::default());
     assert_eq!(config.verified_tokens, 1024);
     assert_eq!(config.azure_margin, 300);
+    assert!(config.envoy_verify_signature, "Envoy's native check is used when it exists");
     assert_eq!(
         config.claim_headers,
         vec![
@@ -123,4 +124,13 @@ fn zero_slots_and_silly_ticks_are_refused() {
     assert!(refused(config_json(|c| c["cache"] = json!({"azure_token_slots": 0})))
         .contains("azure_token_slots"));
     assert!(refused(config_json(|c| c["tick_ms"] = json!(1))).contains("tick_ms"));
+}
+
+#[test]
+fn envoy_verify_signature_can_be_turned_off() {
+    let config = testutil::parse(&config_json(|c| c["envoy_verify_signature"] = json!(false)));
+    assert!(!config.envoy_verify_signature);
+    assert!(
+        refused(config_json(|c| c["envoy_verify_signature"] = json!("yes"))).contains("boolean")
+    );
 }

@@ -154,9 +154,10 @@ fn decisions_come_with_their_audit_event() {
     for (overrides, allow) in [(json!({}), true), (json!({"ref": "feature/x"}), false)] {
         let token = testutil::token(&testutil::key(), overrides);
         let Check::Verified(verified) = worker.check(&token, NOW) else { panic!("verified") };
-        let (decision, audit) = worker.decide(&verified, &token, NOW);
-        assert_eq!(decision.is_allow(), allow);
-        let audit: serde_json::Value = serde_json::from_str(&audit).expect("audit JSON");
+        let admission = worker.admit(&verified, NOW);
+        assert_eq!(admission.decision.is_allow(), allow);
+        let audit: serde_json::Value =
+            serde_json::from_str(&admission.audit_line(NOW)).expect("audit JSON");
         assert_eq!(audit["decision"], if allow { "allow" } else { "deny" });
         assert!(!audit.to_string().contains(&token));
     }
@@ -185,4 +186,62 @@ fn a_lost_fetch_is_retried_after_its_timeout() {
     worker.fetch_started(NOW_MS);
     assert!(!worker.wants_fetch(NOW_MS + 5999));
     assert!(worker.wants_fetch(NOW_MS + 6000));
+}
+
+/// A native backend with a fixed answer, counting the checks it is asked for.
+struct FixedBackend {
+    answer: gitlab_azure_oidc::offload::Offloaded,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl gitlab_azure_oidc::offload::SignatureBackend for FixedBackend {
+    fn verify(
+        &self,
+        _: &gitlab_azure_oidc::offload::SignatureCheck<'_>,
+    ) -> gitlab_azure_oidc::offload::Offloaded {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.answer
+    }
+}
+
+fn backend(answer: gitlab_azure_oidc::offload::Offloaded) -> Arc<FixedBackend> {
+    Arc::new(FixedBackend { answer, asked: std::sync::atomic::AtomicUsize::new(0) })
+}
+
+fn asked(backend: &FixedBackend) -> usize {
+    backend.asked.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn the_signature_backend_checks_for_current_and_later_keys() {
+    use gitlab_azure_oidc::offload::Offloaded;
+    let mut worker = remote_worker(|_| {});
+    let refusing = backend(Offloaded::Invalid);
+    worker.set_signature_backend(Some(refusing.clone()));
+    worker.install(&record(&[&testutil::key()], NOW)).expect("installs");
+    // The backend's word is final: a token ring would accept is refused when it says invalid.
+    let token = testutil::token(&testutil::key(), json!({}));
+    assert_eq!(status(worker.check(&token, NOW)), 401);
+    assert_eq!(asked(&refusing), 1);
+
+    let unsupported = backend(Offloaded::Unsupported);
+    worker.set_signature_backend(Some(unsupported.clone()));
+    assert_eq!(status(worker.check(&token, NOW)), 200, "ring checks what it does not");
+    assert_eq!(asked(&unsupported), 1);
+    assert_eq!(status(worker.check(&token, NOW)), 200);
+    assert_eq!(asked(&unsupported), 1, "a cached token is not checked again");
+}
+
+#[test]
+fn a_key_and_alg_mismatch_is_refused_before_the_backend_is_asked() {
+    use gitlab_azure_oidc::offload::Offloaded;
+    let mut jwk = testutil::key().jwk();
+    jwk["alg"] = json!("RS384");
+    let jwks = json!({ "keys": [jwk] }).to_string();
+    let mut worker = remote_worker(|c| c["jwks"] = json!({ "inline": jwks }));
+    let accepting = backend(Offloaded::Valid);
+    worker.set_signature_backend(Some(accepting.clone()));
+    let token = testutil::token(&testutil::key(), json!({}));
+    assert_eq!(status(worker.check(&token, NOW)), 401);
+    assert_eq!(asked(&accepting), 0);
 }
