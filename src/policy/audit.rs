@@ -15,6 +15,18 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// Builds the event for `decision` about the verified `claims` of `token`, decided at `now`.
     pub fn new(decision: &Decision, claims: &Claims, token: &str, now: u64) -> Self {
+        Self::with_fingerprint(decision, claims, &token_fingerprint(token), now)
+    }
+
+    /// Like [`AuditEvent::new`], with the token's [`token_fingerprint`] already at hand (a
+    /// [`crate::VerifiedToken`] carries it): hashing a 2 KiB token again costs more in
+    /// WebAssembly than the rest of the event.
+    pub fn with_fingerprint(
+        decision: &Decision,
+        claims: &Claims,
+        fingerprint: &str,
+        now: u64,
+    ) -> Self {
         let claim = |name: &str| match claims.raw.get(name) {
             Some(Value::String(s)) => Value::String(s.clone()),
             Some(Value::Number(n)) => Value::String(n.to_string()),
@@ -50,7 +62,7 @@ impl AuditEvent {
             "environment": claim("environment"),
             "user_login": claim("user_login"),
             "jti": claims.jti,
-            "token_sha256": token_fingerprint(token),
+            "token_sha256": fingerprint,
             "azure": azure,
             "explanation": decision.lines(),
         });

@@ -131,12 +131,12 @@ impl Admission {
 /// The core's audit event without `time`, with the fingerprint the verifier already computed
 /// (hashing a 2 KiB token again costs more in V8 than all the rest of the event).
 fn audit_members(decision: &Decision, verified: &VerifiedToken, now: u64) -> String {
-    let event = AuditEvent::new(decision, &verified.claims, "", now);
+    let event =
+        AuditEvent::with_fingerprint(decision, &verified.claims, &verified.fingerprint, now);
     let Value::Object(mut members) = event.as_json().clone() else {
         return String::new();
     };
     members.remove("time");
-    members.insert("token_sha256".to_owned(), Value::String(verified.fingerprint.clone()));
     let json = Value::Object(members).to_string();
     json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_owned()
 }
