@@ -283,11 +283,22 @@ fn main() {
                     .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
             })
             .unwrap_or_else(|| "unknown CPU".into());
+        // Everything from the notes marker on is prose kept from the previous file: why each
+        // figure is what it is. The generated part above it is replaced on every run.
+        const NOTES: &str = "<!-- notes: kept by make bench -->";
+        let notes = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|old| old.find(NOTES).map(|at| old[at..].to_owned()))
+            .unwrap_or_else(|| format!("{NOTES}\n"));
         let doc = format!(
             "# Benchmarks\n\nLatest `make bench` (command: `cargo run --release -p bench -- --markdown BENCHMARKS.md`), \
-             one process, on {} cores of {cpu}. Times are per operation; the ratio is to native ring's RSA-2048 \
-             PKCS#1 check on the same token.\n\n{table}\n```\n{}\n```\n",
+             one process, on {} cores of {cpu}, load average {}. Times are per operation; the ratio is to \
+             native ring's RSA-2048 PKCS#1 check on the same token.\n\n{table}\n```\n{}\n```\n\n{notes}",
             std::thread::available_parallelism().map_or(0, |n| n.get()),
+            std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split(' ').next().map(str::to_owned))
+                .unwrap_or_else(|| "unknown".into()),
             report.lines.join("\n")
         );
         std::fs::write(&path, doc).expect("write the markdown report");
