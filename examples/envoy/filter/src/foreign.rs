@@ -1,7 +1,7 @@
 //! Envoy's `verify_signature` foreign function: its two protobuf messages, encoded by hand, and
 //! the public-key encoding it reads.
 //!
-//! Envoy (since 1.17) offers wasm modules a native signature check through
+//! Envoy offers wasm modules a native signature check (BoringSSL) through
 //! `proxy_call_foreign_function("verify_signature", args)`. Its messages are defined in Envoy's
 //! `source/extensions/common/wasm/ext/verify_signature.proto`:
 //!
