@@ -523,7 +523,8 @@ class _NativeSignatures:
 
     def _key(self, key: Any) -> Any:
         tag, val = (key.tag, key.payload) if isinstance(key, Variant) else (None, key)
-        cache_key = (tag, bytes(getattr(val, "n", b"")), bytes(getattr(val, "x", b"")))
+        cache_key = (tag, getattr(val, "curve", None),
+                     *(bytes(getattr(val, part, b"")) for part in ("n", "e", "x", "y")))
         parsed = self._keys.get(cache_key)
         if parsed is None:
             if tag == "rsa":

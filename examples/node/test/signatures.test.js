@@ -81,4 +81,22 @@ describe('signatures', () => {
       v.close();
     }
   });
+
+  test('keys that share a modulus are not confused by the native key cache', () => {
+    const { n } = rsa.publicKey.export({ format: 'jwk' });
+    const doc = JSON.stringify({ keys: [{ kty: 'RSA', kid: 'rsa', n, e: 'AQAB' }, { kty: 'RSA', kid: 'other-e', n, e: 'Aw' }] });
+    const runtime = new Runtime();
+    const v = new Verifier({ issuer: ISS, audiences: [AUD] }, doc, { runtime });
+    try {
+      v.verify(mint('RS256'));
+      // Signed with the (n, 65537) private key, but naming the (n, 3) key.
+      const now = Math.floor(Date.now() / 1000);
+      const input = `${b64u(JSON.stringify({ alg: 'RS256', kid: 'other-e', typ: 'JWT' }))}.${b64u(JSON.stringify({ iss: ISS, aud: AUD, sub: 'x', iat: now - 5, exp: now + 300 }))}`;
+      const token = `${input}.${b64u(sign('sha256', Buffer.from(input), rsa.privateKey))}`;
+      assert.throws(() => v.verify(token), (e) => e instanceof VerifyError && e.kind === 'bad-signature');
+      assert.equal(runtime.native.checks, 2);
+    } finally {
+      v.close();
+    }
+  });
 });

@@ -103,3 +103,28 @@ def test_check_returns_the_identity_and_still_judges_expiry():
     with pytest.raises(VerifyError) as err:
         verifier.check(token, now=verified.claims.exp + 61)
     assert err.value.kind == "expired"
+
+
+def test_keys_that_share_a_modulus_are_not_confused():
+    """The native key cache must key on the whole key: the same modulus with another exponent is
+    another key, and a token signed for the first must not verify under the second."""
+    n = RSA_KEY.public_key().public_numbers().n
+    doc = json.dumps({"keys": [
+        {"kty": "RSA", "kid": "rsa", "n": b64u(int_bytes(n)), "e": b64u(int_bytes(65537))},
+        {"kty": "RSA", "kid": "other-e", "n": b64u(int_bytes(n)), "e": b64u(int_bytes(3))},
+    ]})
+    rt = Runtime()
+    verifier = rt.verifier(VerifierConfig(issuer=ISS, audiences=[AUD]), doc)
+    verifier.verify(mint("RS256"))  # parses and keeps the kid `rsa` key natively
+    # Signed with the (n, 65537) private key, but naming the (n, 3) key: only the exponent
+    # tells them apart.
+    now = int(time.time())
+    header = {"alg": "RS256", "kid": "other-e", "typ": "JWT"}
+    claims = {"iss": ISS, "aud": AUD, "sub": "x", "iat": now - 5, "exp": now + 300}
+    signing_input = f"{b64u(json.dumps(header).encode())}.{b64u(json.dumps(claims).encode())}"
+    signature = RSA_KEY.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    relabelled = f"{signing_input}.{b64u(signature)}"
+    with pytest.raises(VerifyError) as err:
+        verifier.verify(relabelled)
+    assert err.value.kind == "bad-signature"
+    assert rt.native_signature_checks == 2
