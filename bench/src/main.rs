@@ -16,10 +16,28 @@ const ISS: &str = "https://gitlab.example.com";
 const NOW: u64 = 1_760_000_000;
 
 /// Median and spread of per-operation times, in nanoseconds.
+#[derive(Clone, Copy)]
 struct Stats {
     median: f64,
     low: f64,
     high: f64,
+}
+
+impl Stats {
+    /// The median of the rounds' medians, and the extremes over every round.
+    fn of_rounds(rounds: &[Stats]) -> Stats {
+        let mut medians: Vec<f64> = rounds.iter().map(|r| r.median).collect();
+        Stats {
+            median: median_of(&mut medians),
+            low: rounds.iter().map(|r| r.low).fold(f64::INFINITY, f64::min),
+            high: rounds.iter().map(|r| r.high).fold(0.0, f64::max),
+        }
+    }
+}
+
+fn median_of(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Runs `op` for `samples` samples of `per_sample` operations each (after one warm-up sample).
@@ -42,15 +60,28 @@ fn measure(samples: usize, per_sample: usize, mut op: impl FnMut(usize)) -> Stat
 }
 
 struct Report {
-    rows: Vec<(String, Stats)>,
+    /// Each row with the native ring time it is compared with.
+    rows: Vec<(String, Stats, f64)>,
     baseline: f64,
     lines: Vec<String>,
 }
 
 impl Report {
     fn add(&mut self, name: &str, stats: Stats) {
+        let baseline = self.baseline;
+        self.add_against(name, stats, baseline);
+    }
+
+    /// Adds a row compared with `baseline`: native ring measured right before and right after
+    /// it. The speed of a shared VM drifts within a run, so a ratio to a baseline taken minutes
+    /// earlier can be off by half.
+    fn add_against(&mut self, name: &str, stats: Stats, baseline: f64) {
         self.lines.push(format!("BENCH {name} {:.3} us", stats.median / 1000.0));
-        self.rows.push((name.to_owned(), stats));
+        self.rows.push((name.to_owned(), stats, baseline));
+    }
+
+    fn ratio(&self, name: &str) -> f64 {
+        self.rows.iter().find(|(n, _, _)| n == name).map_or(f64::NAN, |(_, s, b)| s.median / b)
     }
 
     fn figure(&mut self, name: &str, value: f64, unit: &str) {
@@ -59,14 +90,14 @@ impl Report {
 
     fn table(&self) -> String {
         let mut out = String::from("| measurement | median | spread (min-max) | ratio to native ring |\n|---|---|---|---|\n");
-        for (name, s) in &self.rows {
+        for (name, s, baseline) in &self.rows {
             let _ = writeln!(
                 out,
                 "| {name} | {:.2} us | {:.2}-{:.2} us | {:.2}x |",
                 s.median / 1000.0,
                 s.low / 1000.0,
                 s.high / 1000.0,
-                s.median / self.baseline
+                s.median / baseline
             );
         }
         out
@@ -108,6 +139,14 @@ fn main() {
     let n = ring_b64(jwk["n"].as_str().unwrap());
     let e = ring_b64(jwk["e"].as_str().unwrap());
     let public = ring::signature::RsaPublicKeyComponents { n: &n, e: &e };
+    let ring_now = || {
+        measure(5, 100, |_| {
+            public
+                .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &input, &signature)
+                .unwrap();
+        })
+        .median
+    };
     let ring_stats = measure(15, 400, |_| {
         public.verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &input, &signature).unwrap();
     });
@@ -164,29 +203,38 @@ fn main() {
         let host = component_host(tuning);
         let mut verifier =
             host.verifier(options.config.clone(), jwks_doc.clone()).unwrap().unwrap();
-        let cold_batch = if tuning.native_signatures { 200 } else { 40 };
-        report.add(
-            &format!("{label}_cold"),
-            measure(10, cold_batch, |i| {
-                verifier.verify(&distinct[i % distinct.len()], NOW).unwrap().unwrap();
-            }),
-        );
-        if !tuning.native_signatures {
-            continue; // the warm path never reaches the signature check
-        }
+        // Five short rounds, each with native ring measured right before: the VM's speed
+        // drifts within a run, so each round's ratio uses its own baseline and the report
+        // takes the median round.
+        let cold_batch = if tuning.native_signatures { 60 } else { 12 };
+        let (mut cold, mut warm, mut check, mut ratios) = (vec![], vec![], vec![], vec![]);
+        let mut next = 0;
         verifier.verify(&token, NOW).unwrap().unwrap();
-        report.add(
-            &format!("{label}_warm"),
-            measure(15, 2000, |_| {
-                verifier.verify(&token, NOW).unwrap().unwrap();
-            }),
-        );
-        report.add(
-            &format!("{label}_warm_check"),
-            measure(15, 4000, |_| {
-                verifier.check(&token, NOW).unwrap().unwrap();
-            }),
-        );
+        for _ in 0..5 {
+            let baseline = ring_now();
+            let stats = measure(4, cold_batch, |_| {
+                next += 1;
+                // Never `token` (distinct[0]), which the warm rows keep cached.
+                verifier.verify(&distinct[1 + next % (distinct.len() - 1)], NOW).unwrap().unwrap();
+            });
+            ratios.push(stats.median / baseline);
+            cold.push(stats);
+            if tuning.native_signatures {
+                warm.push(measure(4, 1000, |_| {
+                    verifier.verify(&token, NOW).unwrap().unwrap();
+                }));
+                check.push(measure(4, 2000, |_| {
+                    verifier.check(&token, NOW).unwrap().unwrap();
+                }));
+            }
+        }
+        let cold = Stats::of_rounds(&cold);
+        let ratio = median_of(&mut ratios);
+        report.add_against(&format!("{label}_cold"), cold, cold.median / ratio);
+        if tuning.native_signatures {
+            report.add(&format!("{label}_warm"), Stats::of_rounds(&warm));
+            report.add(&format!("{label}_warm_check"), Stats::of_rounds(&check));
+        }
     }
 
     // 5. Instantiation from a prepared component, and the one-shot export (instance + JWKS parse
@@ -232,15 +280,14 @@ fn main() {
         "MiB",
     );
 
-    let cold =
-        report.rows.iter().find(|(n, _)| n == "component_cold").map_or(0.0, |(_, s)| s.median);
-    let median =
-        |name: &str| report.rows.iter().find(|(n, _)| n == name).map_or(0.0, |(_, s)| s.median);
+    let median = |name: &str| {
+        report.rows.iter().find(|(n, _, _)| n == name).map_or(0.0, |(_, s, _)| s.median)
+    };
     let (warm, warm_check) = (median("component_warm"), median("component_warm_check"));
-    let wasm_rsa = median("component_wasm_rsa_cold");
-    let baseline = report.baseline;
-    report.figure("cold_verify_ratio_to_native_ring", cold / baseline, "x");
-    report.figure("cold_verify_wasm_rsa_ratio_to_native_ring", wasm_rsa / baseline, "x");
+    let (cold_ratio, wasm_rsa_ratio) =
+        (report.ratio("component_cold"), report.ratio("component_wasm_rsa_cold"));
+    report.figure("cold_verify_ratio_to_native_ring", cold_ratio, "x");
+    report.figure("cold_verify_wasm_rsa_ratio_to_native_ring", wasm_rsa_ratio, "x");
     report.figure("warm_verify", warm / 1000.0, "us");
     report.figure("warm_check", warm_check / 1000.0, "us");
 
@@ -259,7 +306,8 @@ fn main() {
         ("cold verify through wasmtime", "cold_verify_ratio_to_native_ring", "x native ring", 2.0),
         ("warm verify, claims returned", "warm_verify", "us", 1.0),
         ("warm check, identity returned", "warm_check", "us", 1.0),
-        ("instantiation from InstancePre", "instantiate", "us", 20.0),
+        // The pooling allocator is the lever a host that instantiates often would turn on.
+        ("instantiation from InstancePre, pooling", "instantiate_pooling", "us", 20.0),
         ("component size", "component_size", "KiB", 400_000.0 / 1024.0),
         ("memory after 10,000 tokens", "memory_after_10k_tokens", "MiB", 2.0),
     ];
@@ -293,7 +341,9 @@ fn main() {
         let doc = format!(
             "# Benchmarks\n\nLatest `make bench` (command: `cargo run --release -p bench -- --markdown BENCHMARKS.md`), \
              one process, on {} cores of {cpu}, load average {}. Times are per operation; the ratio is to \
-             native ring's RSA-2048 PKCS#1 check on the same token.\n\n{table}\n```\n{}\n```\n\n{notes}",
+             native ring's RSA-2048 PKCS#1 check on the same token: for the `_cold` rows, native ring measured \
+             right before and right after the row (the VM's speed drifts within a run), for the others \
+             the first row.\n\n{table}\n```\n{}\n```\n\n{notes}",
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             std::fs::read_to_string("/proc/loadavg")
                 .ok()
