@@ -92,13 +92,21 @@ impl VerifiedCache {
     }
 
     pub(crate) fn get(&self, token: &str) -> Option<&Arc<VerifiedToken>> {
-        self.slots.get(&slot(token))?.iter().find(|e| same(&e.token, token)).map(|e| &e.verified)
+        self.find(slot(token), token).map(|e| &e.verified)
+    }
+
+    fn find(&self, key: u64, token: &str) -> Option<&Entry> {
+        self.slots.get(&key)?.iter().find(|e| same(&e.token, token))
     }
 
     /// Remembers a verified token, evicting the oldest to stay bounded. Constant time: an
     /// expired entry is dropped when a lookup finds it, or when its turn to be evicted comes.
     pub(crate) fn insert(&mut self, token: &str, verified: Arc<VerifiedToken>) {
-        if self.capacity == 0 || self.get(token).is_some() {
+        if self.capacity == 0 {
+            return;
+        }
+        let key = slot(token);
+        if self.find(key, token).is_some() {
             return;
         }
         while self.len >= self.capacity {
@@ -109,7 +117,6 @@ impl VerifiedCache {
                 None => break,
             }
         }
-        let key = slot(token);
         let token: Arc<str> = Arc::from(token);
         self.order.push_back((key, Arc::clone(&token)));
         self.slots.entry(key).or_default().push(Entry { token, verified });
