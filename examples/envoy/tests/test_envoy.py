@@ -56,6 +56,63 @@ def test_azure_token_is_cached_so_entra_sees_one_request_for_many_calls(envoy, s
     assert len(tokens) == 1
 
 
+def audit_events(envoy, jti):
+    """The audit events (JSON) in Envoy's log about the token with this `jti`."""
+    events = []
+    for line in envoy.log().splitlines():
+        if f'"jti":"{jti}"' in line:
+            events.append(json.loads(line[line.index("{"):]))
+    return events
+
+
+def jti_of(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"]
+
+
+def test_a_decision_is_audited_once_and_its_reuses_are_summarized(start_envoy, stand_in):
+    envoy = start_envoy(audit={"summary_seconds": 1})
+    token = stand_in.mint(job_id=fresh_job())
+    for _ in range(6):
+        assert envoy.get(token)[0] == 200
+
+    def summarized():
+        events = audit_events(envoy, jti_of(token))
+        reused = [e for e in events if e.get("event") == "decision_reused"]
+        return sum(e["requests"] for e in reused) == 5 and events
+
+    events = wait_for("the reuse summary", summarized, timeout=15)
+    decisions = [e for e in events if "event" not in e]
+    assert len(decisions) == 1, "one full event, for the request that made the decision"
+    assert decisions[0]["decision"] == "allow" and decisions[0]["explanation"]
+    for summary in (e for e in events if e.get("event") == "decision_reused"):
+        for member in ("decision", "rule", "token_sha256", "project_path", "job_id"):
+            assert summary[member] == decisions[0][member], member
+        assert summary["first_request"] <= summary["last_request"] <= summary["time"]
+    assert token not in envoy.log(), "the token is never logged"
+
+
+def test_pending_reuse_counts_are_logged_when_envoy_stops(start_envoy, stand_in):
+    envoy = start_envoy(audit={"summary_seconds": 3600})
+    token = stand_in.mint(job_id=fresh_job())
+    for _ in range(4):
+        assert envoy.get(token)[0] == 200
+    assert not [e for e in audit_events(envoy, jti_of(token)) if e.get("event")], "not due yet"
+    envoy.close()  # SIGTERM: Envoy calls the root context's on_done
+    reused = [e for e in audit_events(envoy, jti_of(token)) if e.get("event") == "decision_reused"]
+    assert [e["requests"] for e in reused] == [3]
+
+
+def test_audit_every_request_logs_the_full_event_per_request(start_envoy, stand_in):
+    envoy = start_envoy(audit={"every_request": True})
+    token = stand_in.mint(job_id=fresh_job())
+    for _ in range(4):
+        assert envoy.get(token)[0] == 200
+    events = wait_for("four audit events",
+                      lambda: len(audit_events(envoy, jti_of(token))) >= 4 and audit_events(envoy, jti_of(token)))
+    assert len(events) == 4 and all(e["decision"] == "allow" and "event" not in e for e in events)
+
+
 def test_first_requests_wait_for_the_first_jwks_fetch(start_envoy, stand_in):
     # A slow tick delays the first fetch, so these requests arrive before any keys do.
     envoy = start_envoy(tick_ms=1500)

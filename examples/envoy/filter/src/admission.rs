@@ -5,9 +5,14 @@
 //! the policy and (only for `max_token_age`) the time, and the claims and the policy are fixed for
 //! the life of the token's entry. Deciding, building the audit event (JSON) and hashing the Azure
 //! cache key once per token, instead of once per request, is what makes the warm path cheap in V8;
-//! the audit event is still logged for every request, with that request's time.
+//! the audit event is logged when the decision is made.
+//!
+//! The requests that reuse a kept decision are counted on it, and the worker logs their count as
+//! a short summary event (`"event":"decision_reused"`) every `audit.summary_seconds`, and when
+//! the admission is evicted or forgotten, so every admitted or denied request is accounted for in
+//! the audit log without repeating a 1 KiB event per request (see `audit.every_request` for that).
 
-use std::cell::{Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -67,7 +72,28 @@ pub struct Admission {
     decided_until: u64,
     /// The worker's copy of the Azure token, so a repeat skips the shared-data read and parse.
     forwarding: RefCell<Option<Forwarding>>,
+    /// The summary event's members that name the decision and the token (JSON, no braces).
+    summary_members: String,
+    /// The requests that reused the decision since the last summary.
+    reuse: Cell<Reuse>,
 }
+
+/// Requests that reused a kept decision: how many, and the first and last request times
+/// (seconds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reuse {
+    /// How many requests.
+    pub requests: u64,
+    /// The first one's time.
+    pub first: u64,
+    /// The last one's time.
+    pub last: u64,
+}
+
+/// The members of the full audit event that a reuse summary repeats, so a summary names the
+/// decision and the job without being joined to the full event.
+const SUMMARY_MEMBERS: [&str; 6] =
+    ["decision", "rule", "token_sha256", "jti", "project_path", "job_id"];
 
 impl Admission {
     /// Decides on `verified` at `now` and prepares everything its requests share.
@@ -84,7 +110,7 @@ impl Admission {
                 }
             },
         };
-        let audit_members = audit_members(&decision, &verified, now);
+        let (audit_members, summary_members) = audit_members(&decision, &verified, now);
         let decided_until = match (config.decision_age_bound, verified.claims.iat) {
             (Some(bound), Some(iat)) => iat.saturating_add(bound),
             _ => u64::MAX,
@@ -96,7 +122,39 @@ impl Admission {
             audit_members,
             decided_until,
             forwarding: RefCell::new(None),
+            summary_members,
+            reuse: Cell::new(Reuse::default()),
         }
+    }
+
+    /// Counts one request at `now` that reused this decision.
+    pub fn reused(&self, now: u64) {
+        let mut reuse = self.reuse.get();
+        if reuse.requests == 0 {
+            reuse.first = now;
+        }
+        reuse.requests = reuse.requests.saturating_add(1);
+        reuse.last = now;
+        self.reuse.set(reuse);
+    }
+
+    /// The requests counted since the last summary.
+    pub fn reuse(&self) -> Reuse {
+        self.reuse.get()
+    }
+
+    /// The summary event of the requests that reused the decision since the last summary, at
+    /// `now`, and the count restarts; `None` when there were none. One line of JSON:
+    /// `{"time":…,"event":"decision_reused",<decision, rule, token_sha256, jti, project_path,
+    /// job_id>,"requests":…,"first_request":…,"last_request":…}`.
+    pub fn take_summary(&self, now: u64) -> Option<String> {
+        let reuse = self.reuse.replace(Reuse::default());
+        (reuse.requests > 0).then(|| {
+            format!(
+                "{{\"time\":{now},\"event\":\"decision_reused\",{},\"requests\":{},\"first_request\":{},\"last_request\":{}}}",
+                self.summary_members, reuse.requests, reuse.first, reuse.last
+            )
+        })
     }
 
     /// True when the decision still stands at `now`.
@@ -129,16 +187,36 @@ impl Admission {
 }
 
 /// The core's audit event without `time`, with the fingerprint the verifier already computed
-/// (hashing a 2 KiB token again costs more in V8 than all the rest of the event).
-fn audit_members(decision: &Decision, verified: &VerifiedToken, now: u64) -> String {
+/// (hashing a 2 KiB token again costs more in V8 than all the rest of the event), and the
+/// members a reuse summary repeats ([`SUMMARY_MEMBERS`]), both as JSON members without braces.
+fn audit_members(decision: &Decision, verified: &VerifiedToken, now: u64) -> (String, String) {
     let event =
         AuditEvent::with_fingerprint(decision, &verified.claims, &verified.fingerprint, now);
     let Value::Object(mut members) = event.as_json().clone() else {
-        return String::new();
+        return (String::new(), String::new());
     };
     members.remove("time");
-    let json = Value::Object(members).to_string();
+    let summary: serde_json::Map<String, Value> = SUMMARY_MEMBERS
+        .iter()
+        .filter_map(|&name| Some((name.to_owned(), members.get(name)?.clone())))
+        .collect();
+    (without_braces(&Value::Object(members)), without_braces(&Value::Object(summary)))
+}
+
+/// A JSON object's members, without the braces.
+fn without_braces(object: &Value) -> String {
+    let json = object.to_string();
     json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_owned()
+}
+
+/// An admission for one request.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The decision and what follows from it.
+    pub admission: Rc<Admission>,
+    /// True when the decision was made for this request (its full audit event is due); false
+    /// when the request reused a kept decision (it was counted on the admission).
+    pub fresh: bool,
 }
 
 /// Admissions by token fingerprint, bounded like the verified-token cache (oldest evicted
@@ -148,25 +226,32 @@ pub struct Admissions {
     entries: HashMap<String, Rc<Admission>>,
     order: VecDeque<String>,
     capacity: usize,
+    /// Evicted or forgotten admissions whose counted requests are not summarized yet.
+    retired: Vec<Rc<Admission>>,
 }
 
 impl Admissions {
     /// An empty set holding at most `capacity` admissions.
     pub fn new(capacity: usize) -> Self {
-        Self { entries: HashMap::new(), order: VecDeque::new(), capacity }
+        Self { entries: HashMap::new(), order: VecDeque::new(), capacity, retired: Vec::new() }
     }
 
-    /// The admission of `verified` at `now`: the kept one while its decision stands, else a new
-    /// decision (kept for the next requests).
+    /// The admission of `verified` at `now`: the kept one while its decision stands (the
+    /// request is counted on it, unless `audit.every_request`), else a new decision (kept for
+    /// the next requests).
     pub fn admit(
         &mut self,
         config: &FilterConfig,
         verified: &Arc<VerifiedToken>,
         now: u64,
-    ) -> Rc<Admission> {
+    ) -> Admitted {
         if let Some(kept) = self.entries.get(&verified.fingerprint) {
             if kept.stands(now) {
-                return Rc::clone(kept);
+                // With every request audited in full, a count would repeat them.
+                if !config.audit_every_request {
+                    kept.reused(now);
+                }
+                return Admitted { admission: Rc::clone(kept), fresh: false };
             }
             self.remove(&verified.fingerprint);
         }
@@ -174,24 +259,62 @@ impl Admissions {
         if self.capacity > 0 && admission.stands(now) {
             while self.entries.len() >= self.capacity {
                 let Some(oldest) = self.order.pop_front() else { break };
-                self.entries.remove(&oldest);
+                if let Some(evicted) = self.entries.remove(&oldest) {
+                    self.retire(evicted);
+                }
             }
             self.order.push_back(verified.fingerprint.clone());
             self.entries.insert(verified.fingerprint.clone(), Rc::clone(&admission));
         }
-        admission
+        Admitted { admission, fresh: true }
     }
 
     fn remove(&mut self, fingerprint: &str) {
-        if self.entries.remove(fingerprint).is_some() {
+        if let Some(removed) = self.entries.remove(fingerprint) {
             self.order.retain(|f| f != fingerprint);
+            self.retire(removed);
         }
     }
 
-    /// Forgets every admission (new keys: every token is verified and decided again).
+    /// Keeps an admission leaving the set until its counted requests are summarized, so they
+    /// stay accounted for.
+    fn retire(&mut self, admission: Rc<Admission>) {
+        if admission.reuse().requests > 0 {
+            self.retired.push(admission);
+        }
+    }
+
+    /// Forgets every admission (new keys: every token is verified and decided again); their
+    /// summaries are kept for [`Self::summaries`].
     pub fn clear(&mut self) {
+        for fingerprint in std::mem::take(&mut self.order) {
+            if let Some(admission) = self.entries.remove(&fingerprint) {
+                self.retire(admission);
+            }
+        }
         self.entries.clear();
-        self.order.clear();
+    }
+
+    /// The summaries at `now` of the retired admissions (nothing is allocated when there are
+    /// none, as on almost every request).
+    pub fn retired_summaries(&mut self, now: u64) -> Vec<String> {
+        if self.retired.is_empty() {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.retired).iter().filter_map(|a| a.take_summary(now)).collect()
+    }
+
+    /// Every summary at `now`: the retired admissions', then each kept admission's with counted
+    /// requests, oldest first (each count restarts).
+    pub fn summaries(&mut self, now: u64) -> Vec<String> {
+        let mut lines = self.retired_summaries(now);
+        lines.extend(
+            self.order
+                .iter()
+                .filter_map(|f| self.entries.get(f))
+                .filter_map(|admission| admission.take_summary(now)),
+        );
+        lines
     }
 
     /// How many admissions are kept.

@@ -142,6 +142,10 @@ pub struct FilterConfig {
     /// Whether RS256/RS384/RS512 signatures go to Envoy's `verify_signature` foreign function
     /// (BoringSSL) when the running Envoy has it; otherwise `ring` checks them in the filter.
     pub envoy_verify_signature: bool,
+    /// Log the full audit event for every request, not only when a decision is made.
+    pub audit_every_request: bool,
+    /// How often the requests that reused a kept decision are summarized, seconds.
+    pub audit_summary_seconds: u64,
 }
 
 impl FilterConfig {
@@ -183,6 +187,23 @@ struct RawConfig {
     envoy_verify_signature: bool,
     #[serde(default = "default_max_waiters")]
     max_waiting_requests: usize,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    #[serde(default)]
+    every_request: bool,
+    #[serde(default = "default_summary_seconds")]
+    summary_seconds: u64,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self { every_request: false, summary_seconds: default_summary_seconds() }
+    }
 }
 
 #[derive(Deserialize)]
@@ -254,6 +275,9 @@ impl Default for RawCache {
 
 fn default_true() -> bool {
     true
+}
+fn default_summary_seconds() -> u64 {
+    5
 }
 fn default_tick_ms() -> u64 {
     50
@@ -360,6 +384,9 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
     if raw.tick_ms < 10 || raw.tick_ms > 10_000 {
         return Err(invalid("tick_ms", "must be between 10 and 10000"));
     }
+    if !(1..=3600).contains(&raw.audit.summary_seconds) {
+        return Err(invalid("audit.summary_seconds", "must be between 1 and 3600"));
+    }
     Ok(FilterConfig {
         verifier,
         jwks,
@@ -377,6 +404,8 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         max_waiters: raw.max_waiting_requests,
         tick_ms: raw.tick_ms,
         envoy_verify_signature: raw.envoy_verify_signature,
+        audit_every_request: raw.audit.every_request,
+        audit_summary_seconds: raw.audit.summary_seconds,
     })
 }
 

@@ -92,6 +92,15 @@ fn audit(event: &str) {
     }
 }
 
+/// Logs audit summaries, when audit events are logged.
+fn log_audit(shared: &Shared, lines: &[String]) {
+    if shared.borrow().audit_enabled() {
+        for line in lines {
+            audit(line);
+        }
+    }
+}
+
 /// True when the host logs at info level or finer (or cannot say).
 fn info_enabled() -> bool {
     hostcalls::get_log_level()
@@ -145,9 +154,15 @@ fn process(ctx: &dyn Context, shared: &Shared, context_id: u32, token: &str, now
         }
         Check::Reject(reply) => return reject(shared, &reply, Some(token), now),
     };
-    let admission = shared.borrow_mut().admit(&verified, now);
+    let admitted = shared.borrow_mut().admit(&verified, now);
+    let admission = admitted.admission;
+    if admitted.fresh {
+        // A new decision may have evicted an admission whose reuses are not summarized yet.
+        let retired = shared.borrow_mut().audit_summaries(now);
+        log_audit(shared, &retired);
+    }
     let worker = shared.borrow();
-    if worker.audit_enabled() {
+    if worker.audit_enabled() && (admitted.fresh || worker.config().audit_every_request) {
         audit(&admission.audit_line(now));
     }
     let route = match &admission.route {
@@ -347,6 +362,15 @@ impl Root {
         }
     }
 
+    /// Logs every pending audit summary: the worker is going away (reconfigured, or the VM is
+    /// stopping).
+    fn flush_audit(&self) {
+        if let Some(shared) = &self.worker {
+            let summaries = shared.borrow_mut().flush_audit_summaries(now_ms() / 1000);
+            log_audit(shared, &summaries);
+        }
+    }
+
     /// Re-runs parked requests once no fetch is in flight.
     fn run_waiters(&mut self, shared: &Shared, now_ms: u64) {
         let waiters = shared.borrow_mut().take_waiters();
@@ -450,6 +474,11 @@ impl Root {
 }
 
 impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        self.flush_audit();
+        true
+    }
+
     fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
         let Some(shared) = self.worker.clone() else { return };
         if self.jwks_call == Some(token_id) {
@@ -472,6 +501,7 @@ impl RootContext for Root {
         };
         match config::parse(&bytes) {
             Ok(config) => {
+                self.flush_audit();
                 for warning in config.policy.warnings() {
                     warn!("gitlab-azure-oidc: policy: {warning}");
                 }
@@ -499,6 +529,8 @@ impl RootContext for Root {
         let Some(shared) = self.worker.clone() else { return };
         shared.borrow_mut().set_audit_enabled(info_enabled());
         let now_ms = now_ms();
+        let summaries = shared.borrow_mut().audit_summaries(now_ms / 1000);
+        log_audit(&shared, &summaries);
         let expired = shared.borrow_mut().expired_waiters(now_ms);
         for waiter in expired {
             if hostcalls::set_effective_context(waiter.context_id).is_ok() {

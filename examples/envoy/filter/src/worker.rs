@@ -7,7 +7,7 @@ use std::sync::Arc;
 use gitlab_azure_oidc::offload::SignatureBackend;
 use gitlab_azure_oidc::{Jwks, JwksError, VerifiedToken, Verifier};
 
-use crate::admission::{Admission, Admissions};
+use crate::admission::{Admissions, Admitted};
 use crate::cache::JwksRecord;
 use crate::config::{FilterConfig, JwksSource, RemoteJwks};
 use crate::reply::{self, Reply};
@@ -53,6 +53,8 @@ pub struct Worker {
     waiters: Vec<Waiter>,
     /// Decisions per verified token, bounded like the verified-token cache.
     admissions: Admissions,
+    /// When the kept admissions' reuse counts are next summarized (seconds).
+    next_summary: u64,
     /// Whether the host logs at info level, where the audit events go.
     audit_enabled: bool,
     /// The host's native signature check, given to every verifier this worker builds.
@@ -81,6 +83,7 @@ impl Worker {
             refetch_wanted: false,
             waiters: Vec::new(),
             admissions: Admissions::new(config.verified_tokens),
+            next_summary: 0,
             audit_enabled: true,
             signature_backend: None,
             config,
@@ -128,9 +131,27 @@ impl Worker {
     }
 
     /// The decision on a verified token at `now`, with what its requests share: made once per
-    /// token while it stands (see [`Admission`]).
-    pub fn admit(&mut self, verified: &Arc<VerifiedToken>, now: u64) -> Rc<Admission> {
+    /// token while it stands (see [`crate::admission::Admission`]); a request that reuses it is
+    /// counted for the next summary.
+    pub fn admit(&mut self, verified: &Arc<VerifiedToken>, now: u64) -> Admitted {
         self.admissions.admit(&self.config, verified, now)
+    }
+
+    /// The audit summaries to log at `now`: those of admissions that left the set (evicted, or
+    /// forgotten with the keys) at once, and every `audit.summary_seconds` those of the kept
+    /// admissions with counted requests. Cheap when there are none: called on every fresh
+    /// decision and on the root's tick.
+    pub fn audit_summaries(&mut self, now: u64) -> Vec<String> {
+        if now < self.next_summary {
+            return self.admissions.retired_summaries(now);
+        }
+        self.next_summary = now.saturating_add(self.config.audit_summary_seconds);
+        self.admissions.summaries(now)
+    }
+
+    /// Every audit summary at `now`, due or not (the worker is going away).
+    pub fn flush_audit_summaries(&mut self, now: u64) -> Vec<String> {
+        self.admissions.summaries(now)
     }
 
     /// The number of tokens with a kept decision.

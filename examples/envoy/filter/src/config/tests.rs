@@ -134,3 +134,22 @@ fn envoy_verify_signature_can_be_turned_off() {
         refused(config_json(|c| c["envoy_verify_signature"] = json!("yes"))).contains("boolean")
     );
 }
+
+#[test]
+fn the_audit_settings_have_defaults_and_bounds() {
+    let config = testutil::parse(&config_json(|_| {}));
+    assert!(!config.audit_every_request);
+    assert_eq!(config.audit_summary_seconds, 5);
+    let config = testutil::parse(&config_json(|c| {
+        c["audit"] = json!({"every_request": true, "summary_seconds": 60});
+    }));
+    assert!(config.audit_every_request);
+    assert_eq!(config.audit_summary_seconds, 60);
+    for bad in [json!({"summary_seconds": 0}), json!({"summary_seconds": 3601})] {
+        assert!(
+            refused(config_json(|c| c["audit"] = bad.clone())).contains("audit.summary_seconds")
+        );
+    }
+    assert!(refused(config_json(|c| c["audit"] = json!({"every_requests": true})))
+        .contains("every_requests"));
+}

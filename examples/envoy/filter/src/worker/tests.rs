@@ -154,7 +154,7 @@ fn decisions_come_with_their_audit_event() {
     for (overrides, allow) in [(json!({}), true), (json!({"ref": "feature/x"}), false)] {
         let token = testutil::token(&testutil::key(), overrides);
         let Check::Verified(verified) = worker.check(&token, NOW) else { panic!("verified") };
-        let admission = worker.admit(&verified, NOW);
+        let admission = worker.admit(&verified, NOW).admission;
         assert_eq!(admission.decision.is_allow(), allow);
         let audit: serde_json::Value =
             serde_json::from_str(&admission.audit_line(NOW)).expect("audit JSON");
