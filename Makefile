@@ -53,7 +53,7 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip2 -p gitlab-azure-oidc -- -D warnings
-	cargo clippy --release --target wasm32-wasip1 -p gitlab-azure-oidc-envoy -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -p gitlab-azure-oidc-envoy -p proxy-wasm-baseline -- -D warnings
 
 # Speed and memory, measured side by side in one process; writes BENCHMARKS.md.
 bench: build
@@ -98,18 +98,22 @@ test-envoy: envoy-filter stand-in venv
 envoy-local: envoy-filter stand-in venv
 	$(VENV)/bin/python examples/envoy/local.py
 
-# Envoy at --concurrency 1 with no filter, jwt_authn (cache on/off) and ours (cache on/off):
-# req/s, p50/p99 and `BENCH name value unit` lines (BENCHMARKS.md). Needs wrk.
+# Envoy at --concurrency 1 with no filter, a proxy-wasm filter that only reads a header (the
+# floor), jwt_authn (cache on/off) and ours (cache on/off): req/s, p50/p99, Envoy CPU per request
+# and `BENCH name value unit` lines (BENCHMARKS.md). Needs wrk.
+BASELINE_WASM := $(CARGO_TARGET_DIR)/wasm32-wasip1/component/proxy_wasm_baseline.wasm
+
 bench-envoy: envoy-filter stand-in venv
+	cargo build --profile component --target wasm32-wasip1 -p proxy-wasm-baseline
 	@command -v wrk >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
 	  else echo "error: wrk is required (apt-get install wrk)"; exit 1; fi; }
-	$(VENV)/bin/python examples/envoy/bench.py
+	$(VENV)/bin/python examples/envoy/bench.py --baseline $(BASELINE_WASM)
 
 lint-envoy: setup
 	cargo clippy -p gitlab-azure-oidc-envoy --all-targets -- -D warnings
-	cargo clippy --target wasm32-wasip1 -p gitlab-azure-oidc-envoy --all-targets -- -D warnings
+	cargo clippy --target wasm32-wasip1 -p gitlab-azure-oidc-envoy -p proxy-wasm-baseline --all-targets -- -D warnings
 
 # --- Python and Node hosts (examples/python, examples/node): the component on wasmtime-py and jco --
 # Both suites run against the Rust stand-ins. The Python example's pinned requirements go into the

