@@ -39,13 +39,16 @@ pub(crate) enum Family {
 
 /// An elliptic curve from RFC 7518 section 6.2.1.1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Curve {
+pub enum Curve {
+    /// NIST P-256 (`secp256r1`), for ES256.
     P256,
+    /// NIST P-384 (`secp384r1`), for ES384.
     P384,
 }
 
 impl Curve {
-    pub(crate) fn name(self) -> &'static str {
+    /// The JWK `crv` name: `P-256` or `P-384`.
+    pub fn name(self) -> &'static str {
         match self {
             Self::P256 => "P-256",
             Self::P384 => "P-384",

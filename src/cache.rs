@@ -81,14 +81,14 @@ struct Entry {
 pub(crate) struct VerifiedCache {
     /// Entries by [`slot`]; a slot holds more than one entry only on a collision.
     slots: HashMap<u64, Vec<Entry>, BuildHasherDefault<WordHasher>>,
+    /// Every entry once, oldest first: also the count.
     order: VecDeque<(u64, Arc<str>)>,
-    len: usize,
     capacity: usize,
 }
 
 impl VerifiedCache {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { slots: HashMap::default(), order: VecDeque::new(), len: 0, capacity }
+        Self { slots: HashMap::default(), order: VecDeque::new(), capacity }
     }
 
     pub(crate) fn get(&self, token: &str) -> Option<&Arc<VerifiedToken>> {
@@ -109,7 +109,7 @@ impl VerifiedCache {
         if self.find(key, token).is_some() {
             return;
         }
-        while self.len >= self.capacity {
+        while self.order.len() >= self.capacity {
             match self.order.pop_front() {
                 Some((key, oldest)) => {
                     self.remove_from_slot(key, &oldest);
@@ -120,7 +120,6 @@ impl VerifiedCache {
         let token: Arc<str> = Arc::from(token);
         self.order.push_back((key, Arc::clone(&token)));
         self.slots.entry(key).or_default().push(Entry { token, verified });
-        self.len += 1;
     }
 
     pub(crate) fn remove(&mut self, token: &str) {
@@ -137,18 +136,16 @@ impl VerifiedCache {
         if entries.is_empty() {
             self.slots.remove(&key);
         }
-        self.len -= 1;
         true
     }
 
     pub(crate) fn clear(&mut self) {
         self.slots.clear();
         self.order.clear();
-        self.len = 0;
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.order.len()
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::alg::{Curve, Family};
 use crate::json::{self, JsonProblem};
-use crate::offload::{EcCurve, KeyMaterial, Offloaded, SignatureBackend, SignatureCheck};
+use crate::offload::{KeyMaterial, Offloaded, SignatureBackend, SignatureCheck};
 use crate::{b64, Algorithm, JwksError, Limits, VerifyError};
 
 /// Smallest RSA modulus accepted, in bits (NIST SP 800-131A; ring's floor too).
@@ -300,11 +300,7 @@ impl PublicKey {
                 }
                 // `point` is the SEC 1 uncompressed form `04 || x || y` built by `parse_ec`.
                 let (x, y) = point.as_ref()[1..].split_at(len);
-                let curve = match curve {
-                    Curve::P256 => EcCurve::P256,
-                    Curve::P384 => EcCurve::P384,
-                };
-                KeyMaterial::Ec { curve, x, y }
+                KeyMaterial::Ec { curve: *curve, x, y }
             }
         };
         if let Some(backend) = backend {

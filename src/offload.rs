@@ -16,24 +16,8 @@ use std::fmt;
 
 use crate::Algorithm;
 
-/// An elliptic curve of an EC key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EcCurve {
-    /// NIST P-256 (`secp256r1`), for ES256.
-    P256,
-    /// NIST P-384 (`secp384r1`), for ES384.
-    P384,
-}
-
-impl EcCurve {
-    /// The JWK `crv` name: `P-256` or `P-384`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::P256 => "P-256",
-            Self::P384 => "P-384",
-        }
-    }
-}
+/// An elliptic curve of an EC key (the core's own curve type, under the name hosts use).
+pub use crate::alg::Curve as EcCurve;
 
 /// The public key to check with, as the JWKS gave it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -233,7 +233,9 @@ impl Verifier {
         now: u64,
     ) -> Result<Arc<VerifiedToken>, VerifyError> {
         if let Some(hit) = self.cache.get(token) {
-            match self.check_claims(&hit.claims, now) {
+            // Issuer and audience passed when the token was cached, under this same
+            // configuration (a verifier's configuration never changes); only time moves.
+            match self.check_times(&hit.claims, now) {
                 Ok(()) => return Ok(Arc::clone(hit)),
                 Err(err) => {
                     self.cache.remove(token);
@@ -284,6 +286,11 @@ impl Verifier {
     }
 
     fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), VerifyError> {
+        self.check_issuer_and_audience(claims)?;
+        self.check_times(claims, now)
+    }
+
+    fn check_issuer_and_audience(&self, claims: &Claims) -> Result<(), VerifyError> {
         let config = &self.config;
         // OIDC Core 3.1.3.7 step 2: the issuer must match exactly.
         if claims.iss != config.issuer {
@@ -311,6 +318,12 @@ impl Verifier {
             None if config.insecure_skip_audience => {}
             None => return Err(VerifyError::ClaimMissing { claim: "aud".into() }),
         }
+        Ok(())
+    }
+
+    /// The time claims at `now`: all a cached token needs checked again.
+    fn check_times(&self, claims: &Claims, now: u64) -> Result<(), VerifyError> {
+        let config = &self.config;
         let leeway = config.leeway;
         // Step 9 and RFC 7519 4.1.4: now must be before `exp`.
         if now >= claims.exp.saturating_add(leeway) {

@@ -135,6 +135,12 @@ impl Rule {
         self.target.as_ref()
     }
 
+    /// The rule's `max_token_age` in seconds: the only check that depends on the time, so a host
+    /// that keeps decisions knows how long one stands.
+    pub fn max_token_age(&self) -> Option<u64> {
+        self.max_token_age
+    }
+
     /// Checks the rule's conditions, then its guards; the first that fails.
     fn check(&self, claims: &Claims, now: u64) -> Result<(), Mismatch> {
         self.when.check(&claims.raw)?;
