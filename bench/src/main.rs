@@ -63,7 +63,8 @@ struct Report {
     /// Each row with the native ring time it is compared with.
     rows: Vec<(String, Stats, f64)>,
     baseline: f64,
-    lines: Vec<String>,
+    /// Every figure as `BENCH <name> <value> <unit>` prints it.
+    figures: Vec<(String, f64, &'static str)>,
 }
 
 impl Report {
@@ -76,7 +77,7 @@ impl Report {
     /// it. The speed of a shared VM drifts within a run, so a ratio to a baseline taken minutes
     /// earlier can be off by half.
     fn add_against(&mut self, name: &str, stats: Stats, baseline: f64) {
-        self.lines.push(format!("BENCH {name} {:.3} us", stats.median / 1000.0));
+        self.figure(name, stats.median / 1000.0, "us");
         self.rows.push((name.to_owned(), stats, baseline));
     }
 
@@ -84,8 +85,21 @@ impl Report {
         self.rows.iter().find(|(n, _, _)| n == name).map_or(f64::NAN, |(_, s, b)| s.median / b)
     }
 
-    fn figure(&mut self, name: &str, value: f64, unit: &str) {
-        self.lines.push(format!("BENCH {name} {value:.3} {unit}"));
+    fn figure(&mut self, name: &str, value: f64, unit: &'static str) {
+        self.figures.push((name.to_owned(), value, unit));
+    }
+
+    /// A figure's value, by name (NaN when there is none).
+    fn value(&self, name: &str) -> f64 {
+        self.figures.iter().find(|(n, _, _)| n == name).map_or(f64::NAN, |(_, v, _)| *v)
+    }
+
+    /// The `BENCH` lines.
+    fn lines(&self) -> Vec<String> {
+        self.figures
+            .iter()
+            .map(|(name, value, unit)| format!("BENCH {name} {value:.3} {unit}"))
+            .collect()
     }
 
     fn table(&self) -> String {
@@ -105,13 +119,8 @@ impl Report {
 }
 
 fn component_host(tuning: Tuning) -> Host {
-    Host::with_tuning(
-        gitlab_azure_oidc_host::EMBEDDED_COMPONENT
-            .expect("build the component first: make bench does"),
-        Limits::default(),
-        tuning,
-    )
-    .expect("component loads")
+    Host::embedded_with_tuning(Limits::default(), tuning)
+        .expect("the component loads (build it first: make bench does)")
 }
 
 fn main() {
@@ -127,7 +136,7 @@ fn main() {
         })
         .collect();
     let token = distinct[0].clone();
-    let mut report = Report { rows: Vec::new(), baseline: 1.0, lines: Vec::new() };
+    let mut report = Report { rows: Vec::new(), baseline: 1.0, figures: Vec::new() };
 
     // 1. Native ring: the RSA-2048 PKCS#1 SHA-256 check alone, on the token's signing input.
     let (input, signature) = {
@@ -280,28 +289,15 @@ fn main() {
         "MiB",
     );
 
-    let median = |name: &str| {
-        report.rows.iter().find(|(n, _, _)| n == name).map_or(0.0, |(_, s, _)| s.median)
-    };
-    let (warm, warm_check) = (median("component_warm"), median("component_warm_check"));
+    let (warm, warm_check) = (report.value("component_warm"), report.value("component_warm_check"));
     let (cold_ratio, wasm_rsa_ratio) =
         (report.ratio("component_cold"), report.ratio("component_wasm_rsa_cold"));
     report.figure("cold_verify_ratio_to_native_ring", cold_ratio, "x");
     report.figure("cold_verify_wasm_rsa_ratio_to_native_ring", wasm_rsa_ratio, "x");
-    report.figure("warm_verify", warm / 1000.0, "us");
-    report.figure("warm_check", warm_check / 1000.0, "us");
+    report.figure("warm_verify", warm, "us");
+    report.figure("warm_check", warm_check, "us");
 
     // The speed issue's targets, each against the figure it is judged by.
-    let figure = |name: &str| {
-        report
-            .lines
-            .iter()
-            .find_map(|l| {
-                let mut parts = l.split(' ');
-                (parts.nth(1) == Some(name)).then(|| parts.next()?.parse::<f64>().ok()).flatten()
-            })
-            .unwrap_or(f64::NAN)
-    };
     let targets = [
         ("cold verify through wasmtime", "cold_verify_ratio_to_native_ring", "x native ring", 2.0),
         ("warm verify, claims returned", "warm_verify", "us", 1.0),
@@ -313,13 +309,14 @@ fn main() {
     ];
     let mut goals = String::from("| target | at most | measured | met |\n|---|---|---|---|\n");
     for (what, name, unit, limit) in targets {
-        let value = figure(name);
+        let value = report.value(name);
         let met = if value <= limit { "yes" } else { "no" };
         let _ = writeln!(goals, "| {what} | {limit:.1} {unit} | {value:.2} {unit} | {met} |");
     }
     let table = format!("{}\n{goals}", report.table());
     println!("{table}");
-    for line in &report.lines {
+    let lines = report.lines();
+    for line in &lines {
         println!("{line}");
     }
     if let Some(path) = markdown {
@@ -349,7 +346,7 @@ fn main() {
                 .ok()
                 .and_then(|l| l.split(' ').next().map(str::to_owned))
                 .unwrap_or_else(|| "unknown".into()),
-            report.lines.join("\n")
+            lines.join("\n")
         );
         std::fs::write(&path, doc).expect("write the markdown report");
         println!("wrote {path}");

@@ -184,10 +184,6 @@ pub struct Tuning {
     /// Use the pooling instance allocator (faster instantiation, memory reserved up front).
     /// Defaults to false.
     pub pooling: bool,
-    /// wasmtime's component-model-async machinery. Defaults to false: the synchronous call path
-    /// is about twice as cheap and the component does not use async. This build of wasmtime
-    /// leaves the feature out (faster to compile), so `true` is a load error.
-    pub concurrency_support: bool,
     /// Answer the component's `signatures` import with native ring. Defaults to true: RS256
     /// natively costs about a seventeenth of ring inside WebAssembly. Off, the component checks
     /// signatures itself (for measurements and differential tests).
@@ -200,13 +196,7 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self {
-            fuel: true,
-            pooling: false,
-            concurrency_support: false,
-            native_signatures: true,
-            optimize: true,
-        }
+        Self { fuel: true, pooling: false, native_signatures: true, optimize: true }
     }
 }
 
@@ -259,7 +249,9 @@ impl Host {
         if !tuning.optimize {
             config.cranelift_opt_level(wasmtime::OptLevel::None);
         }
-        config.concurrency_support(tuning.concurrency_support);
+        // No component-model-async machinery: the synchronous call path is about twice as cheap,
+        // the component does not use async, and this build of wasmtime leaves the feature out.
+        config.concurrency_support(false);
         if tuning.pooling {
             config.allocation_strategy(InstanceAllocationStrategy::pooling());
         }
@@ -277,7 +269,15 @@ impl Host {
     /// # Errors
     /// [`HostError::NoComponent`] when none was embedded, or a load error.
     pub fn embedded(limits: Limits) -> Result<Self, HostError> {
-        Self::new(EMBEDDED_COMPONENT.ok_or(HostError::NoComponent)?, limits)
+        Self::embedded_with_tuning(limits, Tuning::default())
+    }
+
+    /// The embedded component with explicit engine settings.
+    ///
+    /// # Errors
+    /// As [`Host::embedded`].
+    pub fn embedded_with_tuning(limits: Limits, tuning: Tuning) -> Result<Self, HostError> {
+        Self::with_tuning(EMBEDDED_COMPONENT.ok_or(HostError::NoComponent)?, limits, tuning)
     }
 
     /// The limits every call gets.
@@ -285,9 +285,10 @@ impl Host {
         self.limits
     }
 
-    fn refuel(&self, store: &mut Store<State>, fuel: u64) -> Result<(), HostError> {
+    /// Gives a call its fuel (`limits.fuel_per_call`), when fuel is on.
+    fn refuel(&self, store: &mut Store<State>) -> Result<(), HostError> {
         if self.tuning.fuel {
-            store.set_fuel(fuel).map_err(classify)?;
+            store.set_fuel(self.limits.fuel_per_call).map_err(classify)?;
         }
         Ok(())
     }
@@ -309,7 +310,7 @@ impl Host {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         // Instantiation runs guest start code, so it needs fuel too.
-        self.refuel(&mut store, self.limits.fuel_per_call)?;
+        self.refuel(&mut store)?;
         let oidc = self.pre.instantiate(&mut store).map_err(classify)?;
         Ok((store, oidc))
     }
@@ -372,7 +373,7 @@ impl Session {
         &mut self,
         f: impl FnOnce(&mut Store<State>, &Oidc) -> wasmtime::Result<R>,
     ) -> Result<R, HostError> {
-        self.host.refuel(&mut self.store, self.host.limits.fuel_per_call)?;
+        self.host.refuel(&mut self.store)?;
         f(&mut self.store, &self.oidc).map_err(classify)
     }
 
@@ -535,7 +536,7 @@ impl VerifierHandle {
             }
         }
         let Some(live) = self.live.as_mut() else { return Err(HostError::NoComponent) };
-        self.host.refuel(&mut live.store, self.host.limits.fuel_per_call)?;
+        self.host.refuel(&mut live.store)?;
         match call(live) {
             Ok(result) => Ok(result),
             Err(err) => {

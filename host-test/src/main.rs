@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
-use gitlab_azure_oidc_host::{Host, HostError, Limits, Tuning, EMBEDDED_COMPONENT};
+use gitlab_azure_oidc_host::{Host, HostError, Limits, Tuning};
 use serde_json::{json, Value};
 
 /// Let GitLab CI jobs reach Azure with no stored secret: verify the job's GitLab ID token,
@@ -105,8 +105,7 @@ pub(crate) fn load_host(component: Option<&str>) -> Result<Host, Exit> {
             Host::with_tuning(&bytes, Limits::default(), Tuning::one_shot()).map_err(Exit::Host)
         }
         None => {
-            let embedded = EMBEDDED_COMPONENT.ok_or(Exit::Host(HostError::NoComponent))?;
-            Host::with_tuning(embedded, Limits::default(), Tuning::one_shot()).map_err(Exit::Host)
+            Host::embedded_with_tuning(Limits::default(), Tuning::one_shot()).map_err(Exit::Host)
         }
     }
 }

@@ -430,12 +430,7 @@ fn native_signature_checks_agree_with_the_component_and_are_used() {
     let mut verdicts = Vec::new();
     for native in [true, false] {
         let tuning = Tuning { native_signatures: native, ..Tuning::default() };
-        let host = Host::with_tuning(
-            gitlab_azure_oidc_host::EMBEDDED_COMPONENT.unwrap(),
-            Limits::default(),
-            tuning,
-        )
-        .unwrap();
+        let host = Host::embedded_with_tuning(Limits::default(), tuning).unwrap();
         let mut config = config(ISS, &[AUDIENCE]);
         config.algorithms = vec![
             Algorithm::Rs256,
