@@ -129,8 +129,11 @@ impl bindings::gitlab_azure::oidc::signatures::Host for State {
         if !self.native_signatures {
             return bindings::gitlab_azure::oidc::signatures::Verdict::Unsupported;
         }
-        self.native_checks += 1;
-        signatures::verify(&alg, &key, &message, &signature)
+        let verdict = signatures::verify(&alg, &key, &message, &signature);
+        if !matches!(verdict, bindings::gitlab_azure::oidc::signatures::Verdict::Unsupported) {
+            self.native_checks += 1;
+        }
+        verdict
     }
 }
 
