@@ -147,7 +147,7 @@ def main():
     try:
         clusters = {"gitlab": stand_in.issuer_port, "entra": stand_in.entra_port}
         token = stand_in.mint()
-        rounds, anchors = {}, {}
+        rounds = {}
         # (name, bootstrap, the jwt_authn case it is compared with)
         cases = [("no_filter", config([], clusters), "jwt_authn_cache")]
         if args.baseline:
@@ -167,27 +167,27 @@ def main():
             ("ours_no_verified_cache_ring", config([ours(stand_in, clusters, 0, False)], clusters),
              "jwt_authn_nocache"),
         ]
+        anchors = {name: anchor for name, _, anchor in cases}
         # Every case's Envoy runs from the start (idle ones cost nothing), so rounds are cheap
         # and many: each round runs every case once, in a rotated order, and a ratio is taken
         # within a round, between runs seconds apart. The figures are medians over the rounds: on
         # a shared machine the speed of the whole machine drifts by a third over minutes.
         envoys = {}
         try:
-            for name, boot, anchor in cases:
+            for name, boot, _ in cases:
                 envoys[name] = Envoy(workdir, boot, concurrency=1, cpus=envoy_cpus)
                 status, _, body = call(envoys[name].port, "/", {"authorization": f"Bearer {token}"})
                 assert status == 200, (name, status, body)  # also warms the caches
                 run_wrk(envoys[name].port, token, 1, args.connections, wrk_cpus)  # and V8's tiers
             for round_index in range(args.rounds):
                 shift = round_index % len(cases)
-                for name, _, anchor in cases[shift:] + cases[:shift]:
+                for name, _, _ in cases[shift:] + cases[:shift]:
                     envoy = envoys[name]
                     before = cpu_seconds(envoy.process.pid)
                     rps, p50, p99, requests = run_wrk(envoy.port, token, args.seconds,
                                                       args.connections, wrk_cpus)
                     cpu_us = (cpu_seconds(envoy.process.pid) - before) / requests * 1e6
                     rounds.setdefault(name, []).append((rps, p50, p99, cpu_us))
-                    anchors[name] = anchor
         finally:
             for envoy in envoys.values():
                 envoy.close()
@@ -196,10 +196,13 @@ def main():
     results = {name: tuple(statistics.median(figures) for figures in zip(*runs))
                for name, runs in rounds.items()}
 
-    def ratios(name, index):
-        """The case's ratios to its anchor, round by round: req/s (index 0) or CPU (index 3)."""
-        pairs = zip(rounds[name], rounds[anchors[name]])
-        return [ours[0] / theirs[0] if index == 0 else theirs[3] / ours[3] for ours, theirs in pairs]
+    def rps_ratios(name):
+        """The case's req/s over its anchor's, round by round."""
+        return [ours[0] / theirs[0] for ours, theirs in zip(rounds[name], rounds[anchors[name]])]
+
+    def cpu_ratios(name):
+        """The anchor's Envoy CPU per request over the case's, round by round."""
+        return [theirs[3] / ours[3] for ours, theirs in zip(rounds[name], rounds[anchors[name]])]
 
     pinning = f"Envoy on CPU {envoy_cpus}, wrk on CPU {wrk_cpus}" if envoy_cpus else "not pinned"
     print(f"{args.rounds} rounds of {args.seconds} s per case ({pinning}); medians over the rounds. "
@@ -207,10 +210,10 @@ def main():
     print(f"{'case':<40} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} "
           f"{'req/s ratio':>11} {'range':>11} {'cpu ratio':>9}  vs")
     for name, (rps, p50, p99, cpu_us) in results.items():
-        rps_ratios = ratios(name, 0)
+        by_rps = rps_ratios(name)
         print(f"{name:<40} {rps:>7.0f} {p50 * 1e3:>7.2f} {p99 * 1e3:>7.2f} {cpu_us:>10.1f} "
-              f"{statistics.median(rps_ratios):>11.2f} {min(rps_ratios):>5.2f}-{max(rps_ratios):<5.2f} "
-              f"{statistics.median(ratios(name, 3)):>9.2f}  {anchors[name]}")
+              f"{statistics.median(by_rps):>11.2f} {min(by_rps):>5.2f}-{max(by_rps):<5.2f} "
+              f"{statistics.median(cpu_ratios(name)):>9.2f}  {anchors[name]}")
     for name, (rps, p50, p99, cpu_us) in results.items():
         print(f"BENCH {name}_rps {rps:.0f} req/s")
         print(f"BENCH {name}_p50 {p50 * 1e3:.3f} ms")
@@ -226,8 +229,8 @@ def main():
         if case not in results:
             continue
         anchor_label = "jwt_authn_cached" if anchors[case] == "jwt_authn_cache" else "jwt_authn_uncached"
-        print(f"BENCH ratio_{label}_to_{anchor_label} {statistics.median(ratios(case, 0)):.3f} ratio")
-        print(f"BENCH cpu_ratio_{label}_to_{anchor_label} {statistics.median(ratios(case, 3)):.3f} ratio")
+        print(f"BENCH ratio_{label}_to_{anchor_label} {statistics.median(rps_ratios(case)):.3f} ratio")
+        print(f"BENCH cpu_ratio_{label}_to_{anchor_label} {statistics.median(cpu_ratios(case)):.3f} ratio")
 
 
 if __name__ == "__main__":

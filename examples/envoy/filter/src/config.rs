@@ -350,7 +350,7 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         _ => return Err(invalid("policy", "expected the policy document (an object or a string)")),
     };
     let policy = Policy::parse(&policy_bytes).map_err(ConfigError::Policy)?;
-    let decision_age_bound = smallest_max_token_age(&policy_bytes);
+    let decision_age_bound = policy.rules().iter().filter_map(policy::Rule::max_token_age).min();
     let targets = prepare_targets(&policy, &raw.entra)?;
     if raw.entra.cluster.is_empty() {
         return Err(invalid("entra.cluster", "name the Envoy cluster that reaches Entra"));
@@ -407,19 +407,6 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         audit_every_request: raw.audit.every_request,
         audit_summary_seconds: raw.audit.summary_seconds,
     })
-}
-
-/// The smallest `max_token_age` in a policy document the core accepted. The core's [`Policy`]
-/// does not expose it, so it is read from the document's rules (their only time-dependent check).
-fn smallest_max_token_age(document: &[u8]) -> Option<u64> {
-    let document: Value = serde_json::from_slice(document).ok()?;
-    document
-        .get("rules")?
-        .as_array()?
-        .iter()
-        .filter_map(|rule| rule.get("max_token_age"))
-        .map(|age| age.as_u64().unwrap_or(0))
-        .min()
 }
 
 fn jwks_source(

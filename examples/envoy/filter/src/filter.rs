@@ -158,7 +158,7 @@ fn process(ctx: &dyn Context, shared: &Shared, context_id: u32, token: &str, now
     let admission = admitted.admission;
     if admitted.fresh {
         // A new decision may have evicted an admission whose reuses are not summarized yet.
-        let retired = shared.borrow_mut().audit_summaries(now);
+        let retired = shared.borrow_mut().retired_audit_summaries(now);
         log_audit(shared, &retired);
     }
     let worker = shared.borrow();

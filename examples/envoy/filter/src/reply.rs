@@ -4,7 +4,7 @@
 use gitlab_azure_oidc::entra::EntraError;
 use gitlab_azure_oidc::policy::Decision;
 use gitlab_azure_oidc::{token_fingerprint, VerifyError};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::request::MissingToken;
 
@@ -13,19 +13,27 @@ use crate::request::MissingToken;
 pub struct Reply {
     /// The HTTP status.
     pub status: u32,
-    /// Extra headers (besides `content-type`).
+    /// The headers, `content-type` first.
     pub headers: Vec<(String, String)>,
     /// The JSON body.
     pub body: String,
+    /// The error kind, as in the body's `error` member (kept for the audit line).
+    kind: String,
 }
 
 impl Reply {
     fn new(status: u32, kind: &str, hint: &str) -> Self {
-        let body = json!({ "error": kind, "hint": hint }).to_string();
+        Self::json(status, kind, json!({ "hint": hint }))
+    }
+
+    /// A reply whose body is `body` (an object) with `error` set to `kind`.
+    fn json(status: u32, kind: &str, mut body: Value) -> Self {
+        body["error"] = json!(kind);
         Self {
             status,
             headers: vec![("content-type".to_owned(), "application/json".to_owned())],
-            body,
+            body: body.to_string(),
+            kind: kind.to_owned(),
         }
     }
 
@@ -35,11 +43,8 @@ impl Reply {
     }
 
     /// The error kind in the body, for logs and tests.
-    pub fn kind(&self) -> String {
-        serde_json::from_str::<serde_json::Value>(&self.body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-            .unwrap_or_default()
+    pub fn kind(&self) -> &str {
+        &self.kind
     }
 }
 
@@ -113,7 +118,7 @@ pub fn entra_error(error: &EntraError) -> Reply {
         EntraError::Entra(_) => 403,
         _ => 502,
     };
-    let mut body = json!({ "error": error.kind() });
+    let mut body = json!({});
     if let Some(entra) = error.entra_response() {
         body["entra_error"] = json!(entra.error);
         body["aadsts"] = json!(entra.error_codes);
@@ -124,15 +129,11 @@ pub fn entra_error(error: &EntraError) -> Reply {
     } else {
         body["hint"] = json!(error.to_string());
     }
-    let mut reply = Reply {
-        status,
-        headers: vec![("content-type".to_owned(), "application/json".to_owned())],
-        body: body.to_string(),
-    };
-    if let Some(retry) = error.retry_after() {
-        reply.headers.push(("retry-after".to_owned(), retry.raw.clone()));
+    let reply = Reply::json(status, error.kind(), body);
+    match error.retry_after() {
+        Some(retry) => reply.header("retry-after", retry.raw.clone()),
+        None => reply,
     }
-    reply
 }
 
 /// The audit line of a request refused before the policy ran (no token, invalid token, keys

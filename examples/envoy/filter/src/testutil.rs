@@ -50,6 +50,11 @@ pub(crate) fn jwks(keys: &[&RsaKey]) -> String {
     testkit::jwks(&keys.iter().map(|k| k.jwk()).collect::<Vec<_>>())
 }
 
+/// A fetched JWKS of `keys`, fetched at `fetched_at` and kept for an hour.
+pub(crate) fn record(keys: &[&RsaKey], fetched_at: u64) -> crate::cache::JwksRecord {
+    crate::cache::JwksRecord { fetched_at, expires_at: fetched_at + 3600, jwks: jwks(keys) }
+}
+
 /// A GitLab token from `key`, issued a minute before [`NOW`], with claim overrides.
 pub(crate) fn token(key: &RsaKey, overrides: Value) -> String {
     let mut claims = testkit::gitlab_claims(ISSUER, NOW - 60);

@@ -139,14 +139,19 @@ impl Worker {
 
     /// The audit summaries to log at `now`: those of admissions that left the set (evicted, or
     /// forgotten with the keys) at once, and every `audit.summary_seconds` those of the kept
-    /// admissions with counted requests. Cheap when there are none: called on every fresh
-    /// decision and on the root's tick.
+    /// admissions with counted requests. Called on the root's tick.
     pub fn audit_summaries(&mut self, now: u64) -> Vec<String> {
         if now < self.next_summary {
-            return self.admissions.retired_summaries(now);
+            return self.retired_audit_summaries(now);
         }
         self.next_summary = now.saturating_add(self.config.audit_summary_seconds);
         self.admissions.summaries(now)
+    }
+
+    /// The audit summaries at `now` of admissions that left the set (evicted, re-decided, or
+    /// forgotten with the keys); nothing is allocated when there are none.
+    pub fn retired_audit_summaries(&mut self, now: u64) -> Vec<String> {
+        self.admissions.retired_summaries(now)
     }
 
     /// Every audit summary at `now`, due or not (the worker is going away).

@@ -100,12 +100,7 @@ fn admissions_are_bounded_and_forgotten_with_the_keys() {
         worker.admit(&verified, NOW);
         assert!(worker.admitted() <= 2);
     }
-    let record = crate::cache::JwksRecord {
-        fetched_at: NOW,
-        expires_at: NOW + 3600,
-        jwks: testutil::jwks(&[&testutil::key()]),
-    };
-    worker.install(&record).expect("installs");
+    worker.install(&testutil::record(&[&testutil::key()], NOW)).expect("installs");
     assert_eq!(worker.admitted(), 0);
 }
 
@@ -189,12 +184,7 @@ fn evicted_forgotten_and_redecided_admissions_are_summarized_at_once() {
 
     // Keys replaced: b is forgotten and its reuse summarized on the next call.
     worker.admit(&b, NOW + 4);
-    let record = crate::cache::JwksRecord {
-        fetched_at: NOW + 5,
-        expires_at: NOW + 3600,
-        jwks: testutil::jwks(&[&testutil::key()]),
-    };
-    worker.install(&record).expect("installs");
+    worker.install(&testutil::record(&[&testutil::key()], NOW + 5)).expect("installs");
     let lines = worker.audit_summaries(NOW + 5);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(summary(&lines[0])["job_id"], "2");

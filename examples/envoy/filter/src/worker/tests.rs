@@ -1,16 +1,12 @@
 use serde_json::json;
 
 use super::*;
-use crate::testutil::{self, config_json, NOW};
+use crate::testutil::{self, config_json, record, NOW};
 
 const NOW_MS: u64 = NOW * 1000;
 
 fn remote_worker(edit: impl FnOnce(&mut serde_json::Value)) -> Worker {
     Worker::new(Rc::new(testutil::parse(&config_json(edit))))
-}
-
-fn record(keys: &[&testkit::RsaKey], fetched_at: u64) -> JwksRecord {
-    JwksRecord { fetched_at, expires_at: fetched_at + 3600, jwks: testutil::jwks(keys) }
 }
 
 fn status(check: Check) -> u32 {
@@ -139,7 +135,7 @@ fn invalid_tokens_are_401_with_the_core_kind() {
     for (token, kind) in cases {
         match worker.check(&token, NOW) {
             Check::Reject(reply) => {
-                assert_eq!((reply.status, reply.kind().as_str()), (401, kind));
+                assert_eq!((reply.status, reply.kind()), (401, kind));
                 assert!(!reply.body.contains(&token), "the token is never echoed");
             }
             other => panic!("{kind}: expected 401, got {other:?}"),
