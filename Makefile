@@ -143,9 +143,11 @@ node-deps: $(NODE_EXAMPLE)/node_modules/.package-lock.json
 test-python: component stand-in venv
 	cd examples/python && ../../$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
 
-# `npm run build` transpiles the component with jco into examples/node/generated.
+# `npm run build` transpiles the component with jco into examples/node/generated. Every test is
+# bounded: a test that hangs fails after two minutes (the runner kills its file) instead of holding
+# CI until its own limit.
 test-node: component stand-in node-deps
-	cd $(NODE_EXAMPLE) && npm run --silent build && node --test test/*.test.js
+	cd $(NODE_EXAMPLE) && npm run --silent build && node --test --test-timeout=120000 test/*.test.js
 
 clean:
 	cargo clean

@@ -2,11 +2,11 @@
 // and the same tokens altered in one byte are refused; our certificate client assertion verifies
 // under jose.
 import assert from 'node:assert/strict';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { SignJWT, decodeProtectedHeader, exportJWK, generateKeyPair, importX509, jwtVerify } from 'jose';
+import { SignJWT, decodeProtectedHeader, exportJWK, importX509, jwtVerify } from 'jose';
 import { Verifier, VerifyError, buildAzureAssertion } from '../gitlab-azure-oidc.js';
 import { ARM, TESTDATA } from './standin.js';
 
@@ -14,10 +14,15 @@ const ISSUER = 'https://gitlab.example.com';
 const AUDIENCE = 'api://AzureADTokenExchange';
 const ALGS = ['RS256', 'PS256', 'ES256'];
 
+// The repository's fixture keys rather than freshly generated ones: Node 20 can deadlock when the
+// garbage collector frees a key-generation job while the same key is being exported as a JWK
+// (see signatures.test.js). jose signs with them and exports their public JWKs all the same.
+const KEY_FILES = { RS256: 'rsa-2048.key.pem', PS256: 'rsa-2048.key.pem', ES256: 'ec-p256.key.pem' };
 const keys = {};
 for (const alg of ALGS) {
-  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
-  keys[alg] = { privateKey, jwk: { ...(await exportJWK(publicKey)), kid: `jose-${alg}`, alg, use: 'sig' } };
+  const privateKey = createPrivateKey(readFileSync(join(TESTDATA, KEY_FILES[alg]), 'utf8'));
+  const jwk = await exportJWK(createPublicKey(privateKey));
+  keys[alg] = { privateKey, jwk: { ...jwk, kid: `jose-${alg}`, alg, use: 'sig' } };
 }
 const jwks = JSON.stringify({ keys: ALGS.map((a) => keys[a].jwk) });
 const verifier = new Verifier({ issuer: ISSUER, audiences: [AUDIENCE], algorithms: ['rs256', 'ps256', 'es256'] }, jwks);

@@ -2,14 +2,25 @@
 // verdict must be the same with native checks on and off: the component makes every refusal
 // itself and only asks the host for the arithmetic.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { createPrivateKey, createPublicKey, sign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Runtime, Verifier, VerifyError } from '../gitlab-azure-oidc.js';
+import { TESTDATA } from './standin.js';
 
 const ISS = 'https://gitlab.example.com';
 const AUD = 'api://AzureADTokenExchange';
-const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+// The repository's fixture keys, not generateKeyPairSync: Node 20 can deadlock when the garbage
+// collector frees a key-generation job while the same key is being exported as a JWK (seen here:
+// ~KeyGenJob waits on the mutex ExportJWKRsaKey holds), which hung this file about one run in
+// five on a busy machine.
+const keyPair = (file) => {
+  const privateKey = createPrivateKey(readFileSync(join(TESTDATA, file), 'utf8'));
+  return { privateKey, publicKey: createPublicKey(privateKey) };
+};
+const rsa = keyPair('rsa-2048.key.pem');
+const p256 = keyPair('ec-p256.key.pem');
 const b64u = (x) => Buffer.from(x).toString('base64url');
 
 const jwks = JSON.stringify({
