@@ -18,6 +18,7 @@ WASM = Path(os.environ.get("GITLAB_AZURE_OIDC_ENVOY_WASM",
                            TARGET / "wasm32-wasip1/component/gitlab_azure_oidc_envoy.wasm"))
 STAND_IN = Path(os.environ.get("GITLAB_AZURE_OIDC_STAND_IN", TARGET / "release/stand-in"))
 ENVOY = Path(os.environ.get("ENVOY", REPO / ".venv/bin/envoy"))
+EXAMPLE_DIR = REPO / "examples/envoy"
 
 
 def wait_for(what, check, timeout=20.0, interval=0.05):

@@ -4,11 +4,13 @@ import base64
 import concurrent.futures
 import itertools
 import json
+import shutil
+import subprocess
 import time
 
 import pytest
 
-from harness import wait_for
+from harness import ENVOY, EXAMPLE_DIR, WASM, wait_for
 
 _jobs = itertools.count(7_000_000)
 
@@ -338,3 +340,18 @@ def test_policy_errors_are_rejected_at_load_with_the_reason(start_envoy, stand_i
     envoy = start_envoy(plugin=plugin, expect_ready=False)
     wait_for("Envoy to refuse the configuration", lambda: envoy.process.poll() is not None, timeout=30)
     envoy.wait_log("`policy`")
+
+
+# --- The shipped example -----------------------------------------------------------------------
+
+def test_the_example_envoy_yaml_validates_with_the_filter(tmp_path):
+    """examples/envoy/envoy.yaml, checked as its README says: the module beside it, then
+    `envoy --mode validate`, which also runs the filter's on_configure."""
+    shutil.copy(EXAMPLE_DIR / "envoy.yaml", tmp_path / "envoy.yaml")
+    shutil.copy(WASM, tmp_path / "gitlab_azure_oidc_envoy.wasm")
+    result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", "envoy.yaml", "--disable-hot-restart"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "gitlab-azure-oidc: configured" in output, output[-3000:]
+    assert "configuration 'envoy.yaml' OK" in output, output[-3000:]
