@@ -1,19 +1,33 @@
 //! # gitlab-azure-oidc: the pure core
 //!
 //! Judges the exchange of a GitLab CI ID token for a Microsoft Entra access token: it verifies the
-//! GitLab token (JWS signature against the issuer's JWKS, algorithm allow-list, `iss`, `aud`,
-//! `exp`/`nbf`/`iat` with leeway) and returns typed GitLab claims or a precise error.
+//! GitLab token, decides with a policy which Azure identity the job may become, builds the Entra
+//! token request and explains Entra's answer. [`Gate`] runs that sequence; the modules it is built
+//! from stay public for tooling.
 //!
 //! ## Design
 //!
 //! The core does no I/O and reads no clock. The JWKS document arrives as bytes the host fetched,
-//! and the current time is a parameter (`now`, seconds since the Unix epoch). This is what lets the
-//! same code run natively, inside a WebAssembly component (see `wit/`), inside an Envoy
-//! proxy-wasm filter, and in tests that pin time.
+//! the current time is a parameter (`now`, seconds since the Unix epoch), and the Entra request
+//! comes back as a value for the host to send. This is what lets the same code run natively,
+//! inside a WebAssembly component (see `wit/`), inside an Envoy proxy-wasm filter, and in tests
+//! that pin time.
+//!
+//! | module | what it judges |
+//! |---|---|
+//! | [`gate`] | the exchange, in order: verify, decide, build the request, read the answer |
+//! | [`verify`] | the GitLab token: JWS, JWKS, claims ([`CLAIMS`] is the claim table) |
+//! | [`policy`] | which job may become which Azure identity, explained and audited; the plan |
+//! | [`entra`] | the Azure target, the token request and response, the federated credentials |
 //!
 //! Every input is bounded ([`Limits`]) and every failure is a typed error that names the offending
-//! value and says what to do next ([`VerifyError`], [`JwksError`], [`ConfigError`]). Nothing in
-//! the core panics on input: the component is built with `panic = "abort"`.
+//! value and says what to do next. Nothing in the core panics on input: `unwrap`, `expect` and
+//! `panic!` are denied by lint, and the component is built with `panic = "abort"`.
+//!
+//! ## What this crate does not do
+//!
+//! It does not make or accept connections, read files, environment variables or the clock, or
+//! keep anything between calls but what a [`Gate`] or [`Verifier`] holds.
 //!
 //! ## Getting started
 //!
@@ -28,20 +42,14 @@
 //! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-mod alg;
-mod b64;
-mod cache;
-mod claims;
 pub mod entra;
-mod error;
-mod json;
-mod jwk;
-mod jws;
-mod limits;
-pub mod offload;
+pub mod gate;
 pub mod policy;
-mod verify;
+mod text;
+pub mod verify;
 
 // Only in the component build (wasm32-wasip2): the Envoy filter links this crate for
 // wasm32-wasip1, where the component's imports would make the module unloadable.
@@ -49,12 +57,18 @@ mod verify;
 #[allow(unsafe_code)] // wit-bindgen's generated exports are `unsafe extern "C"` functions.
 mod component;
 
-pub use alg::Algorithm;
-pub use claims::{Audience, Claims, GitLabClaims, JobConfig, UserIdentity};
-pub use error::{ConfigError, IssuerNearMiss, JwksError, Part, VerifyError};
-pub use jwk::{Jwks, KeyInfo, KeyKind, SkippedKey};
-pub use jws::{Header, VerifiedJws};
-pub use limits::Limits;
+pub use gate::{Admission, Failure, Gate, GateConfig};
+pub use verify::offload;
 pub use verify::{
-    token_fingerprint, VerifiedToken, Verifier, VerifierConfig, VerifierConfigBuilder,
+    token_fingerprint, Algorithm, Audience, ClaimKind, ClaimSpec, Claims, ConfigError,
+    GitLabClaims, Header, IssuerNearMiss, JobConfig, Jwks, JwksError, KeyInfo, KeyKind, Limits,
+    Part, Scheme, SkippedKey, UserIdentity, VerifiedJws, VerifiedToken, Verifier, VerifierConfig,
+    VerifierConfigBuilder, VerifyError, CLAIMS,
 };
+
+/// Test hooks: reachable from the workspace's tests and benchmarks, not part of the API.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::entra::federated::default_gitlab_subject;
+    pub use crate::verify::internal::*;
+}

@@ -1,4 +1,4 @@
-//! The third-party corpora in `../shared/corpora/`, used as they are (see its SOURCES.md).
+//! The third-party corpora vendored in `tests/third-party/`, used as they are (see its README).
 //!
 //! Every case of every file is counted, and each test asserts both the per-result counts and
 //! that no case was skipped, so a corpus that changes shape fails loudly instead of silently
@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
+use gitlab_azure_oidc::internal::{verify_detached, verify_detached_with};
 use gitlab_azure_oidc::offload::{KeyMaterial, Offloaded, SignatureBackend, SignatureCheck};
 use gitlab_azure_oidc::{Algorithm, Jwks, Verifier, VerifierConfig, VerifyError};
 use serde_json::{json, Value};
 
 fn corpus(path: &str) -> Value {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora").join(path);
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/third-party").join(path);
     let text = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     serde_json::from_str(&text).unwrap()
 }
@@ -76,7 +77,8 @@ fn wycheproof_signatures(file: &str, alg: Algorithm, key_of: impl Fn(&Value) -> 
         for case in group["tests"].as_array().unwrap() {
             let id = &case["tcId"];
             let result = case["result"].as_str().unwrap();
-            let verified = jwks.verify_detached(
+            let verified = verify_detached(
+                &jwks,
                 None,
                 alg,
                 &unhex(case["msg"].as_str().unwrap()),
@@ -326,7 +328,7 @@ fn real_gitlab_com_tokens() {
         let config = match claims["aud"].as_str() {
             Some(aud) => config.audience(aud),
             // Legacy CI_JOB_JWT: no `aud`, accepted only with the insecure opt-in.
-            None => config.insecure_skip_audience(),
+            None => config.dangerous().skip_audience_check(),
         };
         let verifier =
             Verifier::new(config.build().unwrap(), Jwks::parse(jwks_text.as_bytes()).unwrap());
@@ -457,8 +459,9 @@ fn wycheproof_rsa_verdicts_do_not_change_when_the_arithmetic_is_offloaded() {
             for case in group["tests"].as_array().unwrap() {
                 let msg = unhex(case["msg"].as_str().unwrap());
                 let sig = unhex(case["sig"].as_str().unwrap());
-                let ring = jwks.verify_detached(None, *alg, &msg, &sig).is_ok();
-                let offloaded = jwks.verify_detached_with(None, *alg, &msg, &sig, &backend).is_ok();
+                let ring = verify_detached(&jwks, None, *alg, &msg, &sig).is_ok();
+                let offloaded =
+                    verify_detached_with(&jwks, None, *alg, &msg, &sig, &backend).is_ok();
                 cases += 1;
                 if ring != offloaded {
                     differences.push(format!(

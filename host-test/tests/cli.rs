@@ -13,7 +13,7 @@ use testkit::{RsaKey, AUDIENCE, CLIENT_ID, SUBJECT, TENANT};
 const BIN: &str = env!("CARGO_BIN_EXE_gitlab-azure-oidc");
 
 fn corpus(path: &str) -> Value {
-    let file = format!("{}/../../shared/corpora/{path}", env!("CARGO_MANIFEST_DIR"));
+    let file = format!("{}/../tests/third-party/{path}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
 }
 

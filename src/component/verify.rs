@@ -100,7 +100,7 @@ fn build(config: wit::VerifierConfig, jwks: &str) -> Result<core::Verifier, wit:
     let jwks =
         core::Jwks::parse_with_limits(jwks.as_bytes(), config.limits()).map_err(jwks_failure)?;
     let mut verifier = core::Verifier::new(config, jwks);
-    verifier.set_signature_backend(Some(Arc::new(HostSignatures)));
+    verifier.dangerous().set_signature_backend(Some(Arc::new(HostSignatures)));
     Ok(verifier)
 }
 

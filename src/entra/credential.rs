@@ -194,7 +194,7 @@ impl CertificateCredential {
 }
 
 fn b64(data: &[u8]) -> String {
-    crate::b64::encode(data)
+    crate::text::b64::encode(data)
 }
 
 fn thumbprint(algorithm: &'static digest::Algorithm, der: &[u8]) -> String {

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::entra::aadsts;
-use crate::error::list;
+use crate::text::list;
 
 /// Why an [`crate::entra::AzureTarget`] was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +62,19 @@ pub enum TargetError {
 }
 
 impl TargetError {
+    /// The field of the target that is wrong, named as in a policy's `azure` block.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::InvalidAuthorityUrl { .. } => "authority_url",
+            Self::InvalidClientId { .. } => "client_id",
+            Self::InvalidScope { .. } | Self::ScopeNotDefault { .. } | Self::SeveralResources { .. } => {
+                "scopes"
+            }
+            Self::InvalidTenant { .. } | Self::ReservedTenant { .. } => "tenant",
+            Self::UnknownAuthorityHost { .. } => "authority_host",
+        }
+    }
+
     /// A stable, kebab-case name for this kind of error.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -120,8 +133,7 @@ impl fmt::Display for TargetError {
             Self::UnknownAuthorityHost { host, known } => write!(
                 f,
                 "authority host `{host}` is not a known Microsoft cloud (known: {}); for a \
-                 private cloud, proxy or test stand-in, set the authority URL explicitly \
-                 (insecure_authority_url)",
+                 private cloud, proxy or test stand-in, override the authority URL instead",
                 list(known)
             ),
         }

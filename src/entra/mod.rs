@@ -28,6 +28,7 @@
 
 mod aadsts;
 mod credential;
+pub mod federated;
 mod error;
 mod request;
 mod response;
@@ -44,21 +45,11 @@ pub use request::{
     build_certificate_request, build_federated_request, TokenRequest, CLIENT_ASSERTION_TYPE,
     FORM_CONTENT_TYPE, GRANT_TYPE,
 };
+pub(crate) use request::request_with_assertion;
 pub use response::{parse_token_response, AccessToken, SecretToken, MAX_RESPONSE_BYTES};
-pub use target::{AzureTarget, AzureTargetBuilder, DEFAULT_SCOPE, KNOWN_AUTHORITY_HOSTS};
-
-/// The subject Entra matches against a federated identity credential: the token's `sub` claim,
-/// verbatim (Entra compares it exactly and case-sensitively). `None` when the token has no `sub`.
-pub fn federated_subject(claims: &crate::Claims) -> Option<String> {
-    claims.sub.clone()
-}
-
-/// GitLab's default subject, `project_path:{project_path}:ref_type:{ref_type}:ref:{ref}`, for
-/// diagnostics: what a federated credential's subject must be for a job on that project and ref
-/// when the project has not customised `ci_id_token_sub_claim_components`.
-pub fn default_gitlab_subject(project_path: &str, ref_type: &str, r#ref: &str) -> String {
-    format!("project_path:{project_path}:ref_type:{ref_type}:ref:{}", r#ref)
-}
+pub use target::{
+    AzureTarget, AzureTargetBuilder, DangerousAzureTarget, DEFAULT_SCOPE, KNOWN_AUTHORITY_HOSTS,
+};
 
 #[cfg(test)]
 mod tests;

@@ -92,6 +92,11 @@ pub fn build_certificate_request(
     Ok(request(target, &assertion))
 }
 
+/// The token request with a client assertion already made (federated token or signed assertion).
+pub(crate) fn request_with_assertion(target: &AzureTarget, assertion: &str) -> TokenRequest {
+    request(target, assertion)
+}
+
 fn request(target: &AzureTarget, assertion: &str) -> TokenRequest {
     let scope = target.scopes().join(" ");
     let body = form_encode(&[

@@ -7,7 +7,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::entra::{EntraError, EntraErrorResponse, RetryAfter};
-use crate::json::{self, JsonProblem};
+use crate::text::json::{self, JsonProblem};
 
 /// Largest body parsed, in bytes. A token answer is a few KiB.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;

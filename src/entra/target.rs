@@ -4,7 +4,10 @@
 //! multi-tenant aliases (AADSTS9001023), scopes without `/.default` or for several resources
 //! (AADSTS70011, AADSTS700022), and unknown authority hosts.
 
+use std::fmt;
+
 use crate::entra::TargetError;
+use crate::text::ident::{is_domain_name, is_guid};
 
 /// The scope used when none is given: Azure Resource Manager, what `az login` asks for.
 pub const DEFAULT_SCOPE: &str = "https://management.azure.com/.default";
@@ -18,7 +21,7 @@ pub const KNOWN_AUTHORITY_HOSTS: [&str; 3] =
 const RESERVED_TENANTS: [&str; 3] = ["common", "consumers", "organizations"];
 
 /// A validated Azure target. Build it with [`AzureTarget::builder`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AzureTarget {
     tenant: String,
     client_id: String,
@@ -72,10 +75,28 @@ impl AzureTarget {
         &self.authority_base
     }
 
+    /// The same target with its token endpoint under `url` (see
+    /// [`DangerousAzureTarget::authority_url`]).
+    pub(crate) fn with_authority_url(&self, url: &str) -> Result<Self, TargetError> {
+        Ok(Self { authority_base: check_authority_url(url)?, ..self.clone() })
+    }
+
     /// The token endpoint: `{authority-base}/{tenant}/oauth2/v2.0/token`. It is also the `aud` of
     /// a certificate-signed client assertion.
     pub fn token_endpoint(&self) -> String {
         format!("{}/{}/oauth2/v2.0/token", self.authority_base, self.tenant)
+    }
+}
+
+impl fmt::Display for AzureTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "client {} in tenant {} (scopes {})",
+            self.client_id,
+            self.tenant,
+            self.scopes.join(" ")
+        )
     }
 }
 
@@ -96,18 +117,9 @@ impl AzureTargetBuilder {
         self
     }
 
-    /// Replaces `https://{authority-host}` with `url`, any host: for private clouds, proxies and
-    /// loopback test stand-ins. `url` is `https://host[:port][/path]`, or `http://` with a
-    /// loopback host (`localhost`, `127.0.0.0/8`, `[::1]`). It takes precedence over
-    /// [`Self::authority_host`].
-    ///
-    /// # Security Warning
-    /// The token endpoint receives the GitLab token, a bearer credential for Azure until it
-    /// expires, and answers with the Azure access token. An override that points anywhere but
-    /// Microsoft Entra (or a proxy you control) hands both to whoever runs that endpoint.
-    pub fn insecure_authority_url(mut self, url: impl Into<String>) -> Self {
-        self.insecure_authority_url = Some(url.into());
-        self
+    /// The switches that send the request somewhere unusual.
+    pub fn dangerous(self) -> DangerousAzureTarget {
+        DangerousAzureTarget(self)
     }
 
     /// Checks and returns the target.
@@ -142,31 +154,26 @@ impl AzureTargetBuilder {
     }
 }
 
-/// A GUID in its registry form, `8-4-4-4-12` hexadecimal digits (either case, no braces).
-pub(crate) fn is_guid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
-}
+/// The risky switch of an Azure target. Returns the builder.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct DangerousAzureTarget(AzureTargetBuilder);
 
-/// A DNS name of at least two labels (RFC 1035 letters, digits and hyphens; RFC 1123 allows a
-/// leading digit), at most 253 characters, whose last label is not numeric (so not an address).
-fn is_domain_name(s: &str) -> bool {
-    let labels: Vec<&str> = s.split('.').collect();
-    let label_ok = |l: &&str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    s.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().all(label_ok)
-        && labels.last().is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
+impl DangerousAzureTarget {
+    /// Replaces `https://{authority-host}` with `url`, any host: for private clouds, proxies and
+    /// loopback test stand-ins. `url` is `https://host[:port][/path]`, or `http://` with a
+    /// loopback host (`localhost`, `127.0.0.0/8`, `[::1]`). It takes precedence over
+    /// [`AzureTargetBuilder::authority_host`].
+    ///
+    /// # Security Warning
+    /// The token endpoint receives the client assertion (for a federated credential, the GitLab
+    /// token, a bearer credential for Azure until it expires) and answers with the Azure access
+    /// token. An override that points anywhere but Microsoft Entra (or a proxy you control)
+    /// hands both to whoever runs that endpoint.
+    pub fn authority_url(mut self, url: impl Into<String>) -> AzureTargetBuilder {
+        self.0.insecure_authority_url = Some(url.into());
+        self.0
+    }
 }
 
 fn check_scopes(scopes: Vec<String>) -> Result<Vec<String>, TargetError> {

@@ -2,6 +2,7 @@ use serde_json::{Map, Value};
 use testkit::{gitlab_claims, mint, Key, RsaKey, AUDIENCE};
 
 use super::*;
+use crate::internal::default_gitlab_subject;
 use crate::{Claims, GitLabClaims, Jwks, Verifier, VerifierConfig};
 
 const ISS: &str = "https://gitlab.example.com";
@@ -24,8 +25,8 @@ fn claims_with_sub(sub: Option<&str>) -> Claims {
 #[test]
 fn the_federated_subject_is_the_sub_claim_verbatim() {
     let sub = "project_path:Acme/Payments:ref_type:branch:ref:feature/x";
-    assert_eq!(federated_subject(&claims_with_sub(Some(sub))).as_deref(), Some(sub));
-    assert_eq!(federated_subject(&claims_with_sub(None)), None);
+    assert_eq!(claims_with_sub(Some(sub)).sub.as_deref(), Some(sub));
+    assert_eq!(claims_with_sub(None).sub, None);
 }
 
 #[test]
@@ -51,7 +52,7 @@ fn the_default_subject_matches_what_gitlab_mints() {
         g.ref_type.as_deref().unwrap(),
         g.r#ref.as_deref().unwrap(),
     );
-    assert_eq!(federated_subject(&claims), Some(rendered));
+    assert_eq!(claims.sub, Some(rendered));
     // And the verified token goes into the request unchanged.
     let target =
         AzureTarget::builder("contoso.onmicrosoft.com", "11111111-2222-3333-4444-555555555555")

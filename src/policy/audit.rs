@@ -36,9 +36,9 @@ impl AuditEvent {
             Verdict::Allow { target, .. } => (
                 "allow",
                 json!({
-                    "tenant": target.tenant,
-                    "client_id": target.client_id,
-                    "scopes": target.scopes,
+                    "tenant": target.tenant(),
+                    "client_id": target.client_id(),
+                    "scopes": target.scopes(),
                 }),
             ),
             Verdict::Deny { .. } => ("deny", Value::Null),

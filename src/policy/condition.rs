@@ -4,11 +4,14 @@ use serde_json::{Map, Value};
 
 use super::decision::Mismatch;
 use super::glob::Glob;
+use crate::verify::claim_spec;
+use crate::ClaimKind;
 
-/// What a known claim holds, so the policy can refuse values that could never match.
+/// How the policy compares a claim's value, derived from the claim table ([`crate::CLAIMS`]), so
+/// the policy can refuse values that could never match.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ClaimKind {
-    /// A string such as a path, a ref or a login.
+pub(crate) enum MatchKind {
+    /// A string such as a path, a ref or a login (or a list of them, or `aud`).
     Text,
     /// A numeric id: GitLab sends digits as a string (`runner_id` as a number).
     Id,
@@ -16,58 +19,26 @@ pub(crate) enum ClaimKind {
     Flag,
     /// A NumericDate; conditions on it can only test presence or exact values.
     Time,
-    /// A claim this version does not name: any scalar is accepted.
+    /// A structured claim, or a claim this version does not name: any scalar is accepted.
     Other,
 }
 
-/// Every claim a GitLab CI ID token can carry (facts 1.3 and 1.4), with its kind.
-pub(crate) const KNOWN_CLAIMS: &[(&str, ClaimKind)] = &[
-    ("iss", ClaimKind::Text),
-    ("sub", ClaimKind::Text),
-    ("aud", ClaimKind::Text),
-    ("exp", ClaimKind::Time),
-    ("nbf", ClaimKind::Time),
-    ("iat", ClaimKind::Time),
-    ("jti", ClaimKind::Text),
-    ("namespace_id", ClaimKind::Id),
-    ("namespace_path", ClaimKind::Text),
-    ("project_id", ClaimKind::Id),
-    ("project_path", ClaimKind::Text),
-    ("job_project_id", ClaimKind::Id),
-    ("job_project_path", ClaimKind::Text),
-    ("job_namespace_id", ClaimKind::Id),
-    ("job_namespace_path", ClaimKind::Text),
-    ("user_id", ClaimKind::Id),
-    ("user_login", ClaimKind::Text),
-    ("user_email", ClaimKind::Text),
-    ("user_access_level", ClaimKind::Text),
-    ("user_identities", ClaimKind::Other),
-    ("pipeline_id", ClaimKind::Id),
-    ("pipeline_source", ClaimKind::Text),
-    ("job_id", ClaimKind::Id),
-    ("ref", ClaimKind::Text),
-    ("ref_type", ClaimKind::Text),
-    ("ref_path", ClaimKind::Text),
-    ("ref_protected", ClaimKind::Flag),
-    ("groups_direct", ClaimKind::Text),
-    ("environment", ClaimKind::Text),
-    ("environment_protected", ClaimKind::Flag),
-    ("deployment_tier", ClaimKind::Text),
-    ("environment_action", ClaimKind::Text),
-    ("runner_id", ClaimKind::Id),
-    ("runner_environment", ClaimKind::Text),
-    ("sha", ClaimKind::Text),
-    ("ci_config_ref_uri", ClaimKind::Text),
-    ("ci_config_sha", ClaimKind::Text),
-    ("project_visibility", ClaimKind::Text),
-    ("job_source", ClaimKind::Text),
-    ("job_config", ClaimKind::Other),
-    ("target_audience", ClaimKind::Text),
-];
+impl MatchKind {
+    /// The kind of `claim`; [`MatchKind::Other`] for claims this version does not name.
+    pub(crate) fn of(claim: &str) -> Self {
+        match claim_spec(claim).map(|spec| spec.kind) {
+            Some(ClaimKind::Text | ClaimKind::TextList | ClaimKind::Audience) => Self::Text,
+            Some(ClaimKind::Id | ClaimKind::Integer) => Self::Id,
+            Some(ClaimKind::Flag) => Self::Flag,
+            Some(ClaimKind::Time) => Self::Time,
+            Some(ClaimKind::Identities | ClaimKind::Object) | None => Self::Other,
+        }
+    }
 
-/// The kind of a claim, [`ClaimKind::Other`] for claims this version does not name.
-pub(crate) fn claim_kind(claim: &str) -> ClaimKind {
-    KNOWN_CLAIMS.iter().find(|(name, _)| *name == claim).map_or(ClaimKind::Other, |(_, k)| *k)
+    /// True when the claim table names the claim.
+    pub(crate) fn known(claim: &str) -> bool {
+        claim_spec(claim).is_some()
+    }
 }
 
 /// A test on one claim's value.

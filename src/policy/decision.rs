@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::entra::AzureTarget;
+
 /// What a rule does when it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Effect {
@@ -18,31 +20,6 @@ impl Effect {
             Self::Allow => "allow",
             Self::Deny => "deny",
         }
-    }
-}
-
-/// The Azure identity an allow rule grants: one app registration (or user-assigned managed
-/// identity) in one tenant, and the scopes of one resource.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AzureTarget {
-    /// The directory (tenant) id, or a verified domain name.
-    pub tenant: String,
-    /// The application (client) id: a GUID.
-    pub client_id: String,
-    /// The scopes to request, each `<resource>/.default` (client credentials allow only those),
-    /// all of one resource.
-    pub scopes: Vec<String>,
-}
-
-impl fmt::Display for AzureTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "client {} in tenant {} (scopes {})",
-            self.client_id,
-            self.tenant,
-            self.scopes.join(" ")
-        )
     }
 }
 

@@ -2,11 +2,14 @@
 
 use serde_json::{Map, Value};
 
-use super::condition::{claim_kind, ClaimKind, Condition, Test, KNOWN_CLAIMS};
-use super::decision::{AzureTarget, Effect};
+use super::condition::{Condition, MatchKind, Test};
+use super::decision::Effect;
 use super::glob::Glob;
 use super::{Location, PolicyError, Rule};
-use crate::json::{self, JsonProblem};
+use crate::entra::AzureTarget;
+use crate::text::ident::suggest;
+use crate::text::json::{self, JsonProblem};
+use crate::CLAIMS;
 
 /// Largest accepted policy document, in bytes.
 pub(crate) const MAX_POLICY_BYTES: usize = 256 * 1024;
@@ -32,7 +35,7 @@ pub(crate) const RULE_FIELDS: &[&str] = &[
     "pipeline_source",
 ];
 /// The fields of a rule's `azure` target.
-pub(crate) const AZURE_FIELDS: &[&str] = &["tenant", "client_id", "scopes"];
+pub(crate) const AZURE_FIELDS: &[&str] = &["tenant", "client_id", "scopes", "authority_host"];
 /// The operators of a matcher object.
 pub(crate) const OPERATORS: &[&str] = &["equals", "one_of", "glob", "present"];
 /// The combinators of a condition object.
@@ -98,47 +101,6 @@ pub(crate) fn parse(input: &[u8]) -> Result<Vec<Rule>, PolicyError> {
         compiled.push(rule);
     }
     Ok(compiled)
-}
-
-/// Levenshtein distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = i;
-        if let Some(first) = row.first_mut() {
-            *first = i + 1;
-        }
-        for (j, cb) in b.iter().enumerate() {
-            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
-            let left = row.get(j).copied().unwrap_or(usize::MAX);
-            let cost = usize::from(ca != *cb);
-            let best = (diagonal + cost).min(above.saturating_add(1)).min(left.saturating_add(1));
-            diagonal = above;
-            if let Some(slot) = row.get_mut(j + 1) {
-                *slot = best;
-            }
-        }
-    }
-    row.last().copied().unwrap_or(0)
-}
-
-/// The candidate closest to `word`, if it is close enough to be a likely typo.
-pub(crate) fn suggest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
-    let limit = (word.chars().count() / 3).clamp(1, 2);
-    candidates
-        .into_iter()
-        .filter(|c| *c != word)
-        .map(|c| {
-            let d = if c.eq_ignore_ascii_case(word) { 0 } else { distance(word, c) };
-            (d, c)
-        })
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c.to_owned())
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -348,70 +310,32 @@ fn parse_rule(index: usize, value: &Value) -> Result<Rule, PolicyError> {
     })
 }
 
-fn is_guid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
+/// An allow rule's `azure` block, built and checked by the Entra side ([`AzureTarget::builder`]):
+/// one validation for `check`, `plan` and the request builder.
 fn parse_target(ctx: &Ctx, value: &Value) -> Result<AzureTarget, PolicyError> {
     let Value::Object(obj) = value else {
         return Err(ctx.wrong_type("azure", "an object with tenant, client_id and scopes", value));
     };
     ctx.known_fields(obj, "azure", AZURE_FIELDS)?;
-    let field = |name: &str| {
+    let required = |name: &str| {
         let path = format!("azure.{name}");
         obj.get(name).ok_or_else(|| ctx.missing(&path)).map(|v| (v, path))
     };
-    let (tenant_value, path) = field("tenant")?;
+    let (tenant_value, path) = required("tenant")?;
     let tenant = ctx.string(tenant_value, &path)?;
-    if tenant.is_empty()
-        || tenant.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
-        || matches!(tenant, "common" | "organizations" | "consumers")
-    {
-        return Err(ctx.invalid(
-            &path,
-            tenant_value,
-            "a tenant id (GUID) or verified domain; `common`, `organizations` and `consumers` do \
-             not support this grant (AADSTS9001023)",
-        ));
-    }
-    let (client_value, path) = field("client_id")?;
+    let (client_value, path) = required("client_id")?;
     let client_id = ctx.string(client_value, &path)?;
-    if !is_guid(client_id) {
-        return Err(ctx.invalid(
-            &path,
-            client_value,
-            "the application (client) id, a GUID such as 11111111-2222-3333-4444-555555555555",
-        ));
+    let (scopes_value, path) = required("scopes")?;
+    let mut builder = AzureTarget::builder(tenant, client_id);
+    for scope in ctx.strings(scopes_value, &path)? {
+        builder = builder.scope(scope);
     }
-    let (scopes_value, path) = field("scopes")?;
-    let scopes = ctx.strings(scopes_value, &path)?;
-    let mut resource: Option<&str> = None;
-    for scope in &scopes {
-        let Some(this) = scope.strip_suffix("/.default").filter(|r| !r.is_empty()) else {
-            return Err(ctx.invalid(
-                &path,
-                &Value::String(scope.clone()),
-                "`<resource>/.default`, e.g. https://management.azure.com/.default (the client \
-                 credentials grant accepts only .default scopes)",
-            ));
-        };
-        match resource {
-            Some(first) if first != this => {
-                return Err(ctx.invalid(
-                    &path,
-                    scopes_value,
-                    "scopes of one resource (AADSTS700022); make one rule per resource",
-                ))
-            }
-            _ => resource = Some(this),
-        }
+    if let Some(host) = obj.get("authority_host") {
+        builder = builder.authority_host(ctx.string(host, "azure.authority_host")?);
     }
-    Ok(AzureTarget { tenant: tenant.to_owned(), client_id: client_id.to_owned(), scopes })
+    builder
+        .build()
+        .map_err(|error| PolicyError::Target { at: ctx.at(&format!("azure.{}", error.field())), error })
 }
 
 fn parse_condition(ctx: &Ctx, value: &Value, path: &str) -> Result<Condition, PolicyError> {
@@ -441,8 +365,8 @@ fn parse_condition(ctx: &Ctx, value: &Value, path: &str) -> Result<Condition, Po
                     }
                     "not" => Condition::Not(Box::new(parse_condition(ctx, v, &here)?)),
                     claim => {
-                        if claim_kind(claim) == ClaimKind::Other {
-                            let known = KNOWN_CLAIMS.iter().map(|(n, _)| *n);
+                        if !MatchKind::known(claim) {
+                            let known = CLAIMS.iter().map(|spec| spec.name);
                             if let Some(suggestion) =
                                 suggest(claim, known.chain(COMBINATORS.iter().copied()))
                             {
@@ -515,7 +439,7 @@ fn parse_explicit(
 }
 
 fn parse_matcher(ctx: &Ctx, claim: &str, value: &Value, path: &str) -> Result<Test, PolicyError> {
-    let kind = claim_kind(claim);
+    let kind = MatchKind::of(claim);
     match value {
         Value::Array(items) => Ok(Test::OneOf(scalars(ctx, kind, value, items, path)?)),
         Value::Object(obj) => {
@@ -536,7 +460,7 @@ fn parse_matcher(ctx: &Ctx, claim: &str, value: &Value, path: &str) -> Result<Te
                     other => Err(ctx.wrong_type(&here, "an array of values", other)),
                 },
                 "glob" => {
-                    if kind == ClaimKind::Flag {
+                    if kind == MatchKind::Flag {
                         return Err(ctx.invalid(
                             &here,
                             v,
@@ -569,7 +493,7 @@ fn parse_matcher(ctx: &Ctx, claim: &str, value: &Value, path: &str) -> Result<Te
 
 fn scalars(
     ctx: &Ctx,
-    kind: ClaimKind,
+    kind: MatchKind,
     value: &Value,
     items: &[Value],
     path: &str,
@@ -586,32 +510,32 @@ fn scalars(
 
 /// A policy value as the canonical string claims are compared with: ids as digits, flags as
 /// `true`/`false`. Refuses values that could never match a claim of this kind.
-fn canonical(ctx: &Ctx, kind: ClaimKind, value: &Value, path: &str) -> Result<String, PolicyError> {
+fn canonical(ctx: &Ctx, kind: MatchKind, value: &Value, path: &str) -> Result<String, PolicyError> {
     match (kind, value) {
-        (ClaimKind::Flag, Value::Bool(b)) => Ok(b.to_string()),
-        (ClaimKind::Flag, Value::String(s)) if s == "true" || s == "false" => Ok(s.clone()),
-        (ClaimKind::Flag, other) => {
+        (MatchKind::Flag, Value::Bool(b)) => Ok(b.to_string()),
+        (MatchKind::Flag, Value::String(s)) if s == "true" || s == "false" => Ok(s.clone()),
+        (MatchKind::Flag, other) => {
             Err(ctx.invalid(path, other, "true or false (GitLab sends \"true\" or \"false\")"))
         }
-        (ClaimKind::Id, Value::String(s))
+        (MatchKind::Id, Value::String(s))
             if !s.is_empty() && s.len() <= 20 && s.chars().all(|c| c.is_ascii_digit()) =>
         {
             Ok(s.clone())
         }
-        (ClaimKind::Id | ClaimKind::Time | ClaimKind::Other, Value::Number(n)) => {
+        (MatchKind::Id | MatchKind::Time | MatchKind::Other, Value::Number(n)) => {
             match n.as_u64() {
                 Some(id) => Ok(id.to_string()),
                 None => Err(ctx.invalid(path, value, "a non-negative integer")),
             }
         }
-        (ClaimKind::Id, other) => {
+        (MatchKind::Id, other) => {
             Err(ctx.invalid(path, other, "a numeric id such as 42 or \"42\""))
         }
-        (ClaimKind::Text, Value::String(s))
-        | (ClaimKind::Time | ClaimKind::Other, Value::String(s)) => Ok(s.clone()),
-        (ClaimKind::Other, Value::Bool(b)) => Ok(b.to_string()),
-        (ClaimKind::Text | ClaimKind::Time, other) => Err(ctx.wrong_type(path, "a string", other)),
-        (ClaimKind::Other, other) => {
+        (MatchKind::Text, Value::String(s))
+        | (MatchKind::Time | MatchKind::Other, Value::String(s)) => Ok(s.clone()),
+        (MatchKind::Other, Value::Bool(b)) => Ok(b.to_string()),
+        (MatchKind::Text | MatchKind::Time, other) => Err(ctx.wrong_type(path, "a string", other)),
+        (MatchKind::Other, other) => {
             Err(ctx.wrong_type(path, "a string, a number or a boolean", other))
         }
     }

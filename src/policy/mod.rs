@@ -78,26 +78,21 @@
 
 mod audit;
 mod condition;
-mod credential;
 mod decision;
 mod document;
 mod error;
-mod expression;
 mod glob;
 mod plan;
-mod preflight;
 
 use std::fmt;
 
+use crate::entra::AzureTarget;
 use crate::Claims;
 
 pub use audit::AuditEvent;
-pub use credential::{ClaimsMatchingExpression, FederatedCredential};
-pub use decision::{AzureTarget, Decision, Effect, Mismatch, RuleOutcome, Verdict};
-pub use error::{CredentialError, ExpressionError, Location, PolicyError};
-pub use expression::Expression;
+pub use decision::{Decision, Effect, Mismatch, RuleOutcome, Verdict};
+pub use error::{Location, PolicyError};
 pub use plan::{plan, AppPlan, Plan, PlanWarning};
-pub use preflight::{preflight, Difference, NearestCredential, Preflight, MAX_CREDENTIALS_PER_APP};
 
 use condition::Condition;
 

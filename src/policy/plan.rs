@@ -16,11 +16,13 @@ use std::fmt;
 use serde_json::{json, Value};
 
 use super::condition::{Condition, Test};
-use super::credential::{ClaimsMatchingExpression, FederatedCredential};
-use super::decision::{AzureTarget, Effect};
-use super::expression::Expression;
+use super::decision::Effect;
 use super::glob::{entra_literal, Glob};
-use super::{Policy, Rule, MAX_CREDENTIALS_PER_APP};
+use super::{Policy, Rule};
+use crate::entra::federated::{
+    default_gitlab_subject, ClaimsMatchingExpression, Expression, FederatedCredential,
+    MAX_CREDENTIALS_PER_APP,
+};
 
 /// Most alternative subjects planned for one rule before the plan gives up on it.
 const MAX_TERMS: usize = 64;
@@ -387,11 +389,11 @@ fn matchers(term: &Term, rule: &str, warnings: &mut Vec<PlanWarning>) -> Vec<Mat
             }
             match (exact("project_path"), exact("ref_type"), exact("ref")) {
                 (Some(p), Some(t), Some(r)) => {
-                    vec![Matcher::Subject(format!("project_path:{p}:ref_type:{t}:ref:{r}"))]
+                    vec![Matcher::Subject(default_gitlab_subject(&p, &t, &r))]
                 }
                 (Some(p), None, Some(r)) if !term.contains_key("ref_type") => ["branch", "tag"]
                     .iter()
-                    .map(|t| Matcher::Subject(format!("project_path:{p}:ref_type:{t}:ref:{r}")))
+                    .map(|t| Matcher::Subject(default_gitlab_subject(&p, t, &r)))
                     .collect(),
                 _ => {
                     let mut pieces = Vec::new();
@@ -490,15 +492,16 @@ pub fn plan(policy: &Policy, issuer: &str, audience: &str) -> Plan {
             warnings.push(PlanWarning::DenyRule { rule: rule.name().to_owned() });
             continue;
         }
-        let Some(AzureTarget { tenant, client_id, .. }) = rule.target() else { continue };
+        let Some(target) = rule.target() else { continue };
+        let (tenant, client_id) = (target.tenant(), target.client_id());
         let matchers = plan_rule(rule, &mut warnings);
-        let index = match apps.iter().position(|a| a.client_id == *client_id && a.tenant == *tenant)
+        let index = match apps.iter().position(|a| a.client_id == client_id && a.tenant == tenant)
         {
             Some(i) => i,
             None => {
                 apps.push(AppPlan {
-                    tenant: tenant.clone(),
-                    client_id: client_id.clone(),
+                    tenant: tenant.to_owned(),
+                    client_id: client_id.to_owned(),
                     rules: Vec::new(),
                     credentials: Vec::new(),
                 });
@@ -513,7 +516,7 @@ pub fn plan(policy: &Policy, issuer: &str, audience: &str) -> Plan {
             .collect();
         let count = fresh.len();
         for (i, m) in fresh.into_iter().enumerate() {
-            seen.push((client_id.clone(), m.clone()));
+            seen.push((client_id.to_owned(), m.clone()));
             let mut name = if count == 1 {
                 rule.name().to_owned()
             } else {

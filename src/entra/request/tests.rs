@@ -47,7 +47,7 @@ fn form_value<'a>(body: &'a str, name: &str) -> &'a str {
 }
 
 fn decode_part(part: &str) -> Value {
-    serde_json::from_slice(&crate::b64::decode(part).unwrap()).unwrap()
+    serde_json::from_slice(&crate::text::b64::decode(part).unwrap()).unwrap()
 }
 
 #[test]
@@ -215,13 +215,13 @@ fn certificate_request_ps256_verifies_with_ring_and_has_the_documented_header_an
     assert_eq!(claims["iat"], NOW);
     assert_eq!(claims["exp"], NOW + 300);
     let jti = claims["jti"].as_str().unwrap();
-    assert!(crate::entra::target::is_guid(jti), "{jti}");
+    assert!(crate::text::ident::is_guid(jti), "{jti}");
     assert_eq!(&jti[14..15], "4", "version 4: {jti}");
     assert!("89ab".contains(&jti[19..20]), "variant 1: {jti}");
     assert_eq!(claims.as_object().unwrap().len(), 7);
 
     let input = format!("{}.{}", parts[0], parts[1]);
-    let signature = crate::b64::decode(parts[2]).unwrap();
+    let signature = crate::text::b64::decode(parts[2]).unwrap();
     let key = UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, rsa_public_key());
     key.verify(input.as_bytes(), &signature).unwrap();
     // The check can fail: another payload, or PKCS#1 v1.5 instead of PSS, does not verify.
@@ -249,7 +249,7 @@ fn certificate_assertions_are_fresh_and_follow_the_lifetime() {
 #[test]
 fn certificate_assertion_audience_follows_the_authority() {
     let t = AzureTarget::builder("contoso.onmicrosoft.com", CLIENT)
-        .insecure_authority_url("http://127.0.0.1:8080")
+        .dangerous().authority_url("http://127.0.0.1:8080")
         .build()
         .unwrap();
     let r = build_certificate_request(

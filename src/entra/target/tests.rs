@@ -165,7 +165,7 @@ fn unknown_authority_hosts_are_refused_with_the_accepted_list() {
         for known in KNOWN_AUTHORITY_HOSTS {
             assert!(text.contains(known), "{text}");
         }
-        assert!(text.contains("insecure_authority_url"), "{text}");
+        assert!(text.contains("override the authority URL"), "{text}");
     }
 }
 
@@ -181,7 +181,7 @@ fn the_insecure_override_takes_any_https_host_and_http_only_on_loopback() {
     ] {
         let t = builder()
             .authority_host("login.microsoftonline.us")
-            .insecure_authority_url(url)
+            .dangerous().authority_url(url)
             .build()
             .unwrap();
         assert_eq!(t.authority_base(), base, "{url}");
@@ -208,21 +208,21 @@ fn the_insecure_override_refuses_what_is_not_a_base_url() {
         "https://[::1",
         "https://[zz]:1",
     ] {
-        let e = err(builder().insecure_authority_url(url));
+        let e = err(builder().dangerous().authority_url(url));
         assert!(
             matches!(&e, TargetError::InvalidAuthorityUrl { url: u, .. } if u == url),
             "{url}: {e:?}"
         );
         assert_eq!(e.kind(), "invalid-authority-url");
     }
-    let e = err(builder().insecure_authority_url("http://example.com"));
+    let e = err(builder().dangerous().authority_url("http://example.com"));
     assert!(e.to_string().contains("loopback"), "{e}");
 }
 
 #[test]
 fn kinds_are_stable() {
     let kinds = [
-        err(builder().insecure_authority_url("x")).kind(),
+        err(builder().dangerous().authority_url("x")).kind(),
         err(AzureTarget::builder(TENANT, "x")).kind(),
         err(builder().scope("")).kind(),
         err(AzureTarget::builder("x", CLIENT)).kind(),

@@ -1,7 +1,8 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::policy::{preflight, Verdict};
+use crate::entra::federated::preflight;
+use crate::policy::Verdict;
 use crate::Claims;
 
 const ISS: &str = "https://gitlab.com";
@@ -156,7 +157,7 @@ fn every_allowed_job_passes_preflight_and_denied_ones_do_not() {
                 };
                 let decision = policy.decide(&c, NOW);
                 let Verdict::Allow { target, .. } = &decision.verdict else { continue };
-                let app = p.apps.iter().find(|a| a.client_id == target.client_id).unwrap();
+                let app = p.apps.iter().find(|a| a.client_id == target.client_id()).unwrap();
                 let check = preflight(&c, &app.credentials);
                 assert!(check.accepted(), "{name}: {project} {ref_type} {r} {env:?}: {check}");
             }

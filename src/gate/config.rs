@@ -1,0 +1,321 @@
+//! What a gate is built from: how tokens are verified, who decides the Azure identity, and what
+//! proves the app's identity to Entra. Checked once, when built.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::entra::{AzureTarget, CertificateCredential, TargetError};
+use crate::policy::{Policy, PolicyError};
+use crate::verify::offload::SignatureBackend;
+use crate::{ConfigError, VerifierConfig};
+
+/// What proves the application's identity to Entra in the token request.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Credential {
+    /// Workload identity federation: the job's GitLab token is the client assertion, verbatim.
+    /// Entra matches its `iss`, `sub` and `aud` against the app's federated credentials; any
+    /// other condition of the policy is advisory, because the job holds a token Entra accepts.
+    Federated,
+    /// A certificate registered on the app: the gate signs its own client assertion with it.
+    Certificate(Arc<CertificateCredential>),
+}
+
+impl Credential {
+    /// The credential's name, as in configurations: `federated` or `certificate`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Federated => "federated",
+            Self::Certificate(_) => "certificate",
+        }
+    }
+}
+
+/// Who decides the Azure identity of an admitted job.
+#[derive(Clone, Debug)]
+pub(crate) enum Authorization {
+    /// The policy's first matching allow rule (deny by default).
+    Policy(Arc<Policy>),
+    /// One fixed identity for every job whose token verifies (or, without verification, for
+    /// every token: Entra then does all the judging).
+    Target(AzureTarget),
+}
+
+/// A checked gate configuration. Build it with [`GateConfig::builder`] or
+/// [`GateConfig::unverified`].
+#[derive(Clone, Debug)]
+pub struct GateConfig {
+    pub(crate) verifier: Option<VerifierConfig>,
+    pub(crate) authorization: Authorization,
+    pub(crate) credential: Credential,
+    pub(crate) decision_cache: usize,
+    pub(crate) signature_backend: Option<Arc<dyn SignatureBackend>>,
+    /// The targets as the policy (or the caller) names them, and as requests are sent: equal
+    /// unless the authority URL is overridden.
+    pub(crate) effective: Vec<(AzureTarget, AzureTarget)>,
+}
+
+impl GateConfig {
+    /// Starts a configuration that verifies every token with `verifier` before anything else.
+    pub fn builder(verifier: VerifierConfig) -> GateConfigBuilder {
+        GateConfigBuilder::new(Some(verifier))
+    }
+
+    /// Starts a configuration that does not verify tokens, for the one case where that is sound:
+    /// a federated exchange for one fixed `target`, where Entra verifies the token itself. No
+    /// policy can be used (it would judge claims nobody checked).
+    pub fn unverified(target: AzureTarget) -> GateConfigBuilder {
+        GateConfigBuilder::new(None).target(target)
+    }
+
+    /// The verifier configuration, when tokens are verified.
+    pub fn verifier(&self) -> Option<&VerifierConfig> {
+        self.verifier.as_ref()
+    }
+
+    /// The policy, when one decides.
+    pub fn policy(&self) -> Option<&Policy> {
+        match &self.authorization {
+            Authorization::Policy(policy) => Some(policy),
+            Authorization::Target(_) => None,
+        }
+    }
+
+    /// The credential.
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
+    /// The target requests are sent for, for a target as the policy names it.
+    pub(crate) fn effective(&self, named: &AzureTarget) -> AzureTarget {
+        self.effective
+            .iter()
+            .find(|(n, _)| n == named)
+            .map_or_else(|| named.clone(), |(_, e)| e.clone())
+    }
+}
+
+/// Builds a [`GateConfig`] with safe defaults.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct GateConfigBuilder {
+    verifier: Option<VerifierConfig>,
+    policy: Option<Policy>,
+    target: Option<AzureTarget>,
+    credential: Credential,
+    decision_cache: Option<usize>,
+    signature_backend: Option<Arc<dyn SignatureBackend>>,
+    authority_url: Option<String>,
+}
+
+impl GateConfigBuilder {
+    fn new(verifier: Option<VerifierConfig>) -> Self {
+        Self {
+            verifier,
+            policy: None,
+            target: None,
+            credential: Credential::Federated,
+            decision_cache: None,
+            signature_backend: None,
+            authority_url: None,
+        }
+    }
+
+    /// Decides with `policy`: its first matching allow rule names the Azure identity.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Grants one fixed Azure identity to every job whose token verifies (no policy).
+    pub fn target(mut self, target: AzureTarget) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    /// What proves the app's identity to Entra. Defaults to [`Credential::Federated`].
+    pub fn credential(mut self, credential: Credential) -> Self {
+        self.credential = credential;
+        self
+    }
+
+    /// How many decisions are kept, by token, so repeated requests of one job are not decided
+    /// again. Defaults to the verifier's verified-token cache size; 0 keeps none.
+    pub fn decision_cache(mut self, entries: usize) -> Self {
+        self.decision_cache = Some(entries);
+        self
+    }
+
+    /// The switches that weaken a check or send credentials somewhere unusual.
+    pub fn dangerous(self) -> DangerousGateConfig {
+        DangerousGateConfig(self)
+    }
+
+    /// Checks and returns the configuration.
+    ///
+    /// # Errors
+    /// A [`GateConfigError`] that says what to change.
+    pub fn build(self) -> Result<GateConfig, GateConfigError> {
+        let authorization = match (self.policy, self.target) {
+            (Some(_), Some(_)) => return Err(GateConfigError::PolicyAndTarget),
+            (None, None) => return Err(GateConfigError::NoTarget),
+            (Some(_), None) if self.verifier.is_none() => {
+                return Err(GateConfigError::PolicyWithoutVerification)
+            }
+            (Some(policy), None) => Authorization::Policy(Arc::new(policy)),
+            (None, Some(target)) => Authorization::Target(target),
+        };
+        let named: Vec<AzureTarget> = match &authorization {
+            Authorization::Policy(policy) => {
+                let mut targets: Vec<AzureTarget> = Vec::new();
+                for target in policy.rules().iter().filter_map(|r| r.target()) {
+                    if !targets.contains(target) {
+                        targets.push(target.clone());
+                    }
+                }
+                targets
+            }
+            Authorization::Target(target) => vec![target.clone()],
+        };
+        let effective = named
+            .into_iter()
+            .map(|target| {
+                let effective = match &self.authority_url {
+                    Some(url) => target.with_authority_url(url)?,
+                    None => target.clone(),
+                };
+                Ok((target, effective))
+            })
+            .collect::<Result<Vec<_>, TargetError>>()
+            .map_err(GateConfigError::AuthorityUrl)?;
+        let decision_cache = self.decision_cache.unwrap_or_else(|| {
+            self.verifier.as_ref().map_or(0, |v| v.limits().verified_cache_entries)
+        });
+        Ok(GateConfig {
+            verifier: self.verifier,
+            authorization,
+            credential: self.credential,
+            decision_cache,
+            signature_backend: self.signature_backend,
+            effective,
+        })
+    }
+}
+
+/// The risky switches of a gate, each documented with what it gives up. Every method returns the
+/// builder.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct DangerousGateConfig(GateConfigBuilder);
+
+impl DangerousGateConfig {
+    /// Accepts tokens without `aud` (legacy `CI_JOB_JWT`), and any audience when none is
+    /// configured.
+    ///
+    /// # Security Warning
+    /// A token GitLab minted for any other relying party (another cloud, Vault, a third-party
+    /// service) is accepted here.
+    pub fn skip_audience_check(mut self) -> GateConfigBuilder {
+        if let Some(verifier) = &mut self.0.verifier {
+            verifier.set_insecure_skip_audience();
+        }
+        self.0
+    }
+
+    /// Hands the signature arithmetic to the host's native crypto. Every refusal stays the
+    /// core's: the backend is asked only about a signature the core would check itself.
+    ///
+    /// # Security Warning
+    /// A backend that answers "valid" wrongly lets forged tokens through: it is as trusted as
+    /// the JWKS and the clock the host provides.
+    pub fn signature_backend(mut self, backend: Arc<dyn SignatureBackend>) -> GateConfigBuilder {
+        self.0.signature_backend = Some(backend);
+        self.0
+    }
+
+    /// Sends every token request to `url` instead of the target's Entra authority: a private
+    /// cloud, a proxy, or a loopback stand-in in tests (`https://`, or `http://` on loopback).
+    ///
+    /// # Security Warning
+    /// The token endpoint receives the client assertion (for a federated credential, the job's
+    /// GitLab token, an Azure credential until it expires) and answers with the access token.
+    pub fn authority_url(mut self, url: impl Into<String>) -> GateConfigBuilder {
+        self.0.authority_url = Some(url.into());
+        self.0
+    }
+}
+
+/// Why a gate configuration was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GateConfigError {
+    /// The authority URL override is not usable.
+    AuthorityUrl(TargetError),
+    /// Neither a policy nor a target: the gate would not know which identity to request.
+    NoTarget,
+    /// A policy without token verification would decide on claims nobody checked.
+    PolicyWithoutVerification,
+    /// Both a policy and a fixed target: only one may name the identity.
+    PolicyAndTarget,
+    /// The policy document was refused.
+    Policy(PolicyError),
+    /// The verifier settings were refused.
+    Verifier(ConfigError),
+}
+
+impl GateConfigError {
+    /// A stable, kebab-case name for this kind of error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AuthorityUrl(e) => e.kind(),
+            Self::NoTarget => "no-target",
+            Self::PolicyWithoutVerification => "policy-without-verification",
+            Self::PolicyAndTarget => "policy-and-target",
+            Self::Policy(e) => e.kind(),
+            Self::Verifier(e) => e.kind(),
+        }
+    }
+
+    /// Where in the policy document the error is, for a policy error inside a rule or field.
+    pub fn location(&self) -> Option<&crate::policy::Location> {
+        match self {
+            Self::Policy(e) => e.location(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for GateConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AuthorityUrl(e) => write!(f, "{e}"),
+            Self::NoTarget => f.write_str(
+                "no Azure identity to request: give a policy, or a tenant and a client id",
+            ),
+            Self::PolicyWithoutVerification => f.write_str(
+                "a policy needs verified claims: turn token verification on (give the issuer and \
+                 the audience)",
+            ),
+            Self::PolicyAndTarget => f.write_str(
+                "both a policy and a fixed target name the Azure identity; drop one (with a \
+                 policy, its allow rule names the identity)",
+            ),
+            Self::Policy(e) => write!(f, "{e}"),
+            Self::Verifier(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for GateConfigError {}
+
+impl From<PolicyError> for GateConfigError {
+    fn from(e: PolicyError) -> Self {
+        Self::Policy(e)
+    }
+}
+
+impl From<ConfigError> for GateConfigError {
+    fn from(e: ConfigError) -> Self {
+        Self::Verifier(e)
+    }
+}

@@ -1,0 +1,421 @@
+//! # The gate: the exchange, in order, in one place
+//!
+//! A [`Gate`] owns the order of the steps of the exchange while its host moves the bytes, as
+//! rustls's `Connection` does for TLS: the host fetches the issuer's keys, reads the clock and
+//! talks to Entra; the gate judges.
+//!
+//! ```text
+//! host                                  gate
+//! ----                                  ----
+//! fetch the JWKS          ------------> install_jwks
+//! a job's token, now      ------------> admit          verify (cached), decide (cached), audit
+//!                         <------------ Admission      or Failure (refetch? retry? status?)
+//!                         ------------> request        the Entra token request, credential inside
+//! POST it to Entra, read the answer
+//! status, headers, body   ------------> finish
+//!                         <------------ AccessToken    or Failure (retryable, Retry-After)
+//! ```
+//!
+//! Every failure is one [`Failure`]: the host asks it whether to fetch the keys again
+//! ([`Failure::refetch_jwks`]), whether and when to retry ([`Failure::retryable`],
+//! [`Failure::retry_after`]), and which HTTP status to answer with ([`Failure::http_status`]).
+//! Audit events are queued by the gate and drained by the host ([`Gate::take_audit`]): one full
+//! event per fresh decision, and a count of the requests that reused it.
+//!
+//! The verified-token cache and the decision cache live behind the gate: [`Gate::install_jwks`]
+//! keeps only what the new keys still vouch for.
+
+mod config;
+mod decisions;
+mod failure;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ring::rand::SecureRandom;
+use serde_json::Value;
+
+pub use config::{Credential, DangerousGateConfig, GateConfig, GateConfigBuilder, GateConfigError};
+pub use failure::{Category, Failure};
+
+use config::Authorization;
+use decisions::{Decisions, Reuse};
+
+use crate::entra::{self, AccessToken, AzureTarget, TokenRequest};
+use crate::policy::{AuditEvent, Decision};
+use crate::{token_fingerprint, Claims, Jwks, VerifiedToken, Verifier};
+
+/// The members of the full audit event that a reuse summary repeats, so a summary names the
+/// decision and the job without being joined to the full event.
+const SUMMARY_MEMBERS: [&str; 6] =
+    ["decision", "rule", "token_sha256", "jti", "project_path", "job_id"];
+
+/// A certificate assertion is reused until this many seconds before it expires (MSAL Python
+/// regenerates 60 s before expiry).
+const ASSERTION_REUSE_MARGIN: u64 = 60;
+
+/// One decision about one verified token, and everything its requests share: the Azure target,
+/// the audit event (all but the time) and the Azure token cache key. Immutable once made.
+#[derive(Debug, PartialEq)]
+pub struct Decided {
+    decision: Option<Decision>,
+    /// The target as requests are sent (the authority override applied), when allowed.
+    target: Option<AzureTarget>,
+    audit_members: Option<String>,
+    summary_members: String,
+    decided_until: u64,
+    azure_key: Option<String>,
+}
+
+impl Decided {
+    /// The policy's decision; `None` when the gate grants a fixed target without a policy.
+    pub fn decision(&self) -> Option<&Decision> {
+        self.decision.as_ref()
+    }
+
+    /// True when the job may become the target.
+    pub fn is_allow(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// The Azure identity granted, as requests for it are sent.
+    pub fn target(&self) -> Option<&AzureTarget> {
+        self.target.as_ref()
+    }
+
+    /// True while the decision stands at `now` (a rule's `max_token_age` bounds it).
+    pub fn stands(&self, now: u64) -> bool {
+        now <= self.decided_until
+    }
+
+    /// The full audit event of the decision for a request at `now`: one line of JSON, holding the
+    /// token's fingerprint and `jti`, never the token. `None` without a policy.
+    pub fn audit_line(&self, now: u64) -> Option<String> {
+        self.audit_members.as_ref().map(|members| {
+            if members.is_empty() {
+                format!("{{\"time\":{now}}}")
+            } else {
+                format!("{{\"time\":{now},{members}}}")
+            }
+        })
+    }
+
+    /// The key under which an Azure token for this job and target may be cached and shared: the
+    /// token endpoint, the client, the scopes and the job's identity (issuer, subject, project
+    /// and job ids), hashed. `None` for a deny.
+    pub fn azure_key(&self) -> Option<&str> {
+        self.azure_key.as_deref()
+    }
+
+    /// The summary event of the requests that reused the decision, when there were any.
+    fn summary_line(&self, reuse: &Reuse, now: u64) -> Option<String> {
+        (reuse.requests > 0 && self.audit_members.is_some()).then(|| {
+            format!(
+                "{{\"time\":{now},\"event\":\"decision_reused\",{},\"requests\":{},\"first_request\":{},\"last_request\":{}}}",
+                self.summary_members, reuse.requests, reuse.first, reuse.last
+            )
+        })
+    }
+}
+
+/// An admitted job: its verified token (when the gate verifies) and the decision that allows it.
+#[derive(Clone, Debug)]
+pub struct Admission {
+    /// The verified token, shared with the gate's cache. `None` for an unverified gate.
+    pub verified: Option<Arc<VerifiedToken>>,
+    /// The decision (an allow) and what its requests share.
+    pub decided: Arc<Decided>,
+    /// True when the decision was made for this request; false when a kept one was reused.
+    pub fresh: bool,
+}
+
+impl Admission {
+    /// The Azure identity to request.
+    pub fn target(&self) -> Option<&AzureTarget> {
+        self.decided.target()
+    }
+}
+
+/// A signed certificate assertion, kept while it is valid.
+struct CachedAssertion {
+    assertion: String,
+    reuse_until: u64,
+}
+
+/// The exchange, judged in order. See the module documentation.
+pub struct Gate {
+    config: GateConfig,
+    verifier: Option<Verifier>,
+    decisions: Decisions,
+    /// The one decision of a gate without a policy.
+    fixed: Option<Arc<Decided>>,
+    /// The smallest `max_token_age` of the policy: how long a decision stands after `iat`.
+    age_bound: Option<u64>,
+    assertions: HashMap<String, CachedAssertion>,
+    audit: Vec<String>,
+    audit_enabled: bool,
+    audit_every_request: bool,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("credential", &self.config.credential.name())
+            .field("keys", &self.verifier.is_some())
+            .field("decisions", &self.decisions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// A gate for `config`. A verifying gate has no keys until [`Gate::install_jwks`].
+    pub fn new(config: GateConfig) -> Self {
+        let fixed = match &config.authorization {
+            Authorization::Target(named) => Some(Arc::new(Decided {
+                decision: None,
+                target: Some(config.effective(named)),
+                audit_members: None,
+                summary_members: String::new(),
+                decided_until: u64::MAX,
+                azure_key: None,
+            })),
+            Authorization::Policy(_) => None,
+        };
+        let age_bound = config.policy().and_then(|p| p.rules().iter().filter_map(|r| r.max_token_age()).min());
+        Self {
+            decisions: Decisions::new(config.decision_cache),
+            verifier: None,
+            fixed,
+            age_bound,
+            assertions: HashMap::new(),
+            audit: Vec::new(),
+            audit_enabled: true,
+            audit_every_request: false,
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GateConfig {
+        &self.config
+    }
+
+    /// The installed keys, if any.
+    pub fn jwks(&self) -> Option<&Jwks> {
+        self.verifier.as_ref().map(Verifier::jwks)
+    }
+
+    /// True when the gate can admit: it has keys, or it does not verify.
+    pub fn ready(&self) -> bool {
+        self.verifier.is_some() || self.config.verifier.is_none()
+    }
+
+    /// Installs the issuer's keys (fetched by the host), replacing any before. Verified tokens
+    /// and decisions are forgotten: a key that left the set may have been withdrawn on purpose.
+    pub fn install_jwks(&mut self, jwks: Jwks) {
+        let Some(config) = &self.config.verifier else { return };
+        match &mut self.verifier {
+            Some(verifier) => verifier.replace_jwks(jwks),
+            None => {
+                let mut verifier = Verifier::new(config.clone(), jwks);
+                verifier.dangerous().set_signature_backend(self.config.signature_backend.clone());
+                self.verifier = Some(verifier);
+            }
+        }
+        self.decisions.clear();
+    }
+
+    /// Whether audit events are queued (a host whose log drops them turns this off, so none is
+    /// built). Defaults to on.
+    pub fn set_audit_enabled(&mut self, enabled: bool) {
+        self.audit_enabled = enabled;
+    }
+
+    /// Queues the full audit event for every request, not only when a decision is made (no
+    /// reuse counts then). Defaults to off.
+    pub fn set_audit_every_request(&mut self, every: bool) {
+        self.audit_every_request = every;
+    }
+
+    /// Verifies the token (or answers from the cache), decides (or reuses the kept decision) and
+    /// queues the audit event.
+    ///
+    /// # Errors
+    /// [`Failure::NoKeys`] before any JWKS is installed, [`Failure::Token`] for a refused token
+    /// (ask [`Failure::refetch_jwks`]), [`Failure::Denied`] when the policy denies the job.
+    pub fn admit(&mut self, token: &str, now: u64) -> Result<Admission, Failure> {
+        if self.config.verifier.is_none() {
+            let decided = self.fixed.clone().ok_or(Failure::NoKeys)?;
+            return Ok(Admission { verified: None, decided, fresh: true });
+        }
+        let verifier = self.verifier.as_mut().ok_or(Failure::NoKeys)?;
+        let verified = verifier.verify_cached(token, now)?;
+        let count = self.audit_enabled && !self.audit_every_request;
+        let (decided, fresh) = match self.decisions.reuse(&verified.fingerprint, now, count) {
+            Some(kept) => (kept, false),
+            None => {
+                let decided = Arc::new(self.decide(&verified, now));
+                self.decisions.keep(&verified.fingerprint, &decided, now);
+                if self.audit_enabled {
+                    let retired = self.decisions.retired_summaries(now);
+                    self.audit.extend(retired);
+                }
+                (decided, true)
+            }
+        };
+        if self.audit_enabled && (fresh || self.audit_every_request) {
+            if let Some(line) = decided.audit_line(now) {
+                self.audit.push(line);
+            }
+        }
+        if decided.is_allow() {
+            Ok(Admission { verified: Some(verified), decided, fresh })
+        } else {
+            Err(Failure::Denied(decided))
+        }
+    }
+
+    fn decide(&self, verified: &VerifiedToken, now: u64) -> Decided {
+        let claims = &verified.claims;
+        let decision = match &self.config.authorization {
+            Authorization::Policy(policy) => Some(policy.decide(claims, now)),
+            Authorization::Target(_) => None,
+        };
+        let named = match (&decision, &self.config.authorization) {
+            (Some(decision), _) => decision.target(),
+            (None, Authorization::Target(target)) => Some(target),
+            (None, Authorization::Policy(_)) => None,
+        };
+        let target = named.map(|t| self.config.effective(t));
+        let azure_key = target.as_ref().map(|t| azure_key(t, claims));
+        let (audit_members, summary_members) = match &decision {
+            Some(decision) => {
+                let (full, summary) = audit_members(decision, claims, &verified.fingerprint, now);
+                (Some(full), summary)
+            }
+            None => (None, String::new()),
+        };
+        let decided_until = match (self.age_bound, claims.iat) {
+            (Some(bound), Some(iat)) => iat.saturating_add(bound),
+            _ => u64::MAX,
+        };
+        Decided { decision, target, audit_members, summary_members, decided_until, azure_key }
+    }
+
+    /// The Entra token request for an admitted job, with the gate's credential: the job's token
+    /// itself (federated), or an assertion the gate signs (certificate; reused while valid).
+    /// `rng` draws the assertion's `jti` and PSS salt.
+    ///
+    /// # Errors
+    /// [`Failure::Request`] when the token's shape or the signing fails.
+    pub fn request(
+        &mut self,
+        admission: &Admission,
+        token: &str,
+        now: u64,
+        rng: &dyn SecureRandom,
+    ) -> Result<TokenRequest, Failure> {
+        let target =
+            admission.target().ok_or_else(|| Failure::Denied(Arc::clone(&admission.decided)))?;
+        match &self.config.credential {
+            Credential::Federated => Ok(entra::build_federated_request(target, token)?),
+            Credential::Certificate(certificate) => {
+                let key = format!("{} {}", target.token_endpoint(), target.client_id());
+                if let Some(cached) = self.assertions.get(&key).filter(|c| now < c.reuse_until) {
+                    return Ok(entra::request_with_assertion(target, &cached.assertion));
+                }
+                let assertion = certificate.sign_assertion(
+                    &target.token_endpoint(),
+                    target.client_id(),
+                    now,
+                    rng,
+                )?;
+                let lifetime = certificate.assertion_lifetime();
+                let reuse_until = now.saturating_add(lifetime.saturating_sub(ASSERTION_REUSE_MARGIN));
+                let request = entra::request_with_assertion(target, &assertion);
+                self.assertions.insert(key, CachedAssertion { assertion, reuse_until });
+                Ok(request)
+            }
+        }
+    }
+
+    /// Reads Entra's answer, received at `now`.
+    ///
+    /// # Errors
+    /// [`Failure::Entra`]: ask [`Failure::retryable`] and [`Failure::retry_after`].
+    pub fn finish(
+        &self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+        now: u64,
+    ) -> Result<AccessToken, Failure> {
+        Ok(entra::parse_token_response(status, headers, body, now)?)
+    }
+
+    /// Queues the reuse summaries at `now`: those of decisions that left the cache, and of every
+    /// kept decision with counted requests. Call it periodically (a proxy's tick), and with
+    /// `now` when the host stops.
+    pub fn summarize(&mut self, now: u64) {
+        if self.audit_enabled {
+            let lines = self.decisions.summaries(now);
+            self.audit.extend(lines);
+        }
+    }
+
+    /// The audit events queued since the last call, one JSON line each, oldest first.
+    pub fn take_audit(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.audit)
+    }
+
+    /// How many decisions are kept.
+    pub fn decisions_kept(&self) -> usize {
+        self.decisions.len()
+    }
+}
+
+/// The Azure token cache key of a job and target (see [`Decided::azure_key`]).
+fn azure_key(target: &AzureTarget, claims: &Claims) -> String {
+    let raw = |name: &str| claims.raw.get(name).map(Value::to_string).unwrap_or_default();
+    let parts = [
+        target.token_endpoint(),
+        target.client_id().to_owned(),
+        target.scopes().join(" "),
+        claims.iss.clone(),
+        claims.sub.clone().unwrap_or_default(),
+        raw("project_id"),
+        raw("job_id"),
+    ];
+    // Length-prefixed, so no two different tuples give the same input.
+    let input: String = parts.iter().map(|p| format!("{}:{p};", p.len())).collect();
+    token_fingerprint(&input)
+}
+
+/// The audit event's members without `time` (the token's fingerprint is the one the verifier
+/// computed), and the members a reuse summary repeats, both as JSON members without braces.
+fn audit_members(
+    decision: &Decision,
+    claims: &Claims,
+    fingerprint: &str,
+    now: u64,
+) -> (String, String) {
+    let event = AuditEvent::with_fingerprint(decision, claims, fingerprint, now);
+    let Value::Object(mut members) = event.as_json().clone() else {
+        return (String::new(), String::new());
+    };
+    members.remove("time");
+    let summary: serde_json::Map<String, Value> = SUMMARY_MEMBERS
+        .iter()
+        .filter_map(|&name| Some((name.to_owned(), members.get(name)?.clone())))
+        .collect();
+    (without_braces(&Value::Object(members)), without_braces(&Value::Object(summary)))
+}
+
+/// A JSON object's members, without the braces.
+fn without_braces(object: &Value) -> String {
+    let json = object.to_string();
+    json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod tests;
