@@ -4,9 +4,9 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-# One target directory per machine, shared by every checkout: wasmtime (about 9 minutes on two
-# cores) is built once per machine, not once per clone.
-export CARGO_TARGET_DIR ?= $(HOME)/.cache/gitlab-azure-oidc/target
+# Builds go to the conventional ./target. A shared cache directory (CI on a reused machine) is set
+# explicitly by the caller with CARGO_TARGET_DIR; a clone never runs another clone's binaries.
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
 COMPONENT := $(CARGO_TARGET_DIR)/wasm32-wasip2/component/gitlab_azure_oidc.wasm
 export GITLAB_AZURE_OIDC_COMPONENT := $(COMPONENT)
 CLI := $(CARGO_TARGET_DIR)/release/gitlab-azure-oidc

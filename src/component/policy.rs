@@ -1,38 +1,29 @@
 //! WIT glue for `gitlab-azure:oidc/policy`: conversions only.
 
+use super::convert::fail;
 use super::exports::gitlab_azure::oidc::policy as wit;
-use super::exports::gitlab_azure::oidc::verify::Claims as WitClaims;
+use super::gitlab_azure::oidc::types::Failure;
+use super::Component;
+use crate::entra::federated::{self, FederatedCredential};
+use crate::gate::GateConfigError;
 use crate::policy;
+use crate::Claims;
 
 /// The `policy` resource: a compiled policy document.
 pub(super) struct PolicyResource(policy::Policy);
 
-fn failure(kind: &str, message: String) -> wit::PolicyFailure {
-    wit::PolicyFailure { kind: kind.to_owned(), message, rule: None, field: None }
+fn claims(json: &str) -> Result<Claims, Failure> {
+    Claims::from_json(json.as_bytes()).map_err(fail)
 }
 
-/// The core claims behind a WIT claims record: re-read from `raw-json`, which carries every
-/// claim the token had, so conditions on claims the record does not name still work.
-fn core_claims(claims: &WitClaims) -> Result<crate::Claims, wit::PolicyFailure> {
-    let limits = crate::Limits::default();
-    match crate::json::parse(claims.raw_json.as_bytes(), limits.max_json_depth) {
-        Ok(serde_json::Value::Object(map)) => crate::Claims::from_payload(map)
-            .map_err(|e| failure("claims-invalid", format!("the claims do not parse: {e}"))),
-        _ => Err(failure("claims-invalid", "`raw-json` is not a JSON object of claims".to_owned())),
-    }
-}
-
-impl wit::Guest for super::Component {
+impl wit::Guest for Component {
     type Policy = PolicyResource;
 
-    fn preflight(
-        claims: WitClaims,
-        credentials_json: String,
-    ) -> Result<wit::PreflightReport, wit::PolicyFailure> {
-        let claims = core_claims(&claims)?;
-        let credentials = policy::FederatedCredential::parse_list(credentials_json.as_bytes())
-            .map_err(|e| failure(e.kind(), e.to_string()))?;
-        let report = policy::preflight(&claims, &credentials);
+    fn preflight(claims_json: String, credentials_json: String) -> Result<wit::PreflightReport, Failure> {
+        let claims = claims(&claims_json)?;
+        let credentials =
+            FederatedCredential::parse_list(credentials_json.as_bytes()).map_err(fail)?;
+        let report = federated::preflight(&claims, &credentials);
         Ok(wit::PreflightReport {
             accepted: report.accepted(),
             accepted_by: report.accepted_by.clone(),
@@ -48,35 +39,20 @@ impl wit::Guest for super::Component {
 }
 
 impl wit::GuestPolicy for PolicyResource {
-    fn new(document: String) -> Result<Self, wit::PolicyFailure> {
-        policy::Policy::parse(document.as_bytes()).map(Self).map_err(|e| {
-            let at = e.location();
-            wit::PolicyFailure {
-                kind: e.kind().to_owned(),
-                message: e.to_string(),
-                rule: at.and_then(|l| l.rule.clone()),
-                field: at.map(|l| l.field.clone()),
-            }
-        })
+    fn new(document: String) -> Result<Self, Failure> {
+        policy::Policy::parse(document.as_bytes())
+            .map(Self)
+            .map_err(|e| fail(GateConfigError::Policy(e)))
     }
 
-    fn decide(
-        &self,
-        claims: WitClaims,
-        token: String,
-        now: u64,
-    ) -> Result<wit::Decision, wit::PolicyFailure> {
-        let claims = core_claims(&claims)?;
+    fn decide(&self, claims_json: String, fingerprint: String, now: u64) -> Result<wit::Decision, Failure> {
+        let claims = claims(&claims_json)?;
         let decision = self.0.decide(&claims, now);
-        let audit = policy::AuditEvent::new(&decision, &claims, &token, now);
+        let audit = policy::AuditEvent::with_fingerprint(&decision, &claims, &fingerprint, now);
         Ok(wit::Decision {
             allow: decision.is_allow(),
             rule: decision.rule().map(str::to_owned),
-            target: decision.target().map(|t| wit::AzureTarget {
-                tenant: t.tenant.clone(),
-                client_id: t.client_id.clone(),
-                scopes: t.scopes.clone(),
-            }),
+            target: decision.target().map(ToString::to_string),
             summary: decision.summary(),
             outcomes: decision
                 .explanation

@@ -70,6 +70,14 @@ impl AzureTarget {
         &self.scopes
     }
 
+    /// The authority host of a sovereign cloud (`login.microsoftonline.us`,
+    /// `login.chinacloudapi.cn`); `None` for the public cloud and for an overridden URL.
+    pub fn authority_host(&self) -> Option<&str> {
+        self.authority_base
+            .strip_prefix("https://")
+            .filter(|host| KNOWN_AUTHORITY_HOSTS.iter().skip(1).any(|known| known == host))
+    }
+
     /// The base of the token endpoint: `https://{authority-host}` or the insecure override.
     pub fn authority_base(&self) -> &str {
         &self.authority_base

@@ -251,6 +251,10 @@ impl DangerousGateConfig {
 pub enum GateConfigError {
     /// The authority URL override is not usable.
     AuthorityUrl(TargetError),
+    /// The certificate credential is not usable.
+    Certificate(crate::entra::CredentialError),
+    /// A target given on its own (not through the policy) is one Entra would refuse.
+    Target(TargetError),
     /// Neither a policy nor a target: the gate would not know which identity to request.
     NoTarget,
     /// A policy without token verification would decide on claims nobody checked.
@@ -267,7 +271,8 @@ impl GateConfigError {
     /// A stable, kebab-case name for this kind of error.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::AuthorityUrl(e) => e.kind(),
+            Self::AuthorityUrl(e) | Self::Target(e) => e.kind(),
+            Self::Certificate(e) => e.kind(),
             Self::NoTarget => "no-target",
             Self::PolicyWithoutVerification => "policy-without-verification",
             Self::PolicyAndTarget => "policy-and-target",
@@ -288,7 +293,8 @@ impl GateConfigError {
 impl fmt::Display for GateConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::AuthorityUrl(e) => write!(f, "{e}"),
+            Self::AuthorityUrl(e) | Self::Target(e) => write!(f, "{e}"),
+            Self::Certificate(e) => write!(f, "certificate credential: {e}"),
             Self::NoTarget => f.write_str(
                 "no Azure identity to request: give a policy, or a tenant and a client id",
             ),

@@ -4,15 +4,23 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::Decided;
+use super::{Decided, GateConfigError};
+use crate::entra::federated::CredentialError;
 use crate::entra::{EntraError, EntraErrorResponse, RequestError};
-use crate::VerifyError;
+use crate::policy::Location;
+use crate::{JwksError, VerifyError};
 
 /// Why the gate gave no admission or no access token. Nothing in it carries a token, a key or an
 /// assertion.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Failure {
+    /// A configuration (verifier settings, policy, target, credential) was refused.
+    Config(GateConfigError),
+    /// A list of federated identity credentials (tooling input) was refused.
+    Credentials(CredentialError),
+    /// A JWKS document was refused as a whole; the keys in use stay.
+    Jwks(JwksError),
     /// The gate has no signing keys yet: fetch the issuer's JWKS and install it.
     NoKeys,
     /// The token did not verify.
@@ -61,6 +69,9 @@ impl Failure {
     /// metrics and tests.
     pub fn kind(&self) -> &'static str {
         match self {
+            Self::Config(e) => e.kind(),
+            Self::Credentials(e) => e.kind(),
+            Self::Jwks(e) => e.kind(),
             Self::NoKeys => "jwks-unavailable",
             Self::Token(e) => e.kind(),
             Self::Denied(_) => "policy-denied",
@@ -72,7 +83,8 @@ impl Failure {
     /// The failure's category.
     pub fn category(&self) -> Category {
         match self {
-            Self::NoKeys => Category::Jwks,
+            Self::Config(_) | Self::Credentials(_) => Category::Config,
+            Self::Jwks(_) | Self::NoKeys => Category::Jwks,
             Self::Token(_) => Category::Token,
             Self::Denied(_) => Category::Denied,
             Self::Request(_) => Category::Request,
@@ -91,8 +103,9 @@ impl Failure {
             Self::Token(e) if e.suggests_jwks_refresh() => Some(
                 "the issuer may have rotated its keys: fetch its JWKS again, then retry".to_owned(),
             ),
+            Self::Config(_) | Self::Credentials(_) | Self::Jwks(_) => None,
             Self::Token(_) | Self::Request(_) => None,
-            Self::Denied(decided) => decided.decision().map(|d| d.lines().join("; ")),
+            Self::Denied(decided) => decided.decision().map(|d| d.lines().join("\n")),
             Self::Entra(e) => e.entra_response().map(EntraErrorResponse::hint),
         }
     }
@@ -100,8 +113,9 @@ impl Failure {
     /// True when fetching the issuer's JWKS again may fix it (no keys yet, or an unknown `kid`).
     pub fn refetch_jwks(&self) -> bool {
         match self {
-            Self::NoKeys => true,
+            Self::NoKeys | Self::Jwks(_) => true,
             Self::Token(e) => e.suggests_jwks_refresh(),
+            Self::Config(_) | Self::Credentials(_) => false,
             Self::Denied(_) | Self::Request(_) | Self::Entra(_) => false,
         }
     }
@@ -111,6 +125,7 @@ impl Failure {
     pub fn retryable(&self) -> bool {
         match self {
             Self::Entra(e) => e.is_retryable(),
+            Self::Config(_) | Self::Credentials(_) | Self::Jwks(_) => false,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => false,
         }
     }
@@ -119,6 +134,7 @@ impl Failure {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Entra(e) => e.retry_after().and_then(|r| r.seconds),
+            Self::Config(_) | Self::Credentials(_) | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -128,7 +144,8 @@ impl Failure {
     /// throttling, Entra unavailable), 502 for anything else Entra or the request did wrong.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::NoKeys => 503,
+            Self::Config(_) | Self::Credentials(_) => 500,
+            Self::Jwks(_) | Self::NoKeys => 503,
             Self::Token(_) => 401,
             Self::Denied(_) => 403,
             Self::Request(_) => 502,
@@ -147,7 +164,16 @@ impl Failure {
     pub fn entra_response(&self) -> Option<&EntraErrorResponse> {
         match self {
             Self::Entra(e) => e.entra_response(),
+            Self::Config(_) | Self::Credentials(_) | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
+        }
+    }
+
+    /// Where in the policy document, for a policy that does not load.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Self::Config(e) => e.location(),
+            _ => None,
         }
     }
 }
@@ -155,6 +181,9 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Config(e) => write!(f, "{e}"),
+            Self::Credentials(e) => write!(f, "{e}"),
+            Self::Jwks(e) => write!(f, "{e}"),
             Self::NoKeys => f.write_str(
                 "the issuer's signing keys are not available yet; fetch the JWKS, then retry",
             ),
@@ -170,6 +199,24 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
+
+impl From<GateConfigError> for Failure {
+    fn from(e: GateConfigError) -> Self {
+        Self::Config(e)
+    }
+}
+
+impl From<JwksError> for Failure {
+    fn from(e: JwksError) -> Self {
+        Self::Jwks(e)
+    }
+}
+
+impl From<CredentialError> for Failure {
+    fn from(e: CredentialError) -> Self {
+        Self::Credentials(e)
+    }
+}
 
 impl From<VerifyError> for Failure {
     fn from(e: VerifyError) -> Self {

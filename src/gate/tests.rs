@@ -1,1 +1,359 @@
+use ring::rand::SystemRandom;
+use serde_json::{json, Value};
+use testkit::{gitlab_claims, mint, Key, RsaKey, AUDIENCE, CLIENT_ID, TENANT};
+
 use super::*;
+use crate::entra::{AssertionAlgorithm, CertificateCredential};
+use crate::policy::Policy;
+use crate::VerifierConfig;
+
+const ISS: &str = "https://gitlab.example.com";
+const NOW: u64 = 1_760_000_000;
+const DEMO: &str = include_str!("../../examples/policies/demo.json");
+
+fn verifier() -> VerifierConfig {
+    VerifierConfig::builder(ISS).audience(AUDIENCE).build().unwrap()
+}
+
+fn key() -> RsaKey {
+    RsaKey::fixture_2048()
+}
+
+fn jwks(key: &RsaKey) -> Jwks {
+    Jwks::parse(testkit::jwks(&[key.jwk()]).as_bytes()).unwrap()
+}
+
+fn token_with(edit: impl FnOnce(&mut Value)) -> String {
+    let mut claims = gitlab_claims(ISS, NOW - 10);
+    edit(&mut claims);
+    mint(&Key::Rsa(&key(), "RS256"), &claims)
+}
+
+fn token() -> String {
+    token_with(|_| {})
+}
+
+fn policy_gate() -> Gate {
+    let config = GateConfig::builder(verifier())
+        .policy(Policy::parse(DEMO.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let mut gate = Gate::new(config);
+    gate.install_jwks(jwks(&key()));
+    gate
+}
+
+fn target() -> AzureTarget {
+    AzureTarget::builder(TENANT, CLIENT_ID).build().unwrap()
+}
+
+fn form(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    form.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap()
+}
+
+#[test]
+fn the_whole_sequence_admit_request_finish() {
+    let mut gate = policy_gate();
+    let token = token();
+    let admission = gate.admit(&token, NOW).unwrap();
+    assert!(admission.fresh);
+    assert_eq!(admission.target().unwrap().client_id(), CLIENT_ID);
+    let verified = admission.verified.as_ref().unwrap();
+    assert_eq!(verified.claims.gitlab.project_path.as_deref(), Some("acme/payments"));
+    assert_eq!(admission.decided.decision().unwrap().rule(), Some("deploy-production"));
+
+    let request = gate.request(&admission, &token, NOW, &SystemRandom::new()).unwrap();
+    assert_eq!(request.url, format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"));
+    let body = form(&request.body);
+    assert_eq!(field(&body, "client_id"), CLIENT_ID);
+    assert_eq!(field(&body, "client_assertion"), token);
+
+    let answer = br#"{"token_type":"Bearer","expires_in":3599,"access_token":"eyJ0eXAi.x.y"}"#;
+    let access = gate.finish(200, &[], answer, NOW).unwrap();
+    assert_eq!(access.token.secret(), "eyJ0eXAi.x.y");
+    assert_eq!(access.expires_at, NOW + 3599);
+}
+
+#[test]
+fn one_full_audit_event_per_decision_and_a_count_of_the_reuses() {
+    let mut gate = policy_gate();
+    let token = token();
+    for i in 0..5 {
+        let admission = gate.admit(&token, NOW + i).unwrap();
+        assert_eq!(admission.fresh, i == 0);
+    }
+    let events = gate.take_audit();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(event["decision"], "allow");
+    assert_eq!(event["rule"], "deploy-production");
+    assert_eq!(event["token_sha256"], crate::token_fingerprint(&token));
+    assert!(!events[0].contains(&token), "the audit event never holds the token");
+    gate.summarize(NOW + 10);
+    let summaries = gate.take_audit();
+    assert_eq!(summaries.len(), 1);
+    let summary: Value = serde_json::from_str(&summaries[0]).unwrap();
+    assert_eq!(summary["event"], "decision_reused");
+    assert_eq!(summary["requests"], 4);
+    assert_eq!(summary["first_request"], NOW + 1);
+    assert_eq!(summary["last_request"], NOW + 4);
+    // Counted once: the next summary has nothing new.
+    gate.summarize(NOW + 20);
+    assert!(gate.take_audit().is_empty());
+}
+
+#[test]
+fn every_request_mode_logs_each_request_in_full_and_counts_nothing() {
+    let mut gate = policy_gate();
+    gate.set_audit_every_request(true);
+    let token = token();
+    for i in 0..3 {
+        gate.admit(&token, NOW + i).unwrap();
+    }
+    assert_eq!(gate.take_audit().len(), 3);
+    gate.summarize(NOW + 10);
+    assert!(gate.take_audit().is_empty());
+}
+
+#[test]
+fn a_disabled_audit_queues_nothing() {
+    let mut gate = policy_gate();
+    gate.set_audit_enabled(false);
+    let token = token();
+    gate.admit(&token, NOW).unwrap();
+    gate.admit(&token, NOW + 1).unwrap();
+    gate.summarize(NOW + 2);
+    assert!(gate.take_audit().is_empty());
+}
+
+#[test]
+fn a_denied_job_is_a_typed_failure_with_its_decision_and_audit_event() {
+    let mut gate = policy_gate();
+    let token = token_with(|c| c["pipeline_source"] = json!("merge_request_event"));
+    let failure = gate.admit(&token, NOW).unwrap_err();
+    assert_eq!(failure.kind(), "policy-denied");
+    assert_eq!(failure.category(), Category::Denied);
+    assert_eq!(failure.http_status(), 403);
+    assert!(!failure.retryable());
+    assert!(!failure.refetch_jwks());
+    let Failure::Denied(decided) = &failure else { panic!("{failure:?}") };
+    assert_eq!(decided.decision().unwrap().rule(), Some("no-merge-requests"));
+    assert!(failure.hint().unwrap().contains("rule no-merge-requests: matched"));
+    let events = gate.take_audit();
+    assert_eq!(events.len(), 1);
+    assert!(events[0].contains("\"decision\":\"deny\""), "{}", events[0]);
+    // The deny is kept and reused like an allow.
+    assert!(matches!(gate.admit(&token, NOW + 1), Err(Failure::Denied(_))));
+    assert!(gate.take_audit().is_empty());
+}
+
+#[test]
+fn without_keys_the_gate_asks_for_them() {
+    let config = GateConfig::builder(verifier()).target(target()).build().unwrap();
+    let mut gate = Gate::new(config);
+    assert!(!gate.ready());
+    let failure = gate.admit(&token(), NOW).unwrap_err();
+    assert_eq!(failure, Failure::NoKeys);
+    assert!(failure.refetch_jwks());
+    assert_eq!(failure.http_status(), 503);
+    gate.install_jwks(jwks(&key()));
+    assert!(gate.ready());
+    assert!(gate.admit(&token(), NOW).is_ok());
+}
+
+#[test]
+fn an_unknown_kid_asks_for_a_refetch_and_new_keys_forget_old_decisions() {
+    let rotated = RsaKey::fixture_2048_rotated();
+    let mut gate = policy_gate();
+    let old = token();
+    gate.admit(&old, NOW).unwrap();
+    assert_eq!(gate.decisions_kept(), 1);
+    let new = mint(&Key::Rsa(&rotated, "RS256"), &gitlab_claims(ISS, NOW - 10));
+    let failure = gate.admit(&new, NOW).unwrap_err();
+    assert_eq!(failure.kind(), "unknown-kid");
+    assert!(failure.refetch_jwks());
+    assert_eq!(failure.http_status(), 401);
+    gate.install_jwks(Jwks::parse(testkit::jwks(&[rotated.jwk()]).as_bytes()).unwrap());
+    assert_eq!(gate.decisions_kept(), 0);
+    assert!(gate.admit(&new, NOW).unwrap().fresh);
+    assert_eq!(gate.admit(&old, NOW).unwrap_err().kind(), "unknown-kid");
+}
+
+#[test]
+fn refused_tokens_are_token_failures_with_401() {
+    let mut gate = policy_gate();
+    let expired = token_with(|c| c["exp"] = json!(NOW - 120));
+    let failure = gate.admit(&expired, NOW).unwrap_err();
+    assert_eq!(failure.kind(), "expired");
+    assert_eq!(failure.category(), Category::Token);
+    assert_eq!(failure.http_status(), 401);
+    let wrong_aud = token_with(|c| c["aud"] = json!("https://gitlab.example.com"));
+    assert_eq!(gate.admit(&wrong_aud, NOW).unwrap_err().kind(), "audience-mismatch");
+}
+
+#[test]
+fn a_decision_stands_only_until_the_smallest_max_token_age() {
+    let policy = json!({"rules": [{
+        "name": "fresh", "effect": "allow", "max_token_age": 60,
+        "when": {"project_id": "4242"},
+        "azure": {"tenant": TENANT, "client_id": CLIENT_ID, "scopes": ["https://management.azure.com/.default"]}
+    }]});
+    let config = GateConfig::builder(verifier())
+        .policy(Policy::parse(policy.to_string().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let mut gate = Gate::new(config);
+    gate.install_jwks(jwks(&key()));
+    let token = token(); // iat = NOW - 10
+    assert!(gate.admit(&token, NOW).unwrap().fresh);
+    assert!(!gate.admit(&token, NOW + 50).unwrap().fresh);
+    // iat + 60 has passed: decided again, and now too old.
+    assert_eq!(gate.admit(&token, NOW + 51).unwrap_err().kind(), "policy-denied");
+}
+
+#[test]
+fn a_fixed_target_without_policy_has_no_decision_and_no_audit() {
+    let config = GateConfig::builder(verifier()).target(target()).build().unwrap();
+    let mut gate = Gate::new(config);
+    gate.install_jwks(jwks(&key()));
+    let admission = gate.admit(&token(), NOW).unwrap();
+    assert!(admission.decided.decision().is_none());
+    assert_eq!(admission.target(), Some(&target()));
+    assert!(gate.take_audit().is_empty());
+}
+
+#[test]
+fn an_unverified_gate_only_forwards_to_its_one_target() {
+    let mut gate = Gate::new(GateConfig::unverified(target()).build().unwrap());
+    assert!(gate.ready());
+    let admission = gate.admit("not even a token", NOW).unwrap();
+    assert!(admission.verified.is_none());
+    // Entra would refuse it anyway; the request builder refuses its shape first.
+    let failure =
+        gate.request(&admission, "not even a token", NOW, &SystemRandom::new()).unwrap_err();
+    assert_eq!(failure.kind(), "assertion-invalid-character");
+    assert_eq!(failure.category(), Category::Request);
+}
+
+#[test]
+fn configurations_that_cannot_work_are_refused_at_build() {
+    let policy = || Policy::parse(DEMO.as_bytes()).unwrap();
+    let cases = [
+        (GateConfig::builder(verifier()).build().unwrap_err(), "no-target"),
+        (
+            GateConfig::builder(verifier()).policy(policy()).target(target()).build().unwrap_err(),
+            "policy-and-target",
+        ),
+        (GateConfig::unverified(target()).policy(policy()).build().unwrap_err(), "policy-and-target"),
+        (
+            GateConfig::builder(verifier())
+                .policy(policy())
+                .dangerous()
+                .authority_url("http://gitlab.example.com")
+                .build()
+                .unwrap_err(),
+            "invalid-authority-url",
+        ),
+    ];
+    for (error, kind) in cases {
+        assert_eq!(error.kind(), kind, "{error}");
+    }
+}
+
+#[test]
+fn the_authority_override_reaches_every_policy_target() {
+    let config = GateConfig::builder(verifier())
+        .policy(Policy::parse(DEMO.as_bytes()).unwrap())
+        .dangerous()
+        .authority_url("http://127.0.0.1:8443/")
+        .build()
+        .unwrap();
+    let mut gate = Gate::new(config);
+    gate.install_jwks(jwks(&key()));
+    let token = token();
+    let admission = gate.admit(&token, NOW).unwrap();
+    let request = gate.request(&admission, &token, NOW, &SystemRandom::new()).unwrap();
+    assert_eq!(request.url, format!("http://127.0.0.1:8443/{TENANT}/oauth2/v2.0/token"));
+    // The audit event names the target as the policy grants it.
+    assert!(gate.take_audit()[0].contains(CLIENT_ID));
+}
+
+#[test]
+fn a_certificate_assertion_is_signed_once_and_reused_while_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/entra/testdata/");
+    let read = |f: &str| std::fs::read_to_string(format!("{dir}{f}")).unwrap();
+    let certificate = CertificateCredential::from_pem(&read("rsa-2048.key.pem"), &read("rsa-2048.cert.pem"))
+        .unwrap()
+        .algorithm(AssertionAlgorithm::Ps256);
+    let config = GateConfig::builder(verifier())
+        .target(target())
+        .credential(Credential::Certificate(Arc::new(certificate)))
+        .build()
+        .unwrap();
+    let mut gate = Gate::new(config);
+    gate.install_jwks(jwks(&key()));
+    let token = token();
+    let admission = gate.admit(&token, NOW).unwrap();
+    let rng = SystemRandom::new();
+    let first = gate.request(&admission, &token, NOW, &rng).unwrap();
+    let assertion = field(&form(&first.body), "client_assertion").to_owned();
+    assert_ne!(assertion, token, "the assertion is the gate's own, not the job's token");
+    assert!(!first.body.contains(&token));
+    let again = gate.request(&admission, &token, NOW + 200, &rng).unwrap();
+    assert_eq!(field(&form(&again.body), "client_assertion"), assertion);
+    // 300 s lifetime, reused until 60 s before it ends.
+    let renewed = gate.request(&admission, &token, NOW + 240, &rng).unwrap();
+    assert_ne!(field(&form(&renewed.body), "client_assertion"), assertion);
+}
+
+#[test]
+fn entra_failures_say_whether_and_when_to_retry() {
+    let gate = policy_gate();
+    let throttled = gate
+        .finish(429, &[("Retry-After".to_owned(), "7".to_owned())], b"", NOW)
+        .unwrap_err();
+    assert!(throttled.retryable());
+    assert_eq!(throttled.retry_after(), Some(7));
+    assert_eq!(throttled.http_status(), 503);
+    let refused = gate
+        .finish(
+            400,
+            &[],
+            br#"{"error":"invalid_client","error_description":"AADSTS700213: No matching federated identity record found","error_codes":[700213]}"#,
+            NOW,
+        )
+        .unwrap_err();
+    assert!(!refused.retryable());
+    assert_eq!(refused.http_status(), 403);
+    assert_eq!(refused.entra_response().unwrap().error_codes, vec![700_213]);
+    assert!(refused.hint().unwrap().contains("subject"), "{:?}", refused.hint());
+    let html = gate.finish(502, &[], b"<html><title>Bad gateway</title></html>", NOW).unwrap_err();
+    assert_eq!(html.http_status(), 502);
+}
+
+#[test]
+fn the_azure_key_is_per_job_and_target() {
+    let mut gate = policy_gate();
+    let a = gate.admit(&token(), NOW).unwrap();
+    let b = gate.admit(&token_with(|c| c["job_id"] = json!("5550002")), NOW).unwrap();
+    let a2 = gate.admit(&token_with(|c| c["jti"] = json!("another")), NOW).unwrap();
+    assert_ne!(a.decided.azure_key(), b.decided.azure_key());
+    assert_eq!(a.decided.azure_key(), a2.decided.azure_key(), "same job, same target");
+}
+
+#[test]
+fn failures_never_carry_the_token() {
+    let mut gate = policy_gate();
+    let token = token_with(|c| c["exp"] = json!(NOW - 120));
+    let failure = gate.admit(&token, NOW).unwrap_err();
+    for text in [failure.to_string(), format!("{failure:?}"), failure.hint().unwrap_or_default()] {
+        assert!(!text.contains(&token));
+    }
+}

@@ -401,6 +401,21 @@ impl Claims {
         })
     }
 
+    /// Reads claims from a JSON object: a verified token's payload, or claims written by hand to
+    /// ask "what would the policy decide for this job". Strict as the verifier is: duplicate
+    /// members, deep nesting and oversized input are refused. The signature and the time claims
+    /// are not checked (there is no token).
+    ///
+    /// # Errors
+    /// A [`VerifyError`] naming the claim or the JSON problem.
+    pub fn from_json(json: &[u8]) -> Result<Self, VerifyError> {
+        let limits = crate::Limits::default();
+        if json.len() > limits.max_token_bytes {
+            return Err(VerifyError::TooLarge { size: json.len(), limit: limits.max_token_bytes });
+        }
+        Self::from_payload(super::jws::json_object(json, crate::Part::Payload, &limits)?)
+    }
+
     /// The claims as compact JSON, exactly the members the token carried.
     pub fn raw_json(&self) -> String {
         Value::Object(self.raw.clone()).to_string()
