@@ -151,3 +151,25 @@ test-node: component stand-in node-deps
 
 clean:
 	cargo clean
+
+# --- The Envoy filter as an OCI image (examples/envoy/oci, README "Deploying to a mesh") ---------
+# The Wasm "compat" layout Istio and Envoy Gateway pull, written reproducibly from the filter's
+# module: the same module and commit give the same bytes and digest. The tests push it through a
+# loopback registry (Debian's docker-registry) with oras and skopeo, which oci-tools installs.
+OCI_DIR := target/oci
+OCI_TAG := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+.PHONY: oci oci-tools
+
+oci: envoy-filter
+	python3 examples/envoy/oci/build.py --wasm $(ENVOY_WASM) --out $(OCI_DIR) --tag $(OCI_TAG) \
+	  $$(git rev-parse -q --verify HEAD >/dev/null && echo --revision $$(git rev-parse HEAD))
+
+oci-tools:
+	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing docker-registry and skopeo (the registry tests in examples/envoy/tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry skopeo >/dev/null; \
+	  else echo "error: docker-registry and skopeo are required (apt-get install docker-registry skopeo)"; exit 1; fi; }
+
+test-envoy: oci-tools

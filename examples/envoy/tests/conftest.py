@@ -3,6 +3,7 @@
 import pytest
 
 from harness import Echo, Envoy, StandIn, bootstrap, plugin_config
+from schemas import assert_plugin_config_valid
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +32,15 @@ def echo():
 @pytest.fixture
 def start_envoy(tmp_path, stand_in, echo):
     """Starts Envoy with the filter configured for the stand-in (overrides as keyword
-    arguments); every Envoy started is stopped at the end of the test."""
+    arguments); every Envoy started is stopped at the end of the test. A configuration the
+    filter is expected to accept must also satisfy schema/envoy-filter.schema.json, so the
+    schema is checked against every configuration the tests load."""
     started = []
 
     def start(plugin=None, concurrency=1, expect_ready=True, **overrides):
         plugin = plugin if plugin is not None else plugin_config(stand_in, **overrides)
+        if expect_ready:
+            assert_plugin_config_valid(plugin)
         clusters = {"upstream": echo.port, "gitlab": stand_in.issuer_port, "entra": stand_in.entra_port}
         envoy = Envoy(tmp_path, bootstrap(plugin, clusters), concurrency, expect_ready)
         started.append(envoy)
