@@ -176,7 +176,7 @@ impl CertificateCredential {
         );
         let mut random = [0u8; 16];
         rng.fill(&mut random).map_err(|_| RequestError::RandomFailed)?;
-        let jti = uuid_v4(random);
+        let jti = crate::text::ident::uuid_v4(random);
         let exp = now.saturating_add(self.lifetime);
         let claims = format!(
             r#"{{"aud":{},"exp":{exp},"iat":{now},"iss":{},"jti":"{jti}","nbf":{now},"sub":{}}}"#,
@@ -206,16 +206,6 @@ fn json_string(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
-/// Formats 16 random bytes as a version 4, variant 1 UUID (RFC 9562 section 5.4), lowercase.
-pub(crate) fn uuid_v4(mut bytes: [u8; 16]) -> String {
-    // Constant indices into a [u8; 16]: checked at compile time.
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    // 32 ASCII hex digits: every range below is in bounds and on a character boundary.
-    let part = |from: usize, to: usize| hex.get(from..to).unwrap_or_default();
-    format!("{}-{}-{}-{}-{}", part(0, 8), part(8, 12), part(12, 16), part(16, 20), part(20, 32))
-}
 
 // ---------------------------------------------------------------------------------------------
 // PEM (RFC 7468): labelled base64 blocks; text outside the blocks is ignored.

@@ -41,7 +41,8 @@ pub use failure::{Category, Failure};
 use config::Authorization;
 use decisions::{Decisions, Reuse};
 
-use crate::entra::{self, AccessToken, AzureTarget, TokenRequest};
+use crate::entra::{self, AccessToken, AzureTarget, RequestError, TokenRequest};
+use crate::text::ident::uuid_v4;
 use crate::policy::{AuditEvent, Decision};
 use crate::{token_fingerprint, Claims, Jwks, VerifiedToken, Verifier};
 
@@ -317,26 +318,36 @@ impl Gate {
     ) -> Result<TokenRequest, Failure> {
         let target =
             admission.target().ok_or_else(|| Failure::Denied(Arc::clone(&admission.decided)))?;
-        match &self.config.credential {
-            Credential::Federated => Ok(entra::build_federated_request(target, token)?),
+        let mut request = match &self.config.credential {
+            Credential::Federated => entra::build_federated_request(target, token)?,
             Credential::Certificate(certificate) => {
                 let key = format!("{} {}", target.token_endpoint(), target.client_id());
-                if let Some(cached) = self.assertions.get(&key).filter(|c| now < c.reuse_until) {
-                    return Ok(entra::request_with_assertion(target, &cached.assertion));
+                match self.assertions.get(&key).filter(|c| now < c.reuse_until) {
+                    Some(cached) => entra::request_with_assertion(target, &cached.assertion),
+                    None => {
+                        let assertion = certificate.sign_assertion(
+                            &target.token_endpoint(),
+                            target.client_id(),
+                            now,
+                            rng,
+                        )?;
+                        let lifetime = certificate.assertion_lifetime();
+                        let reuse_until =
+                            now.saturating_add(lifetime.saturating_sub(ASSERTION_REUSE_MARGIN));
+                        let request = entra::request_with_assertion(target, &assertion);
+                        self.assertions.insert(key, CachedAssertion { assertion, reuse_until });
+                        request
+                    }
                 }
-                let assertion = certificate.sign_assertion(
-                    &target.token_endpoint(),
-                    target.client_id(),
-                    now,
-                    rng,
-                )?;
-                let lifetime = certificate.assertion_lifetime();
-                let reuse_until = now.saturating_add(lifetime.saturating_sub(ASSERTION_REUSE_MARGIN));
-                let request = entra::request_with_assertion(target, &assertion);
-                self.assertions.insert(key, CachedAssertion { assertion, reuse_until });
-                Ok(request)
             }
-        }
+        };
+        // A correlation id, as Azure Identity sends it: Entra logs it and echoes it in
+        // `correlation_id`, which joins its sign-in log to our audit event.
+        let mut id = [0u8; 16];
+        rng.fill(&mut id).map_err(|_| RequestError::RandomFailed)?;
+        request.headers.push(("client-request-id".to_owned(), uuid_v4(id)));
+        request.headers.push(("return-client-request-id".to_owned(), "true".to_owned()));
+        Ok(request)
     }
 
     /// Reads Entra's answer, received at `now`.

@@ -74,6 +74,10 @@ fn the_whole_sequence_admit_request_finish() {
     let body = form(&request.body);
     assert_eq!(field(&body, "client_id"), CLIENT_ID);
     assert_eq!(field(&body, "client_assertion"), token);
+    let header = |name: &str| request.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let id = header("client-request-id").unwrap();
+    assert!(crate::text::ident::is_guid(id), "a fresh correlation id per request: {id}");
+    assert_eq!(header("return-client-request-id").map(String::as_str), Some("true"));
 
     let answer = br#"{"token_type":"Bearer","expires_in":3599,"access_token":"eyJ0eXAi.x.y"}"#;
     let access = gate.finish(200, &[], answer, NOW).unwrap();

@@ -31,6 +31,17 @@ pub(crate) fn is_domain_name(s: &str) -> bool {
         && s.rsplit('.').next().is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Formats 16 random bytes as a version 4, variant 1 UUID (RFC 9562 section 5.4), lowercase.
+pub(crate) fn uuid_v4(mut bytes: [u8; 16]) -> String {
+    // Constant indices into a [u8; 16]: checked at compile time.
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // 32 ASCII hex digits: every range below is in bounds and on a character boundary.
+    let part = |from: usize, to: usize| hex.get(from..to).unwrap_or_default();
+    format!("{}-{}-{}-{}-{}", part(0, 8), part(8, 12), part(12, 16), part(16, 20), part(20, 32))
+}
+
 /// Levenshtein distance, for "did you mean".
 fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();

@@ -2,6 +2,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 use super::*;
+use crate::text::ident::uuid_v4;
 
 const KEY_PEM: &str = include_str!("../testdata/rsa-2048.key.pem");
 const CERT_PEM: &str = include_str!("../testdata/rsa-2048.cert.pem");
