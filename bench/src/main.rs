@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use gitlab_azure_oidc::{Jwks, Verifier, VerifierConfig};
-use gitlab_azure_oidc_host::{config, Algorithm, Host, Limits, Tuning, VerifyOptions};
+use gitlab_azure_oidc_host::{config, Algorithm, Host, Limits, Tuning, VerifierHandle};
 use serde_json::json;
 use testkit::{gitlab_claims, jwks, mint, EcKey, Key, RsaKey, AUDIENCE};
 
@@ -196,7 +196,7 @@ fn main() {
     );
 
     // 4. The component in wasmtime, with the CLI's settings, then with each lever changed.
-    let options = VerifyOptions { config: config(ISS, &[AUDIENCE]), now: NOW };
+    let verifier_config = config(ISS, &[AUDIENCE]);
     //    `component` is the default: fuel on, signatures checked by the host's native ring
     //    through the `signatures` import. `_wasm_rsa` turns that import off (ring inside the
     //    component); `_nofuel` drops the execution bound.
@@ -211,7 +211,7 @@ fn main() {
     ] {
         let host = component_host(tuning);
         let mut verifier =
-            host.verifier(options.config.clone(), jwks_doc.clone()).unwrap().unwrap();
+            VerifierHandle::new(&host, verifier_config.clone(), jwks_doc.clone()).unwrap().unwrap();
         // Five short rounds, each with native ring measured right before: the VM's speed
         // drifts within a run, so each round's ratio uses its own baseline and the report
         // takes the median round.
@@ -264,7 +264,14 @@ fn main() {
     report.add(
         "component_one_shot",
         measure(10, 40, |i| {
-            host.verify_gitlab_token(&distinct[i % distinct.len()], &jwks_doc, &options)
+            host.session()
+                .unwrap()
+                .verify_gitlab_token(
+                    &distinct[i % distinct.len()],
+                    &jwks_doc,
+                    &verifier_config,
+                    NOW,
+                )
                 .unwrap()
                 .unwrap();
         }),
@@ -277,7 +284,7 @@ fn main() {
     let ec = EcKey::generate_p256("ec");
     let mut ec_config = config(ISS, &[AUDIENCE]);
     ec_config.algorithms = vec![Algorithm::Es256];
-    let mut verifier = host.verifier(ec_config, jwks(&[ec.jwk()])).unwrap().unwrap();
+    let mut verifier = VerifierHandle::new(&host, ec_config, jwks(&[ec.jwk()])).unwrap().unwrap();
     for i in 0..10_000 {
         let mut claims = gitlab_claims(ISS, NOW - 10);
         claims["job_id"] = json!(i.to_string());

@@ -1,16 +1,17 @@
 //! `check` (would this job get an Azure identity, and why) and `plan` (the federated
 //! credentials a policy needs).
 
-use clap::Args;
-use gitlab_azure_oidc_host::bindings::exports::gitlab_azure::oidc::verify::GitlabClaims;
-use gitlab_azure_oidc_host::{Claims, Session};
-use serde_json::Value;
+use clap::{ArgMatches, Args};
+use gitlab_azure_oidc_host::{Host, PolicyRef, Session};
+use serde_json::{json, Value};
 
 use crate::exchange::write_audit;
+use crate::exit::Exit;
+use crate::fetch::read_file;
 use crate::flags::{CheckFlags, TokenFlags, ENTRA_AUDIENCE};
-use crate::{load_host, unix_now, Exit};
+use crate::{out, unix_now};
 
-#[derive(Args)]
+#[derive(Args, Debug)]
 pub(crate) struct CheckArgs {
     /// The policy document (JSON).
     #[arg(long, value_name = "FILE")]
@@ -26,7 +27,7 @@ pub(crate) struct CheckArgs {
     /// Decide as of this time (seconds since the Unix epoch) instead of now.
     #[arg(long, value_name = "UNIX")]
     pub(crate) now: Option<u64>,
-    /// Print the decision as JSON on stdout.
+    /// Print the decision as one JSON document on stdout.
     #[arg(long)]
     pub(crate) json: bool,
     #[command(flatten)]
@@ -38,7 +39,7 @@ pub(crate) struct CheckArgs {
     pub(crate) token_arg: Option<String>,
 }
 
-#[derive(Args)]
+#[derive(Args, Debug)]
 pub(crate) struct PlanArgs {
     /// The policy document (JSON).
     #[arg(long, value_name = "FILE")]
@@ -51,136 +52,74 @@ pub(crate) struct PlanArgs {
     pub(crate) audience: String,
 }
 
-fn read(path: &str, what: &str) -> Result<String, Exit> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Exit::Usage(format!("cannot open {what} {path}: {e}")))?;
-    crate::fetch::read_bounded(file, path).map_err(Exit::Usage)
-}
-
-fn load_policy(
-    session: &mut Session,
-    path: &str,
-) -> Result<gitlab_azure_oidc_host::PolicyRef, Exit> {
-    let document = read(path, "--policy")?;
-    let policy = session.load_policy(&document)?.map_err(|f| {
-        let at = match (&f.rule, &f.field) {
-            (Some(rule), Some(field)) => format!(" (rule {rule}, field {field})"),
-            (None, Some(field)) => format!(" (field {field})"),
-            _ => String::new(),
-        };
-        Exit::refused(f.kind, format!("{path}{at}: {}", f.message))
-    })?;
+/// Loads a policy file into `session`, printing its lint warnings on stderr.
+fn load_policy(session: &mut Session, path: &str) -> Result<PolicyRef, Exit> {
+    let document = read_file(path, "--policy")?;
+    let policy = session.load_policy(&document)?.map_err(|f| Exit::failure(f, Some(path)))?;
     for warning in session.policy_warnings(policy)? {
         eprintln!("warning: {warning}");
     }
     Ok(policy)
 }
 
-/// A claims record for unverified what-if claims: the policy reads `raw-json`.
-fn claims_from_json(text: &str) -> Result<Claims, Exit> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| Exit::Usage(format!("--claims is not JSON: {e}")))?;
-    let Some(object) = value.as_object() else {
-        return Err(Exit::Usage("--claims must be a JSON object of claims".into()));
-    };
-    let text_of = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_owned);
-    Ok(Claims {
-        iss: text_of("iss").unwrap_or_default(),
-        sub: text_of("sub"),
-        aud: match object.get("aud") {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => {
-                a.iter().filter_map(Value::as_str).map(str::to_owned).collect()
-            }
-            _ => Vec::new(),
-        },
-        exp: object.get("exp").and_then(Value::as_u64).unwrap_or(0),
-        nbf: object.get("nbf").and_then(Value::as_u64),
-        iat: object.get("iat").and_then(Value::as_u64),
-        jti: text_of("jti"),
-        gitlab: GitlabClaims {
-            namespace_id: None,
-            namespace_path: None,
-            project_id: None,
-            project_path: None,
-            job_project_id: None,
-            job_project_path: None,
-            job_namespace_id: None,
-            job_namespace_path: None,
-            user_id: None,
-            user_login: None,
-            user_email: None,
-            user_access_level: None,
-            user_identities: None,
-            pipeline_id: None,
-            pipeline_source: None,
-            job_id: None,
-            ref_: None,
-            ref_type: None,
-            ref_path: None,
-            ref_protected: None,
-            groups_direct: None,
-            environment: None,
-            environment_protected: None,
-            deployment_tier: None,
-            environment_action: None,
-            runner_id: None,
-            runner_environment: None,
-            sha: None,
-            ci_config_ref_uri: None,
-            ci_config_sha: None,
-            project_visibility: None,
-            job_source: None,
-            job_config: None,
-            target_audience: None,
-        },
-        raw_json: value.to_string(),
-    })
-}
-
-pub(crate) fn check_command(component: Option<&str>, args: &CheckArgs) -> Result<(), Exit> {
-    let mut session = load_host(component)?.session()?;
+pub(crate) fn check_command(
+    host: &Host,
+    args: &CheckArgs,
+    matches: &ArgMatches,
+) -> Result<(), Exit> {
+    let mut session = host.session()?;
     let now = args.now.unwrap_or_else(unix_now);
+    // Every input file is read and judged before any network call.
     let policy = load_policy(&mut session, &args.policy)?;
-    let (claims, token) = match &args.claims {
-        Some(path) => (claims_from_json(&read(path, "--claims")?)?, String::new()),
+    let credentials =
+        args.credentials.as_deref().map(|path| read_file(path, "--credentials")).transpose()?;
+    let (claims_json, fingerprint) = match &args.claims {
+        Some(path) => (read_file(path, "--claims")?, String::new()),
         None => {
+            let config = args.check.config(matches, Some(ENTRA_AUDIENCE))?;
             let token = args.token.read(args.token_arg.as_deref())?;
-            let verified = args.check.verify(&mut session, &token, now, Some(ENTRA_AUDIENCE))?;
-            (verified.claims, token)
+            let jwks = args.check.fetch_jwks(matches, &config.issuer)?;
+            let verified = session
+                .verify_gitlab_token(&token, &jwks, &config, now)?
+                .map_err(|f| Exit::failure(f, None))?;
+            (verified.payload_json, verified.fingerprint)
         }
     };
+    let context = args.claims.as_deref().map(|path| format!("--claims {path}"));
     let decision = session
-        .decide(policy, &claims, &token, now)?
-        .map_err(|f| Exit::refused(f.kind, f.message))?;
-    let preflight = match &args.credentials {
-        Some(path) => Some(
-            session
-                .preflight(&claims, &read(path, "--credentials")?)?
-                .map_err(|f| Exit::refused(f.kind, format!("{path}: {}", f.message)))?,
+        .decide(policy, &claims_json, &fingerprint, now)?
+        .map_err(|f| Exit::failure(f, context.as_deref()))?;
+    let preflight = match (&credentials, &args.credentials) {
+        (Some(document), Some(path)) => Some(
+            session.preflight(&claims_json, document)?.map_err(|f| Exit::failure(f, Some(path)))?,
         ),
-        None => None,
+        _ => None,
     };
     if args.json {
-        let doc = serde_json::json!({
+        out::json(&json!({
             "allow": decision.allow,
             "rule": decision.rule,
+            "target": decision.target,
             "summary": decision.summary,
             "explanation": decision.lines,
-            "preflight": preflight.as_ref().map(|p| serde_json::json!({"accepted": p.accepted, "accepted_by": p.accepted_by, "nearest": p.nearest, "differences": p.differences})),
-        });
-        println!("{doc}");
+            "preflight": preflight.as_ref().map(|p| json!({
+                "accepted": p.accepted,
+                "accepted_by": p.accepted_by,
+                "nearest": p.nearest,
+                "differences": p.differences,
+            })),
+        }))?;
     } else {
-        println!("{}", decision.summary);
+        out::line(&decision.summary)?;
         for line in &decision.lines {
-            println!("  {line}");
+            out::line(&format!("  {line}"))?;
         }
         if let Some(p) = &preflight {
-            println!("{}", p.report);
+            out::line(&p.report)?;
         }
     }
-    if !token.is_empty() {
-        write_audit(None, &decision.audit_json)?;
+    if !fingerprint.is_empty() {
+        write_audit(None, std::slice::from_ref(&decision.audit_json))?;
     }
     if !decision.allow {
         return Err(Exit::refused("policy-denied", decision.summary));
@@ -191,17 +130,17 @@ pub(crate) fn check_command(component: Option<&str>, args: &CheckArgs) -> Result
     Ok(())
 }
 
-pub(crate) fn plan_command(component: Option<&str>, args: &PlanArgs) -> Result<(), Exit> {
-    let mut session = load_host(component)?.session()?;
+pub(crate) fn plan_command(host: &Host, args: &PlanArgs) -> Result<(), Exit> {
+    let mut session = host.session()?;
     let policy = load_policy(&mut session, &args.policy)?;
     let plan = session.plan(policy, &args.issuer, &args.audience)?;
     let doc: Value = serde_json::from_str(&plan.credentials_json)
-        .map_err(|e| Exit::Usage(format!("the component returned bad JSON: {e}")))?;
-    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-    println!();
-    println!("# Commands that create them:");
+        .map_err(|e| Exit::usage(format!("the component returned bad JSON: {e}")))?;
+    out::line(&serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+    out::line("")?;
+    out::line("# Commands that create them:")?;
     for command in &plan.commands {
-        println!("{command}");
+        out::line(command)?;
     }
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");

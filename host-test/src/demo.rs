@@ -7,13 +7,14 @@
 
 use std::io::Write;
 
+use clap::{CommandFactory, FromArgMatches};
 use gitlab_azure_oidc_host::Host;
 use serde_json::{json, Value};
 use testkit::{RsaKey, AUDIENCE, CLIENT_ID, SUBJECT, TENANT};
 
-use crate::exchange::{self, ExchangeArgs, Output};
-use crate::flags::{CheckFlags, TokenFlags};
-use crate::{load_host, unix_now, Exit};
+use crate::exchange;
+use crate::exit::Exit;
+use crate::{unix_now, Cli};
 
 /// The policy the demo decides with (`examples/policies/demo.json`).
 const DEMO_POLICY: &str = include_str!("../../examples/policies/demo.json");
@@ -25,10 +26,9 @@ struct Case {
     expect: Option<&'static str>,
 }
 
-pub(crate) fn command(component: Option<&str>) -> Result<(), Exit> {
-    let host = load_host(component)?;
+pub(crate) fn command(host: &Host) -> Result<(), Exit> {
     let mut out = std::io::stdout();
-    let ok = run(&host, &mut out)?;
+    let ok = run(host, &mut out)?;
     if ok {
         Ok(())
     } else {
@@ -48,35 +48,37 @@ pub(crate) fn run(host: &Host, out: &mut dyn Write) -> Result<bool, Exit> {
 
     let dir = std::env::temp_dir().join(format!("gitlab-azure-oidc-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)
-        .map_err(|e| Exit::Usage(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| Exit::usage(format!("cannot create {}: {e}", dir.display())))?;
     let policy_path = dir.join("policy.json");
     std::fs::write(&policy_path, DEMO_POLICY)
-        .map_err(|e| Exit::Usage(format!("cannot write the demo policy: {e}")))?;
+        .map_err(|e| Exit::usage(format!("cannot write the demo policy: {e}")))?;
     let audit_path = dir.join("audit.jsonl");
 
-    let args = ExchangeArgs {
-        tenant: None,
-        client_id: None,
-        scopes: Vec::new(),
-        authority_host: None,
-        authority_url: Some(entra.url()),
-        verify: true,
-        policy: Some(policy_path.display().to_string()),
-        audit_log: Some(audit_path.display().to_string()),
-        output: Output::Token,
-        timeout: 10,
-        verbose: true,
-        check: CheckFlags {
-            issuer: Some(issuer.url()),
-            jwks: None,
-            audiences: Vec::new(),
-            algorithms: Vec::new(),
-            leeway: 60,
-            max_age: None,
-            insecure_skip_audience: false,
-            ca_file: None,
-        },
-        token: TokenFlags { token_file: None, token_env: "GITLAB_OIDC_TOKEN".into() },
+    // The exchange exactly as a job runs it: the same command line, parsed by the same parser.
+    let command_line = [
+        "gitlab-azure-oidc".to_owned(),
+        "exchange".to_owned(),
+        "--verify".to_owned(),
+        "--policy".to_owned(),
+        policy_path.display().to_string(),
+        "--audit-log".to_owned(),
+        audit_path.display().to_string(),
+        "--issuer".to_owned(),
+        issuer.url(),
+        "--authority-url".to_owned(),
+        entra.url(),
+        "--timeout".to_owned(),
+        "10".to_owned(),
+        "--verbose".to_owned(),
+    ];
+    let matches = Cli::command()
+        .try_get_matches_from(&command_line)
+        .map_err(|e| Exit::usage(format!("the demo's own command line: {e}")))?;
+    let (args, sub) = match (Cli::from_arg_matches(&matches), matches.subcommand()) {
+        (Ok(Cli { command: crate::Command::Exchange(args), .. }), Some((_, sub))) => {
+            (args, sub.clone())
+        }
+        _ => return Err(Exit::usage("the demo's own command line is not an exchange")),
     };
     let now = unix_now();
     let cases = [
@@ -108,21 +110,23 @@ pub(crate) fn run(host: &Host, out: &mut dyn Write) -> Result<bool, Exit> {
         let _ = writeln!(out, "\n==> {}. {}", n + 1, case.title);
         let token = issuer.mint(&case.claims);
         let _ = writeln!(out, "$ gitlab-azure-oidc exchange --verify --policy demo.json --issuer {} --authority-url {}", issuer.url(), entra.url());
-        let outcome = exchange::run(host, &args, &token, out);
+        let outcome = exchange::run(host, &args, &sub, &token, out);
         let (line, ok) = match (&outcome, case.expect) {
-            (Ok((access, _)), None) => (
+            (Ok(exchanged), None) => (
                 format!(
                     "OK: an Azure access token for tenant {TENANT}, valid {} s (not printed)",
-                    access.expires_in
+                    exchanged.access.expires_in
                 ),
                 true,
             ),
-            (Err(exit), expected) => {
-                let (line, _, _) = exit.report();
-                let kind_ok =
-                    matches!(exit, Exit::Refused { kind, .. } if Some(kind.as_str()) == expected);
-                (line, kind_ok)
+            (Err(Exit::Refused { kind, message, hint }), expected) => {
+                let mut line = format!("error: {kind}: {message}");
+                if let Some(hint) = hint.as_ref().filter(|h| !message.contains(h.as_str())) {
+                    line.push_str(&format!("\n  hint: {hint}"));
+                }
+                (line, Some(kind.as_str()) == expected)
             }
+            (Err(exit), _) => (format!("error: {exit:?}"), false),
             (Ok(_), Some(_)) => ("unexpected: an access token was issued".to_owned(), false),
         };
         let _ = writeln!(out, "{line}");

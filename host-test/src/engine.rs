@@ -79,6 +79,9 @@ pub(crate) struct State {
     pub(crate) native_checks: u64,
 }
 
+/// The `types` interface holds only types: nothing for the host to provide.
+impl crate::bindings::gitlab_azure::oidc::types::Host for State {}
+
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }

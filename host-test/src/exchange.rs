@@ -1,21 +1,25 @@
 //! `gitlab-azure-oidc exchange`: what a GitLab CI job runs instead of
-//! `az login --federated-token`. The component judges; this module reads, sends and prints.
+//! `az login --federated-token`. The component's gate judges; this module fetches the keys,
+//! sends the request Entra gets, reads the clock and prints.
 
 use std::io::Write;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
-use gitlab_azure_oidc_host::{AccessToken, AzureTarget, Credential, Host, Session};
+use clap::{ArgMatches, Args, ValueEnum};
+use gitlab_azure_oidc_host::{
+    AccessToken, Admission, AzureTarget, Credential, GateConfig, GateHandle, Host,
+};
 use serde_json::json;
 
-use crate::fetch::Client;
-use crate::flags::{CheckFlags, TokenFlags, ENTRA_AUDIENCE};
-use crate::{load_host, unix_now, Exit};
+use crate::exit::Exit;
+use crate::fetch::{self, Client};
+use crate::flags::{CheckFlags, Source, TokenFlags, ENTRA_AUDIENCE};
+use crate::{out, unix_now};
 
 /// The longest `Retry-After` honoured before the single retry; longer waits fail instead.
 const MAX_RETRY_WAIT: u64 = 60;
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Output {
     /// The bare access token.
     Token,
@@ -25,12 +29,14 @@ pub(crate) enum Output {
     Env,
 }
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 pub(crate) struct ExchangeArgs {
-    /// The Entra tenant (GUID or domain).
+    /// The Entra tenant (GUID or domain). Ignored with --policy (the rule names it) unless it
+    /// conflicts.
     #[arg(long, value_name = "TENANT", env = "AZURE_TENANT_ID")]
     pub(crate) tenant: Option<String>,
-    /// The app registration or managed identity client id.
+    /// The app registration or managed identity client id. Ignored with --policy unless it
+    /// conflicts.
     #[arg(long, value_name = "GUID", env = "AZURE_CLIENT_ID")]
     pub(crate) client_id: Option<String>,
     /// A scope, `<resource>/.default` (repeatable; all of one resource).
@@ -39,8 +45,8 @@ pub(crate) struct ExchangeArgs {
     /// The Entra authority host of a known cloud, e.g. login.microsoftonline.us.
     #[arg(long, value_name = "HOST", env = "AZURE_AUTHORITY_HOST")]
     pub(crate) authority_host: Option<String>,
-    /// Replace `https://{authority-host}` as the token endpoint base (private clouds, proxies,
-    /// tests; plain http:// only on loopback).
+    /// DANGEROUS: send the token request to this base URL instead of Entra (private clouds,
+    /// proxies, tests; plain http:// only on loopback). It receives the GitLab token.
     #[arg(long, value_name = "URL")]
     pub(crate) authority_url: Option<String>,
     /// Verify the GitLab token before sending it (implied by --policy).
@@ -68,247 +74,233 @@ pub(crate) struct ExchangeArgs {
     pub(crate) token: TokenFlags,
 }
 
-pub(crate) fn command(component: Option<&str>, args: &ExchangeArgs) -> Result<(), Exit> {
-    let host = load_host(component)?;
+/// An exchange's result.
+pub(crate) struct Exchanged {
+    pub(crate) access: AccessToken,
+    pub(crate) tenant: String,
+}
+
+pub(crate) fn command(host: &Host, args: &ExchangeArgs, matches: &ArgMatches) -> Result<(), Exit> {
     let token = args.token.read(None)?;
-    let (access, tenant) = run(&host, args, &token, &mut std::io::stderr())?;
-    let out = match args.output {
-        Output::Token => access.token.clone(),
-        Output::Json => json!({
+    let exchanged = run(host, args, matches, &token, &mut std::io::stderr())?;
+    let access = &exchanged.access;
+    match args.output {
+        Output::Token => out::line(&access.token)?,
+        Output::Json => out::json(&json!({
             "accessToken": access.token,
-            "expiresOn": civil_time(access.expires_at),
+            "expiresOn": crate::time::az_local(access.expires_at),
             "expires_on": access.expires_at,
             "subscription": null,
-            "tenant": tenant,
+            "tenant": exchanged.tenant,
             "tokenType": access.token_type,
-        })
-        .to_string(),
-        Output::Env => format!(
+        }))?,
+        Output::Env => out::line(&format!(
             "export AZURE_ACCESS_TOKEN='{}'\nexport AZURE_ACCESS_TOKEN_EXPIRES_ON='{}'",
             access.token, access.expires_at
-        ),
-    };
-    println!("{out}");
+        ))?,
+    }
     Ok(())
 }
 
-/// `YYYY-MM-DD HH:MM:SS.000000` in UTC, as `az account get-access-token` prints `expiresOn`.
-fn civil_time(unix: u64) -> String {
-    let days = i64::try_from(unix / 86_400).unwrap_or(0);
-    let secs = unix % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.000000",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+/// The gate's configuration from the flags: read and checked before any network call, so a
+/// broken policy or target fails at once.
+fn gate_config(args: &ExchangeArgs, matches: &ArgMatches) -> Result<GateConfig, Exit> {
+    let verifying = args.verify || args.policy.is_some();
+    let verifier =
+        if verifying { Some(args.check.config(matches, Some(ENTRA_AUDIENCE))?) } else { None };
+    let policy =
+        args.policy.as_deref().map(|path| fetch::read_file(path, "--policy")).transpose()?;
+    let target = match &policy {
+        Some(_) => None,
+        None => {
+            let missing = |flag: &str, env: &str| {
+                Exit::usage(format!(
+                    "no Azure target: pass {flag} (or set {env}), or decide it with --policy FILE"
+                ))
+            };
+            Some(AzureTarget {
+                tenant: args
+                    .tenant
+                    .clone()
+                    .ok_or_else(|| missing("--tenant", "AZURE_TENANT_ID"))?,
+                client_id: args
+                    .client_id
+                    .clone()
+                    .ok_or_else(|| missing("--client-id", "AZURE_CLIENT_ID"))?,
+                scopes: args.scopes.clone(),
+                authority_host: args.authority_host.clone(),
+            })
+        }
+    };
+    Ok(GateConfig {
+        verifier,
+        policy,
+        target,
+        credential: Credential::Federated,
+        dangerous_authority_url: args.authority_url.clone(),
+    })
 }
 
-/// The whole flow in one component instance. Returns the access token and the tenant.
+/// The whole flow: fetch the keys, admit, send, finish, with one retry when Entra says so.
 pub(crate) fn run(
     host: &Host,
     args: &ExchangeArgs,
+    matches: &ArgMatches,
     token: &str,
     log: &mut dyn Write,
-) -> Result<(AccessToken, String), Exit> {
+) -> Result<Exchanged, Exit> {
     let mut say = |line: String| {
         if args.verbose {
             let _ = writeln!(log, "{line}");
         }
     };
-    let mut session = host.session()?;
-    let mut target = AzureTarget {
-        tenant: args.tenant.clone().unwrap_or_default(),
-        client_id: args.client_id.clone().unwrap_or_default(),
-        scopes: args.scopes.clone(),
-        authority_host: args.authority_host.clone(),
-        insecure_authority_url: args.authority_url.clone(),
-    };
-    if args.verify || args.policy.is_some() {
-        let now = unix_now();
-        let verified = args.check.verify(&mut session, token, now, Some(ENTRA_AUDIENCE))?;
-        let c = &verified.claims;
-        say(format!(
-            "verified: iss {} sub {} jti {} (token sha256 {}), expires in {} s",
-            c.iss,
-            c.sub.as_deref().unwrap_or("-"),
-            c.jti.as_deref().unwrap_or("-"),
-            &verified.fingerprint[..16],
-            c.exp.saturating_sub(now)
-        ));
-        if let Some(path) = &args.policy {
-            let decided = decide(
-                &mut session,
-                path,
-                &verified.claims,
-                token,
-                now,
-                args.audit_log.as_deref(),
-            )?;
-            for line in &decided.1 {
-                say(format!("policy: {line}"));
-            }
-            let granted = decided.0;
-            for (flag, given, wanted) in [
-                ("--tenant", &args.tenant, &granted.tenant),
-                ("--client-id", &args.client_id, &granted.client_id),
-            ] {
-                if given.as_ref().is_some_and(|g| g != wanted) {
-                    return Err(Exit::Usage(format!(
-                        "{flag} {} conflicts with the policy's target {wanted}; drop the flag or change the policy",
-                        given.as_deref().unwrap_or_default()
-                    )));
-                }
-            }
-            target.tenant = granted.tenant;
-            target.client_id = granted.client_id;
-            if target.scopes.is_empty() {
-                target.scopes = granted.scopes;
-            } else if target.scopes != granted.scopes {
-                return Err(Exit::Usage(
-                    "--scope differs from the scopes the policy grants".into(),
-                ));
-            }
-        }
+    let config = gate_config(args, matches)?;
+    let issuer = config.verifier.as_ref().map(|v| v.issuer.clone());
+    let context = args.policy.as_deref();
+    let mut gate = GateHandle::new(host, config, None)?.map_err(|f| Exit::failure(f, context))?;
+    if let Some(issuer) = &issuer {
+        // Fetched for this run, so an unknown `kid` afterwards is not a stale cache: the gate's
+        // `refetch-jwks` advice has nothing more to fetch.
+        let jwks = args.check.fetch_jwks(matches, issuer)?;
+        gate.install_jwks(jwks)?.map_err(|f| Exit::failure(f, Some("the issuer's JWKS")))?;
     }
-    if target.tenant.is_empty() || target.client_id.is_empty() {
-        return Err(Exit::Usage(
-            "no Azure target: pass --tenant and --client-id (or set AZURE_TENANT_ID and AZURE_CLIENT_ID), or --policy".into(),
-        ));
-    }
-    let request = session
-        .build_azure_assertion(&target, &Credential::Federated(token.to_owned()), unix_now())?
-        .map_err(|f| Exit::refused(f.kind, f.message))?;
-    say(format!(
-        "request: {} {} (client_id {}, scope {})",
-        request.method,
-        request.url,
-        target.client_id,
-        scope_of(&target)
-    ));
+    let now = unix_now();
+    let admitted = gate.admit(token, now)?;
+    write_audit(args.audit_log.as_deref(), &gate.take_audit()?)?;
+    let admission = admitted.map_err(|f| Exit::failure(f, None))?;
+    describe(&admission, now, &mut say);
+    check_conflicts(args, matches, &admission.target, &mut say)?;
+    let tenant = admission.target.tenant.clone();
+    let request = &admission.request;
     let client =
         Client::new(args.check.ca_file.as_deref(), Duration::from_secs(args.timeout.max(1)))
-            .map_err(Exit::Usage)?;
+            .map_err(Exit::usage)?;
+    let authority = match &args.authority_url {
+        Some(url) => format!("--authority-url {url}"),
+        None => "the Entra authority and the network".to_owned(),
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
         let answer = client
             .send(&request.method, &request.url, &request.headers, &request.body)
-            .map_err(|e| match e.strip_prefix("timeout: ") {
-                Some(detail) => Exit::refused(
-                    "timeout",
-                    format!(
-                        "{detail}; Entra or the network is slow: retry later, or raise --timeout"
-                    ),
-                ),
-                None => Exit::refused(
-                    "unreachable",
-                    format!("{e}; check the authority URL and the network"),
-                ),
-            })?;
-        match session.parse_token_response(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            unix_now(),
-        )? {
+            .map_err(|e| e.exit(&authority))?;
+        match gate.finish(answer.status, &answer.headers, &answer.body, unix_now())? {
             Ok(access) => {
                 say(format!(
                     "entra: HTTP {}: {} token, expires in {} s (never printed here)",
                     answer.status, access.token_type, access.expires_in
                 ));
-                return Ok((access, target.tenant));
+                return Ok(Exchanged { access, tenant });
             }
             Err(failure) => {
-                let wait = failure.retry_after_seconds.unwrap_or(1);
+                let wait = failure.retry_after.unwrap_or(1);
                 if failure.retryable && attempt == 1 && wait <= MAX_RETRY_WAIT {
                     say(format!("entra: {} (retrying once in {wait} s)", failure.kind));
                     std::thread::sleep(Duration::from_secs(wait));
                     continue;
                 }
-                return Err(Exit::refused(failure.kind, failure.message));
+                return Err(Exit::failure(failure, None));
             }
         }
     }
 }
 
-fn scope_of(target: &AzureTarget) -> String {
-    if target.scopes.is_empty() {
-        "https://management.azure.com/.default".to_owned()
-    } else {
-        target.scopes.join(" ")
+fn describe(admission: &Admission, now: u64, say: &mut dyn FnMut(String)) {
+    if let Some(v) = &admission.verified {
+        let c = &v.claims;
+        say(format!(
+            "verified: iss {} sub {} jti {} (token sha256 {}), expires in {} s",
+            c.iss,
+            c.sub.as_deref().unwrap_or("-"),
+            c.jti.as_deref().unwrap_or("-"),
+            v.fingerprint.get(..16).unwrap_or_default(),
+            c.exp.saturating_sub(now)
+        ));
     }
+    for line in &admission.explanation {
+        say(format!("policy: {line}"));
+    }
+    let target = &admission.target;
+    say(format!(
+        "request: POST {} (client_id {}, scope {})",
+        admission.request.url,
+        target.client_id,
+        if target.scopes.is_empty() {
+            "ARM's .default".to_owned()
+        } else {
+            target.scopes.join(" ")
+        }
+    ));
 }
 
-/// Loads the policy, decides, writes the audit event; a deny is an [`Exit::Refused`].
-fn decide(
-    session: &mut Session,
-    path: &str,
-    claims: &gitlab_azure_oidc_host::Claims,
-    token: &str,
-    now: u64,
-    audit_log: Option<&str>,
-) -> Result<
-    (
-        gitlab_azure_oidc_host::bindings::exports::gitlab_azure::oidc::policy::AzureTarget,
-        Vec<String>,
-    ),
-    Exit,
-> {
-    let document = std::fs::read_to_string(path)
-        .map_err(|e| Exit::Usage(format!("cannot read --policy {path}: {e}")))?;
-    let policy = session
-        .load_policy(&document)?
-        .map_err(|f| Exit::refused(f.kind, format!("{path}: {}", f.message)))?;
-    let decision = session
-        .decide(policy, claims, token, now)?
-        .map_err(|f| Exit::refused(f.kind, f.message))?;
-    write_audit(audit_log, &decision.audit_json)?;
-    match decision.target {
-        Some(target) if decision.allow => Ok((target, decision.lines)),
-        _ => Err(Exit::refused(
-            "policy-denied",
-            format!("{}\n{}", decision.summary, decision.lines.join("\n")),
-        )),
+/// Tenant, client id or scopes given beside a policy: an explicit flag that contradicts the
+/// policy's rule is an error; a value from the environment (often set project-wide) is only a
+/// note, since the rule decides. Ids compare without case, as Entra compares them.
+fn check_conflicts(
+    args: &ExchangeArgs,
+    matches: &ArgMatches,
+    granted: &AzureTarget,
+    say: &mut dyn FnMut(String),
+) -> Result<(), Exit> {
+    if args.policy.is_none() {
+        return Ok(());
     }
+    let fields = [
+        ("tenant", "tenant", "AZURE_TENANT_ID", &args.tenant, &granted.tenant),
+        ("client_id", "client-id", "AZURE_CLIENT_ID", &args.client_id, &granted.client_id),
+    ];
+    for (id, flag, env, given, wanted) in fields {
+        let Some(given) = given.as_deref().filter(|g| !g.eq_ignore_ascii_case(wanted)) else {
+            continue;
+        };
+        match Source::of(matches, id, flag, Some(env)) {
+            Source::Flag(flag) => {
+                return Err(Exit::usage(format!(
+                    "{flag} {given} conflicts with {wanted}, which the policy's rule grants; drop \
+                     the flag or change the rule"
+                )))
+            }
+            source => say(format!(
+                "note: {} is {given}, but the policy's rule grants {wanted}: the rule decides",
+                source.describe()
+            )),
+        }
+    }
+    if !args.scopes.is_empty() && args.scopes != granted.scopes {
+        return Err(Exit::usage(format!(
+            "--scope {} differs from the scopes the policy's rule grants ({}); drop --scope or \
+             change the rule",
+            args.scopes.join(" "),
+            granted.scopes.join(" ")
+        )));
+    }
+    Ok(())
 }
 
-pub(crate) fn write_audit(audit_log: Option<&str>, event: &str) -> Result<(), Exit> {
+/// Appends audit events (JSON lines) to `audit_log`, or writes them to stderr.
+pub(crate) fn write_audit(audit_log: Option<&str>, events: &[String]) -> Result<(), Exit> {
+    if events.is_empty() {
+        return Ok(());
+    }
     match audit_log {
         Some(path) => {
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|e| Exit::Usage(format!("cannot open --audit-log {path}: {e}")))?;
-            writeln!(file, "{event}")
-                .map_err(|e| Exit::Usage(format!("cannot write --audit-log {path}: {e}")))
-        }
-        None => {
-            eprintln!("{event}");
+                .map_err(|e| Exit::usage(format!("cannot open --audit-log {path}: {e}")))?;
+            for event in events {
+                writeln!(file, "{event}")
+                    .map_err(|e| Exit::usage(format!("cannot write --audit-log {path}: {e}")))?;
+            }
             Ok(())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::civil_time;
-
-    #[test]
-    fn civil_time_matches_known_dates() {
-        assert_eq!(civil_time(0), "1970-01-01 00:00:00.000000");
-        assert_eq!(civil_time(951_782_400), "2000-02-29 00:00:00.000000");
-        assert_eq!(civil_time(1_764_115_200 + 3661), "2025-11-26 01:01:01.000000");
+        None => {
+            for event in events {
+                eprintln!("{event}");
+            }
+            Ok(())
+        }
     }
 }

@@ -2,9 +2,61 @@
 //! bounded in size and time. HTTPS uses rustls with the system's roots (plus `--ca-file`);
 //! plain HTTP is allowed only to loopback addresses (tests, local stand-ins).
 
+use std::fmt;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::exit::Exit;
+
+/// Why a document could not be fetched, with the URL.
+#[derive(Debug)]
+pub(crate) enum FetchError {
+    /// The URL is not https:// (or http:// on loopback): never sent.
+    Scheme(String),
+    /// No connection, DNS failure, TLS failure.
+    Unreachable { url: String, detail: String },
+    /// No answer in time.
+    Timeout { url: String, detail: String },
+    /// An answer that is not what was asked for.
+    Answer { url: String, detail: String },
+}
+
+impl FetchError {
+    /// The error for the user: a refused scheme is a usage error (exit 2); the rest are
+    /// refusals (exit 1) with a hint naming `what` to check (e.g. `--issuer or CI_SERVER_URL`).
+    pub(crate) fn exit(self, what: &str) -> Exit {
+        match self {
+            Self::Scheme(message) => Exit::usage(message),
+            Self::Unreachable { url, detail } => Exit::Refused {
+                kind: "unreachable".into(),
+                message: format!("cannot reach {url}: {detail}"),
+                hint: Some(format!("check {what} and the network (proxy, DNS, firewall)")),
+            },
+            Self::Timeout { url, detail } => Exit::Refused {
+                kind: "timeout".into(),
+                message: format!("{url} did not answer in time ({detail})"),
+                hint: Some(format!("retry later, or check {what}")),
+            },
+            Self::Answer { url, detail } => Exit::Refused {
+                kind: "bad-answer".into(),
+                message: format!("{url}: {detail}"),
+                hint: Some(format!("check {what}")),
+            },
+        }
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Scheme(message) => f.write_str(message),
+            Self::Unreachable { url, detail } => write!(f, "cannot reach {url}: {detail}"),
+            Self::Timeout { url, detail } => write!(f, "{url} did not answer in time ({detail})"),
+            Self::Answer { url, detail } => write!(f, "{url}: {detail}"),
+        }
+    }
+}
 
 /// Largest document read from a file, stdin or URL: far above any JWKS, token or answer.
 pub(crate) const MAX_DOCUMENT_BYTES: u64 = 1 << 20;
@@ -35,14 +87,14 @@ pub(crate) fn is_loopback_http(url: &str) -> bool {
         || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn check_scheme(url: &str) -> Result<(), String> {
+fn check_scheme(url: &str) -> Result<(), FetchError> {
     if url.starts_with("https://") || is_loopback_http(url) {
         Ok(())
     } else {
-        Err(format!(
+        Err(FetchError::Scheme(format!(
             "refusing {url}: only https:// URLs (or http:// on a loopback address) are allowed, \
              because a document fetched in clear text can be replaced in transit"
-        ))
+        )))
     }
 }
 
@@ -72,16 +124,20 @@ impl Client {
         Ok(Self { agent: builder.build() })
     }
 
-    fn answer(result: Result<ureq::Response, ureq::Error>, url: &str) -> Result<Answer, String> {
+    fn answer(
+        result: Result<ureq::Response, ureq::Error>,
+        url: &str,
+    ) -> Result<Answer, FetchError> {
         let response = match result {
             Ok(response) | Err(ureq::Error::Status(_, response)) => response,
             Err(ureq::Error::Transport(t)) => {
                 let timed_out = t.kind() == ureq::ErrorKind::Io
                     && t.to_string().to_ascii_lowercase().contains("timed out");
+                let (url, detail) = (url.to_owned(), t.to_string());
                 return Err(if timed_out {
-                    format!("timeout: {url} did not answer in time ({t})")
+                    FetchError::Timeout { url, detail }
                 } else {
-                    format!("cannot reach {url}: {t}")
+                    FetchError::Unreachable { url, detail }
                 });
             }
         };
@@ -92,26 +148,46 @@ impl Client {
             .filter_map(|name| response.header(&name).map(|v| (name.clone(), v.to_owned())))
             .collect();
         let mut body = Vec::new();
-        response
-            .into_reader()
-            .take(MAX_DOCUMENT_BYTES + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| format!("cannot read the answer of {url}: {e}"))?;
+        response.into_reader().take(MAX_DOCUMENT_BYTES + 1).read_to_end(&mut body).map_err(
+            |e| FetchError::Unreachable {
+                url: url.to_owned(),
+                detail: format!("the answer broke off: {e}"),
+            },
+        )?;
         Ok(Answer { status, headers, body })
     }
 
-    /// GETs a JSON document; a non-200 answer is an error.
-    pub(crate) fn get_json(&self, url: &str) -> Result<String, String> {
+    /// GETs a JSON document; a non-200 answer, an HTML page or anything that is not JSON is an
+    /// error that names the URL.
+    pub(crate) fn get_json(&self, url: &str) -> Result<String, FetchError> {
         check_scheme(url)?;
         let answer =
             Self::answer(self.agent.get(url).set("Accept", "application/json").call(), url)?;
+        let bad = |detail: String| FetchError::Answer { url: url.to_owned(), detail };
         if answer.status != 200 {
-            return Err(format!("{url} answered HTTP {}", answer.status));
+            return Err(bad(format!("answered HTTP {}", answer.status)));
         }
         if answer.body.len() as u64 > MAX_DOCUMENT_BYTES {
-            return Err(format!("{url} answered more than {MAX_DOCUMENT_BYTES} bytes"));
+            return Err(bad(format!("answered more than {MAX_DOCUMENT_BYTES} bytes")));
         }
-        String::from_utf8(answer.body).map_err(|_| format!("{url} answered non-UTF-8 text"))
+        let text =
+            String::from_utf8(answer.body).map_err(|_| bad("answered non-UTF-8 text".into()))?;
+        let start = text.trim_start();
+        if start.starts_with('<') {
+            let content_type = answer
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                .map_or("no content type", |(_, v)| v.as_str());
+            return Err(bad(format!(
+                "answered an HTML page ({content_type}), not JSON: a login page, a proxy or a \
+                 wrong URL"
+            )));
+        }
+        if serde_json::from_str::<serde_json::Value>(&text).is_err() {
+            return Err(bad("answered something that is not JSON".into()));
+        }
+        Ok(text)
     }
 
     /// POSTs a request built by the component, as is.
@@ -121,7 +197,7 @@ impl Client {
         url: &str,
         headers: &[(String, String)],
         body: &str,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, FetchError> {
         check_scheme(url)?;
         let mut request = self.agent.request(method, url);
         for (name, value) in headers {
@@ -157,23 +233,33 @@ fn tls_config(ca_file: &str) -> Result<rustls::ClientConfig, String> {
 }
 
 /// Reads a file, or fetches it when `source` is a URL.
-pub(crate) fn document(client: &Client, source: &str) -> Result<String, String> {
+pub(crate) fn document(client: &Client, source: &str, what: &str) -> Result<String, Exit> {
     if source.starts_with("https://") || source.starts_with("http://") {
-        client.get_json(source)
+        client.get_json(source).map_err(|e| e.exit(what))
     } else {
-        let file = std::fs::File::open(source).map_err(|e| format!("cannot open {source}: {e}"))?;
-        read_bounded(file, source)
+        read_file(source, what)
     }
 }
 
-/// The issuer's JWKS through its discovery document, as Entra itself fetches it.
-pub(crate) fn discover_jwks(client: &Client, issuer: &str) -> Result<String, String> {
+/// Reads a local file, bounded; errors name the flag (`what`) and the path.
+pub(crate) fn read_file(path: &str, what: &str) -> Result<String, Exit> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Exit::usage(format!("cannot open {what} {path}: {e}")))?;
+    read_bounded(file, path).map_err(Exit::usage)
+}
+
+/// The issuer's JWKS through its discovery document, as Entra itself fetches it. `what` names
+/// where the issuer came from, for the hint.
+pub(crate) fn discover_jwks(client: &Client, issuer: &str, what: &str) -> Result<String, Exit> {
     let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-    let discovery: serde_json::Value = serde_json::from_str(&client.get_json(&url)?)
-        .map_err(|e| format!("{url} is not JSON: {e}"))?;
-    let jwks_uri =
-        discovery["jwks_uri"].as_str().ok_or_else(|| format!("{url} has no `jwks_uri`"))?;
-    client.get_json(jwks_uri)
+    let text = client.get_json(&url).map_err(|e| e.exit(what))?;
+    let discovery: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        FetchError::Answer { url: url.clone(), detail: format!("is not JSON: {e}") }.exit(what)
+    })?;
+    let jwks_uri = discovery["jwks_uri"].as_str().ok_or_else(|| {
+        FetchError::Answer { url: url.clone(), detail: "has no `jwks_uri`".into() }.exit(what)
+    })?;
+    client.get_json(jwks_uri).map_err(|e| e.exit(what))
 }
 
 #[cfg(test)]
@@ -193,6 +279,7 @@ mod tests {
         assert!(client
             .get_json("http://gitlab.example.com/oauth/discovery/keys")
             .unwrap_err()
+            .to_string()
             .contains("refusing"));
     }
 

@@ -1,18 +1,51 @@
-//! Flags shared by the commands that read and verify a GitLab ID token, and `verify` itself.
+//! Flags shared by the commands that read and verify a GitLab ID token, and where each value
+//! came from (a flag, an environment variable, a default), so messages can say which to change.
 
 use std::io::{self, IsTerminal};
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
-use gitlab_azure_oidc_host::{Algorithm, Session, VerifiedToken, VerifierConfig, VerifyOptions};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, ValueEnum};
+use gitlab_azure_oidc_host::{Algorithm, VerifierConfig};
 
+use crate::exit::Exit;
 use crate::fetch::{self, Client};
-use crate::{load_host, unix_now, Exit};
 
 /// The audience Entra expects by default in federated credentials.
 pub(crate) const ENTRA_AUDIENCE: &str = "api://AzureADTokenExchange";
 
-#[derive(Clone, Copy, ValueEnum)]
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A command-line flag, e.g. `--tenant`.
+    Flag(String),
+    /// An environment variable, e.g. `AZURE_TENANT_ID`.
+    Env(String),
+    /// The flag's default.
+    Default,
+}
+
+impl Source {
+    /// How a message names it: `--tenant`, `$AZURE_TENANT_ID`, `the default`.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Flag(flag) => flag.clone(),
+            Self::Env(var) => format!("${var}"),
+            Self::Default => "the default".to_owned(),
+        }
+    }
+
+    /// Where the argument `id` (flag `--{flag}`, environment variable `env`) got its value.
+    pub(crate) fn of(matches: &ArgMatches, id: &str, flag: &str, env: Option<&str>) -> Self {
+        match matches.value_source(id) {
+            Some(ValueSource::EnvVariable) => Self::Env(env.unwrap_or(id).to_owned()),
+            Some(ValueSource::DefaultValue) | None => Self::Default,
+            Some(_) => Self::Flag(format!("--{flag}")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum Alg {
     #[value(name = "RS256")]
     Rs256,
@@ -48,7 +81,7 @@ impl From<Alg> for Algorithm {
 }
 
 /// How to check the token: the issuer, its keys and the claims rules.
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 pub(crate) struct CheckFlags {
     /// The expected `iss`: the GitLab URL without a trailing slash, e.g. https://gitlab.com.
     #[arg(long, value_name = "ISS", env = "CI_SERVER_URL")]
@@ -78,59 +111,22 @@ pub(crate) struct CheckFlags {
     pub(crate) ca_file: Option<String>,
 }
 
-/// Where the GitLab token comes from.
-#[derive(Args, Clone)]
-pub(crate) struct TokenFlags {
-    /// Read the token from this file (e.g. a file-type `id_tokens:` variable).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) token_file: Option<String>,
-    /// Read the token from this environment variable.
-    #[arg(long, value_name = "NAME", default_value = "GITLAB_OIDC_TOKEN")]
-    pub(crate) token_env: String,
-}
-
-impl TokenFlags {
-    /// The token from, in order: the argument (`-` is stdin), `--token-file`, `--token-env`, and
-    /// the Azure Identity convention `AZURE_FEDERATED_TOKEN_FILE`.
-    pub(crate) fn read(&self, argument: Option<&str>) -> Result<String, Exit> {
-        let token = match (argument, &self.token_file) {
-            (Some("-"), _) => {
-                if io::stdin().is_terminal() {
-                    return Err(Exit::Usage("TOKEN is `-` but stdin is a terminal; pipe the token in".into()));
-                }
-                fetch::read_bounded(io::stdin().lock(), "stdin").map_err(Exit::Usage)?
-            }
-            (Some(token), _) => token.to_owned(),
-            (None, Some(path)) => read_file(path)?,
-            (None, None) => match std::env::var(&self.token_env) {
-                Ok(token) => token,
-                Err(_) => match std::env::var("AZURE_FEDERATED_TOKEN_FILE") {
-                    Ok(path) => read_file(&path)?,
-                    Err(_) => {
-                        return Err(Exit::Usage(format!(
-                            "no token: pass it as an argument, `-` for stdin, --token-file FILE, or set ${} \
-                             (in .gitlab-ci.yml: `id_tokens: {}: aud: {ENTRA_AUDIENCE}`)",
-                            self.token_env, self.token_env
-                        )))
-                    }
-                },
-            },
-        };
-        Ok(token.trim().to_owned())
-    }
-}
-
-fn read_file(path: &str) -> Result<String, Exit> {
-    let file =
-        std::fs::File::open(path).map_err(|e| Exit::Usage(format!("cannot open {path}: {e}")))?;
-    fetch::read_bounded(file, path).map_err(Exit::Usage)
-}
-
 impl CheckFlags {
-    pub(crate) fn config(&self, default_audience: Option<&str>) -> Result<VerifierConfig, Exit> {
-        let issuer = self.issuer.clone().ok_or_else(|| {
-            Exit::Usage("no issuer: pass --issuer (the GitLab URL) or set CI_SERVER_URL".into())
+    /// The verifier settings; `matches` says where the issuer came from for the messages.
+    pub(crate) fn config(
+        &self,
+        matches: &ArgMatches,
+        default_audience: Option<&str>,
+    ) -> Result<VerifierConfig, Exit> {
+        let issuer = self.issuer.clone().filter(|i| !i.is_empty()).ok_or_else(|| {
+            Exit::usage("no issuer: pass --issuer (the GitLab URL, e.g. https://gitlab.com) or set CI_SERVER_URL")
         })?;
+        if issuer.trim() != issuer {
+            return Err(Exit::usage(format!(
+                "the issuer from {} has leading or trailing whitespace: {issuer:?}; remove it",
+                self.issuer_source(matches).describe()
+            )));
+        }
         let mut audiences = self.audiences.clone();
         if audiences.is_empty() {
             audiences.extend(default_audience.map(str::to_owned));
@@ -141,66 +137,136 @@ impl CheckFlags {
             algorithms: self.algorithms.iter().copied().map(Algorithm::from).collect(),
             leeway: Some(self.leeway),
             max_age: self.max_age,
-            insecure_skip_audience: self.insecure_skip_audience,
+            dangerous_skip_audience_check: self.insecure_skip_audience,
         })
     }
 
+    /// Where `--issuer` came from.
+    pub(crate) fn issuer_source(&self, matches: &ArgMatches) -> Source {
+        Source::of(matches, "issuer", "issuer", Some("CI_SERVER_URL"))
+    }
+
     pub(crate) fn client(&self) -> Result<Client, Exit> {
-        Client::new(self.ca_file.as_deref(), Duration::from_secs(15)).map_err(Exit::Usage)
+        Client::new(self.ca_file.as_deref(), Duration::from_secs(15)).map_err(Exit::usage)
     }
 
-    /// Fetches the JWKS and verifies the token in `session`.
-    pub(crate) fn verify(
-        &self,
-        session: &mut Session,
-        token: &str,
-        now: u64,
-        default_audience: Option<&str>,
-    ) -> Result<VerifiedToken, Exit> {
-        let config = self.config(default_audience)?;
+    /// The issuer's JWKS: `--jwks` (file or URL), or through the issuer's discovery document.
+    pub(crate) fn fetch_jwks(&self, matches: &ArgMatches, issuer: &str) -> Result<String, Exit> {
         let client = self.client()?;
-        let jwks = match &self.jwks {
-            Some(source) => fetch::document(&client, source),
-            None => fetch::discover_jwks(&client, &config.issuer),
+        match &self.jwks {
+            Some(source) => fetch::document(&client, source, "--jwks"),
+            None => {
+                let what = format!(
+                    "the issuer {issuer} (from {})",
+                    self.issuer_source(matches).describe()
+                );
+                fetch::discover_jwks(&client, issuer, &what)
+            }
         }
-        .map_err(Exit::Usage)?;
-        let options = VerifyOptions { config, now };
-        session
-            .verify_gitlab_token(token, &jwks, &options)?
-            .map_err(|f| Exit::refused(f.kind, f.message))
     }
 }
 
-#[derive(Args)]
-pub(crate) struct VerifyArgs {
-    #[command(flatten)]
-    pub(crate) check: CheckFlags,
-    #[command(flatten)]
-    pub(crate) token: TokenFlags,
-    /// Verify as of this time (seconds since the Unix epoch) instead of now.
-    #[arg(long, value_name = "UNIX")]
-    pub(crate) now: Option<u64>,
-    /// Print results and errors as JSON objects on stdout.
-    #[arg(long)]
-    pub(crate) json: bool,
-    /// The token, or `-` to read it from stdin. Prefer stdin, --token-file or --token-env:
-    /// arguments are visible to other processes on the machine.
-    #[arg(value_name = "TOKEN")]
-    pub(crate) token_arg: Option<String>,
+/// Where the GitLab token comes from.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct TokenFlags {
+    /// Read the token from this file (e.g. a file-type `id_tokens:` variable).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) token_file: Option<String>,
+    /// Read the token from this environment variable.
+    #[arg(long, value_name = "NAME", default_value = "GITLAB_OIDC_TOKEN")]
+    pub(crate) token_env: String,
 }
 
-pub(crate) fn verify_command(component: Option<&str>, args: &VerifyArgs) -> Result<(), Exit> {
-    let token = args.token.read(args.token_arg.as_deref())?;
-    let mut session = load_host(component)?.session()?;
-    let verified =
-        args.check.verify(&mut session, &token, args.now.unwrap_or_else(unix_now), None)?;
-    let claims: serde_json::Value = serde_json::from_str(&verified.claims.raw_json)
-        .map_err(|e| Exit::Usage(format!("the component returned bad JSON: {e}")))?;
-    let out = if args.json {
-        serde_json::to_string(&claims)
-    } else {
-        serde_json::to_string_pretty(&claims)
-    };
-    println!("{}", out.unwrap_or_default());
-    Ok(())
+impl TokenFlags {
+    /// The token from, in order: the argument (`-` is stdin), `--token-file`, `--token-env`
+    /// (unless empty), and the Azure Identity convention `AZURE_FEDERATED_TOKEN_FILE`. A token
+    /// wrapped in quotes or prefixed with `Bearer ` is refused with the fix.
+    pub(crate) fn read(&self, argument: Option<&str>) -> Result<String, Exit> {
+        let (token, from) = match (argument, &self.token_file) {
+            (Some("-"), _) => {
+                if io::stdin().is_terminal() {
+                    return Err(Exit::usage(
+                        "TOKEN is `-` but stdin is a terminal; pipe the token in",
+                    ));
+                }
+                (
+                    fetch::read_bounded(io::stdin().lock(), "stdin").map_err(Exit::usage)?,
+                    "stdin".to_owned(),
+                )
+            }
+            (Some(token), _) => (token.to_owned(), "the TOKEN argument".to_owned()),
+            (None, Some(path)) => {
+                (fetch::read_file(path, "--token-file")?, format!("--token-file {path}"))
+            }
+            (None, None) => {
+                let env = std::env::var(&self.token_env).ok();
+                let federated_file =
+                    std::env::var("AZURE_FEDERATED_TOKEN_FILE").ok().filter(|p| !p.is_empty());
+                match (env.as_deref(), federated_file) {
+                    (Some(token), _) if !token.trim().is_empty() => (token.to_owned(), format!("${}", self.token_env)),
+                    (_, Some(path)) => (
+                        fetch::read_file(&path, "$AZURE_FEDERATED_TOKEN_FILE")?,
+                        format!("$AZURE_FEDERATED_TOKEN_FILE ({path})"),
+                    ),
+                    (Some(_), None) => {
+                        return Err(Exit::usage(format!(
+                            "${} is set but empty: the job's `id_tokens:` does not define it, or \
+                             its name differs (in .gitlab-ci.yml: `id_tokens: {}: aud: \
+                             {ENTRA_AUDIENCE}`), or pass --token-env NAME",
+                            self.token_env, self.token_env
+                        )))
+                    }
+                    (None, None) => {
+                        return Err(Exit::usage(format!(
+                            "no token: pass it as an argument, `-` for stdin, --token-file FILE, \
+                             or set ${} (in .gitlab-ci.yml: `id_tokens: {}: aud: {ENTRA_AUDIENCE}`)",
+                            self.token_env, self.token_env
+                        )))
+                    }
+                }
+            }
+        };
+        clean(&token, &from)
+    }
+}
+
+/// The token without surrounding whitespace; a pasted `Bearer ` prefix or quotes are refused
+/// with the fix (they would otherwise surface as an opaque base64 error).
+fn clean(token: &str, from: &str) -> Result<String, Exit> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(Exit::usage(format!("the token from {from} is empty")));
+    }
+    if token.len() > 7 && token.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("bearer ")) {
+        return Err(Exit::usage(format!(
+            "the token from {from} starts with `Bearer `: pass the ID token alone, without the \
+             HTTP authorization scheme"
+        )));
+    }
+    if token.starts_with(['"', '\'']) || token.ends_with(['"', '\'']) {
+        return Err(Exit::usage(format!(
+            "the token from {from} is wrapped in quotes: pass the ID token alone (in a shell, \
+             the quotes around \"$VAR\" are not part of the value)"
+        )));
+    }
+    Ok(token.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+
+    #[test]
+    fn pasted_decorations_are_refused_with_the_fix() {
+        assert_eq!(clean("  a.b.c\n", "x").unwrap(), "a.b.c");
+        let message = |t: &str| match clean(t, "$T") {
+            Err(crate::exit::Exit::Usage { message, .. }) => message,
+            other => panic!("{other:?}"),
+        };
+        assert!(message("Bearer a.b.c").contains("starts with `Bearer `"));
+        assert!(message("bearer a.b.c").contains("starts with `Bearer `"));
+        assert!(message("\"a.b.c\"").contains("wrapped in quotes"));
+        assert!(message("'a.b.c'").contains("wrapped in quotes"));
+        assert!(message("   ").contains("is empty"));
+    }
 }

@@ -20,7 +20,11 @@ impl Recipe for GateRecipe {
         store: &mut Store<State>,
         oidc: &Oidc,
     ) -> wasmtime::Result<Result<ResourceAny, Failure>> {
-        oidc.gitlab_azure_oidc_gate().gate().call_constructor(store, &self.config, self.jwks.as_deref())
+        oidc.gitlab_azure_oidc_gate().gate().call_constructor(
+            store,
+            &self.config,
+            self.jwks.as_deref(),
+        )
     }
 }
 
@@ -49,7 +53,11 @@ impl GateHandle {
     /// [`HostError::Trap`] when the guest trapped.
     pub fn install_jwks(&mut self, jwks: String) -> Result<Result<(), Failure>, HostError> {
         let result = self.0.call(|l| {
-            l.oidc.gitlab_azure_oidc_gate().gate().call_install_jwks(&mut l.store, l.resource, &jwks)
+            l.oidc.gitlab_azure_oidc_gate().gate().call_install_jwks(
+                &mut l.store,
+                l.resource,
+                &jwks,
+            )
         })?;
         if result.is_ok() {
             self.0.recipe.jwks = Some(jwks);
@@ -69,7 +77,11 @@ impl GateHandle {
     ///
     /// # Errors
     /// [`HostError::Trap`] when the guest trapped.
-    pub fn admit(&mut self, token: &str, now: u64) -> Result<Result<Admission, Failure>, HostError> {
+    pub fn admit(
+        &mut self,
+        token: &str,
+        now: u64,
+    ) -> Result<Result<Admission, Failure>, HostError> {
         self.0.call(|l| {
             l.oidc.gitlab_azure_oidc_gate().gate().call_admit(&mut l.store, l.resource, token, now)
         })
@@ -87,10 +99,14 @@ impl GateHandle {
         now: u64,
     ) -> Result<Result<AccessToken, Failure>, HostError> {
         self.0.call(|l| {
-            l.oidc
-                .gitlab_azure_oidc_gate()
-                .gate()
-                .call_finish(&mut l.store, l.resource, status, headers, body, now)
+            l.oidc.gitlab_azure_oidc_gate().gate().call_finish(
+                &mut l.store,
+                l.resource,
+                status,
+                headers,
+                body,
+                now,
+            )
         })
     }
 
@@ -99,7 +115,9 @@ impl GateHandle {
     /// # Errors
     /// [`HostError::Trap`] when the guest trapped.
     pub fn take_audit(&mut self) -> Result<Vec<String>, HostError> {
-        self.0.call(|l| l.oidc.gitlab_azure_oidc_gate().gate().call_take_audit(&mut l.store, l.resource))
+        self.0.call(|l| {
+            l.oidc.gitlab_azure_oidc_gate().gate().call_take_audit(&mut l.store, l.resource)
+        })
     }
 
     /// Queues the reuse counts of kept decisions (drained by [`GateHandle::take_audit`]).
@@ -107,7 +125,9 @@ impl GateHandle {
     /// # Errors
     /// [`HostError::Trap`] when the guest trapped.
     pub fn summarize(&mut self, now: u64) -> Result<(), HostError> {
-        self.0.call(|l| l.oidc.gitlab_azure_oidc_gate().gate().call_summarize(&mut l.store, l.resource, now))
+        self.0.call(|l| {
+            l.oidc.gitlab_azure_oidc_gate().gate().call_summarize(&mut l.store, l.resource, now)
+        })
     }
 
     /// The largest linear memory the live instance has grown to, in bytes.

@@ -35,7 +35,9 @@ pub use bindings::exports::gitlab_azure::oidc::gate::{
     Admission, AssertionAlgorithm, Certificate, Credential, GateConfig,
 };
 pub use bindings::exports::gitlab_azure::oidc::policy::{Decision, PlanReport, PreflightReport};
-pub use bindings::exports::gitlab_azure::oidc::verify::{CheckedToken, ClaimKind, ClaimSpec, KeyInfo};
+pub use bindings::exports::gitlab_azure::oidc::verify::{
+    CheckedToken, ClaimKind, ClaimSpec, KeyInfo,
+};
 pub use bindings::gitlab_azure::oidc::types::{
     AccessToken, Algorithm, AzureTarget, Category, Failure, HttpRequest, Location,
     RegisteredClaims, VerifiedToken, VerifierConfig,

@@ -2,29 +2,36 @@
 //!
 //! Every judgement (token verification, policy, the Entra request and answer) happens in the
 //! embedded WebAssembly component; this binary only reads files, talks to the network and the
-//! clock, and prints. Exit codes: 0 success, 1 refused (token, policy, Entra), 2 usage or
-//! environment errors.
+//! clock, and prints. Exit codes (see `exit.rs`): 0 success, 1 refused, 2 usage, 3 internal.
 #![forbid(unsafe_code)]
 
 mod check;
 mod demo;
 mod exchange;
+mod exit;
 mod fetch;
 mod flags;
+mod out;
+mod time;
+mod verify;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::{Parser, Subcommand};
-use gitlab_azure_oidc_host::{Host, HostError, Limits, Tuning};
-use serde_json::{json, Value};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use gitlab_azure_oidc_host::{Host, Limits, Tuning};
+
+use crate::exit::Exit;
 
 /// Let GitLab CI jobs reach Azure with no stored secret: verify the job's GitLab ID token,
 /// decide with a policy, and exchange it for an Azure access token through workload identity
 /// federation. All judging runs in a sandboxed WebAssembly component.
-#[derive(Parser)]
+///
+/// Exit codes: 0 success; 1 refused (token, policy, Entra, or a server unreachable); 2 usage (a
+/// flag, a variable or an input file must change); 3 internal (the component failed: report it).
+#[derive(Parser, Debug)]
 #[command(name = "gitlab-azure-oidc", version)]
-struct Cli {
+pub(crate) struct Cli {
     /// Use this component file instead of the embedded one.
     #[arg(long, global = true, value_name = "FILE")]
     component: Option<String>,
@@ -32,10 +39,10 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug)]
 enum Command {
-    /// Verify a GitLab ID token; print its claims as JSON.
-    Verify(flags::VerifyArgs),
+    /// Verify a GitLab ID token; print its claims as signed.
+    Verify(verify::VerifyArgs),
     /// Exchange the job's GitLab ID token for an Azure access token (instead of
     /// `az login --federated-token`).
     Exchange(exchange::ExchangeArgs),
@@ -47,94 +54,52 @@ enum Command {
     Demo,
 }
 
-/// Why the program stops early, and with which exit code.
-pub(crate) enum Exit {
-    /// The component refused something: exit 1.
-    Refused {
-        /// Stable kind.
-        kind: String,
-        /// What happened and what to do.
-        message: String,
-    },
-    /// Usage or environment: exit 2.
-    Usage(String),
-    /// The host failed: exit 2.
-    Host(HostError),
-}
-
-impl Exit {
-    pub(crate) fn refused(kind: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Refused { kind: kind.into(), message: message.into() }
-    }
-
-    /// The one-line error and, for `--json`, the JSON object.
-    pub(crate) fn report(&self) -> (String, Value, u8) {
-        match self {
-            Self::Refused { kind, message } => {
-                (format!("error: {kind}: {message}"), json!({"error": kind, "message": message}), 1)
-            }
-            Self::Usage(message) => (
-                format!("error: usage: {message}"),
-                json!({"error": "usage", "message": message}),
-                2,
-            ),
-            Self::Host(err) => (
-                format!("error: host: {err}"),
-                json!({"error": "host", "message": err.to_string()}),
-                2,
-            ),
-        }
-    }
-}
-
-impl From<HostError> for Exit {
-    fn from(err: HostError) -> Self {
-        Self::Host(err)
-    }
-}
-
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// The component: `--component FILE`, or the one embedded in this binary.
 pub(crate) fn load_host(component: Option<&str>) -> Result<Host, Exit> {
     match component {
         Some(path) => {
-            let bytes =
-                std::fs::read(path).map_err(|e| Exit::Usage(format!("cannot read {path}: {e}")))?;
-            Host::with_tuning(&bytes, Limits::default(), Tuning::one_shot()).map_err(Exit::Host)
+            let bytes = std::fs::read(path)
+                .map_err(|e| Exit::usage(format!("cannot read --component {path}: {e}")))?;
+            Host::with_tuning(&bytes, Limits::default(), Tuning::one_shot()).map_err(Exit::Internal)
         }
-        None => {
-            Host::embedded_with_tuning(Limits::default(), Tuning::one_shot()).map_err(Exit::Host)
-        }
+        None => Host::embedded_with_tuning(Limits::default(), Tuning::one_shot())
+            .map_err(Exit::Internal),
+    }
+}
+
+fn run(cli: &Cli, matches: &ArgMatches) -> Result<(), Exit> {
+    let sub = matches.subcommand().map(|(_, m)| m).unwrap_or(matches);
+    let host = || load_host(cli.component.as_deref());
+    match &cli.command {
+        Command::Verify(args) => verify::command(&host()?, args, sub),
+        Command::Exchange(args) => exchange::command(&host()?, args, sub),
+        Command::Check(args) => check::check_command(&host()?, args, sub),
+        Command::Plan(args) => check::plan_command(&host()?, args),
+        Command::Demo => demo::command(&host()?),
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let json_errors = match &cli.command {
         Command::Verify(args) => args.json,
         Command::Exchange(args) => args.output == exchange::Output::Json,
         Command::Check(args) => args.json,
         Command::Plan(_) | Command::Demo => false,
     };
-    let component = cli.component.as_deref();
-    let result = match &cli.command {
-        Command::Verify(args) => flags::verify_command(component, args),
-        Command::Exchange(args) => exchange::command(component, args),
-        Command::Check(args) => check::check_command(component, args),
-        Command::Plan(args) => check::plan_command(component, args),
-        Command::Demo => demo::command(component),
-    };
-    match result {
+    match run(&cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(exit) => {
-            let (line, doc, code) = exit.report();
-            eprintln!("{line}");
-            if json_errors {
-                println!("{doc}");
-            }
-            ExitCode::from(code)
+            exit.report(json_errors);
+            ExitCode::from(exit.code())
         }
     }
 }

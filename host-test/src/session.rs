@@ -55,7 +55,9 @@ impl Session {
         config: &VerifierConfig,
         now: u64,
     ) -> Result<Result<VerifiedToken, Failure>, HostError> {
-        self.call(|s, o| o.gitlab_azure_oidc_verify().call_verify_gitlab_token(s, token, jwks, config, now))
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_verify().call_verify_gitlab_token(s, token, jwks, config, now)
+        })
     }
 
     /// `claim-table`: every claim this version names.
@@ -89,7 +91,13 @@ impl Session {
         now: u64,
     ) -> Result<Result<Decision, Failure>, HostError> {
         self.call(|s, o| {
-            o.gitlab_azure_oidc_policy().policy().call_decide(s, policy.0, claims_json, fingerprint, now)
+            o.gitlab_azure_oidc_policy().policy().call_decide(
+                s,
+                policy.0,
+                claims_json,
+                fingerprint,
+                now,
+            )
         })
     }
 
@@ -111,7 +119,9 @@ impl Session {
         issuer: &str,
         audience: &str,
     ) -> Result<PlanReport, HostError> {
-        self.call(|s, o| o.gitlab_azure_oidc_policy().policy().call_plan(s, policy.0, issuer, audience))
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_policy().policy().call_plan(s, policy.0, issuer, audience)
+        })
     }
 
     /// `preflight`: would Entra accept these claims with these federated credentials?
@@ -123,6 +133,8 @@ impl Session {
         claims_json: &str,
         credentials_json: &str,
     ) -> Result<Result<PreflightReport, Failure>, HostError> {
-        self.call(|s, o| o.gitlab_azure_oidc_policy().call_preflight(s, claims_json, credentials_json))
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_policy().call_preflight(s, claims_json, credentials_json)
+        })
     }
 }

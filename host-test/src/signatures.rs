@@ -47,7 +47,9 @@ fn verify(scheme: Scheme, key: &PublicKey, message: &[u8], signature: &[u8]) -> 
     };
     let ok = match (key, rsa, ec) {
         (PublicKey::Rsa(key), Some(params), None) => {
-            RsaPublicKeyComponents { n: &key.n, e: &key.e }.verify(params, message, signature).is_ok()
+            RsaPublicKeyComponents { n: &key.n, e: &key.e }
+                .verify(params, message, signature)
+                .is_ok()
         }
         (PublicKey::Ec(key), None, Some(algorithm)) => {
             let mut point = Vec::with_capacity(1 + key.x.len() + key.y.len());

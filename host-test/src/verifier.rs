@@ -51,7 +51,12 @@ impl VerifierHandle {
         now: u64,
     ) -> Result<Result<VerifiedToken, Failure>, HostError> {
         self.0.call(|l| {
-            l.oidc.gitlab_azure_oidc_verify().verifier().call_verify(&mut l.store, l.resource, token, now)
+            l.oidc.gitlab_azure_oidc_verify().verifier().call_verify(
+                &mut l.store,
+                l.resource,
+                token,
+                now,
+            )
         })
     }
 
@@ -66,7 +71,12 @@ impl VerifierHandle {
         now: u64,
     ) -> Result<Result<CheckedToken, Failure>, HostError> {
         self.0.call(|l| {
-            l.oidc.gitlab_azure_oidc_verify().verifier().call_check(&mut l.store, l.resource, token, now)
+            l.oidc.gitlab_azure_oidc_verify().verifier().call_check(
+                &mut l.store,
+                l.resource,
+                token,
+                now,
+            )
         })
     }
 
@@ -77,7 +87,11 @@ impl VerifierHandle {
     /// [`HostError::Trap`] when the guest trapped.
     pub fn replace_jwks(&mut self, jwks: String) -> Result<Result<(), Failure>, HostError> {
         let result = self.0.call(|l| {
-            l.oidc.gitlab_azure_oidc_verify().verifier().call_replace_jwks(&mut l.store, l.resource, &jwks)
+            l.oidc.gitlab_azure_oidc_verify().verifier().call_replace_jwks(
+                &mut l.store,
+                l.resource,
+                &jwks,
+            )
         })?;
         if result.is_ok() {
             self.0.recipe.jwks = jwks;
@@ -90,7 +104,9 @@ impl VerifierHandle {
     /// # Errors
     /// [`HostError::Trap`] when the guest trapped.
     pub fn keys(&mut self) -> Result<(Vec<KeyInfo>, Vec<String>), HostError> {
-        self.0.call(|l| l.oidc.gitlab_azure_oidc_verify().verifier().call_keys(&mut l.store, l.resource))
+        self.0.call(|l| {
+            l.oidc.gitlab_azure_oidc_verify().verifier().call_keys(&mut l.store, l.resource)
+        })
     }
 
     /// The largest linear memory the live instance has grown to, in bytes.

@@ -199,8 +199,10 @@ fn verify_fetches_the_jwks_from_a_url_or_through_discovery() {
         &[("GITLAB_OIDC_TOKEN", &token)],
         None,
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("503"));
+    assert_eq!(out.status.code(), Some(1), "an unreachable issuer is a refusal, not a usage error");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("503"), "{stderr}");
+    assert!(stderr.contains("hint: check the issuer"), "{stderr}");
 }
 
 struct Stage {
@@ -272,7 +274,8 @@ fn exchange_reports_every_aadsts_code_with_its_hint() {
         let stderr = text(&out.stderr);
         assert!(stderr.starts_with("error: entra-error: "), "{stderr}");
         assert!(stderr.contains(&format!("AADSTS{code}")), "{stderr}");
-        let hint = stderr.rsplit("; ").next().unwrap().to_owned();
+        let hint = stderr.lines().find_map(|l| l.strip_prefix("  hint: ")).unwrap().to_owned();
+        assert!(!stderr.lines().next().unwrap().contains(&hint), "the hint is printed once");
         hints.insert(hint);
     }
     assert_eq!(hints.len(), codes.len(), "each code has its own hint");
@@ -299,7 +302,7 @@ fn entra_judges_real_mismatches_like_entra() {
     assert_eq!(s.entra.token_requests(), before);
     // A reserved tenant never leaves the machine.
     let out = exchange(&s, &token, &["--tenant", "common"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a target Entra would refuse is a usage error");
     assert!(text(&out.stderr).contains("AADSTS9001023"), "{}", text(&out.stderr));
 }
 
@@ -421,7 +424,7 @@ fn check_explains_and_preflights_and_plan_prints_credentials() {
         r#"{"rules":[{"name":"x","effect":"allow","when":{"project_pth":"a"}}]}"#,
     );
     let out = run(&["plan", "--policy", &bad, "--issuer", "https://gitlab.com"], &[], None);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a policy that does not load is a usage error");
     assert!(text(&out.stderr).contains("project_path"), "a did-you-mean: {}", text(&out.stderr));
 }
 

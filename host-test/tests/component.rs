@@ -1,9 +1,8 @@
 //! Every export of the component, called through wasmtime, including traps and limits.
 
-use gitlab_azure_oidc_host::bindings::exports::gitlab_azure::oidc::verify::{
-    Error, TimeWindow, VerifyError,
+use gitlab_azure_oidc_host::{
+    config, Algorithm, Category, Host, HostError, Limits, Tuning, VerifierConfig, VerifierHandle,
 };
-use gitlab_azure_oidc_host::{config, Algorithm, Host, HostError, Limits, Tuning, VerifyOptions};
 use serde_json::json;
 use testkit::{gitlab_claims, jwks, mint, EcKey, Key, RsaKey, AUDIENCE};
 
@@ -14,8 +13,12 @@ fn host() -> Host {
     Host::embedded(Limits::default()).expect("run `make component` before these tests")
 }
 
-fn options() -> VerifyOptions {
-    VerifyOptions { config: config(ISS, &[AUDIENCE]), now: NOW }
+fn options() -> VerifierConfig {
+    config(ISS, &[AUDIENCE])
+}
+
+fn new_verifier(host: &Host, config: VerifierConfig, jwks: String) -> VerifierHandle {
+    VerifierHandle::new(host, config, jwks).unwrap().unwrap()
 }
 
 fn token(key: &RsaKey) -> String {
@@ -26,20 +29,22 @@ fn token(key: &RsaKey) -> String {
 fn one_shot_verification_returns_typed_claims_and_a_fingerprint() {
     let key = RsaKey::fixture_2048();
     let token = token(&key);
-    let verified =
-        host().verify_gitlab_token(&token, &jwks(&[key.jwk()]), &options()).unwrap().unwrap();
+    let verified = host()
+        .session()
+        .unwrap()
+        .verify_gitlab_token(&token, &jwks(&[key.jwk()]), &options(), NOW)
+        .unwrap()
+        .unwrap();
     assert_eq!(verified.header.alg, Algorithm::Rs256);
     assert_eq!(verified.header.kid.as_deref(), Some(key.kid()));
     let c = &verified.claims;
     assert_eq!(c.iss, ISS);
     assert_eq!(c.aud, vec![AUDIENCE.to_owned()]);
     assert_eq!(c.exp, NOW - 10 + 3600);
-    assert_eq!(c.gitlab.project_path.as_deref(), Some("acme/payments"));
-    assert_eq!(c.gitlab.ref_.as_deref(), Some("main"));
-    assert_eq!(c.gitlab.ref_protected, Some(true));
-    assert_eq!(c.gitlab.runner_id, Some(12));
-    assert_eq!(c.gitlab.user_identities.as_ref().map(|v| v[0].provider.as_str()), Some("github"));
-    let raw: serde_json::Value = serde_json::from_str(&c.raw_json).unwrap();
+    assert_eq!(c.sub.as_deref(), Some(testkit::SUBJECT));
+    // GitLab's claims: the payload exactly as signed.
+    let raw: serde_json::Value = serde_json::from_str(&verified.payload_json).unwrap();
+    assert_eq!(raw, gitlab_claims(ISS, NOW - 10));
     assert_eq!(raw["deployment_tier"], json!("production"));
     assert_eq!(verified.fingerprint, gitlab_azure_oidc::token_fingerprint(&token));
     assert!(!verified.fingerprint.contains(&token[..20]));
@@ -52,40 +57,46 @@ fn refusals_cross_the_boundary_typed_with_kind_and_message() {
     let mut claims = gitlab_claims(ISS, NOW - 7200);
     claims["exp"] = json!(NOW - 100);
     let expired = mint(&Key::Rsa(&key, "RS256"), &claims);
-    let failure =
-        h.verify_gitlab_token(&expired, &jwks(&[key.jwk()]), &options()).unwrap().unwrap_err();
+    let mut session = h.session().unwrap();
+    let failure = session
+        .verify_gitlab_token(&expired, &jwks(&[key.jwk()]), &options(), NOW)
+        .unwrap()
+        .unwrap_err();
     assert_eq!(failure.kind, "expired");
+    assert_eq!(failure.category, Category::Token);
+    assert_eq!(failure.http_status, 401);
+    // The values 0.1.0 carried in typed variants are named in the message.
     assert!(failure.message.contains("100 seconds before"), "{}", failure.message);
-    assert!(!failure.refresh_jwks);
-    match failure.error {
-        Error::Verify(VerifyError::Expired(TimeWindow { claim_time, now, leeway })) => {
-            assert_eq!((claim_time, now, leeway), (NOW - 100, NOW, 60));
-        }
-        other => panic!("{other:?}"),
-    }
+    assert!(failure.message.contains(&NOW.to_string()), "{}", failure.message);
+    assert!(!failure.refetch_jwks);
 
     let rotated = RsaKey::fixture_2048_rotated();
-    let failure = h
-        .verify_gitlab_token(&token(&rotated), &jwks(&[key.jwk()]), &options())
+    let failure = session
+        .verify_gitlab_token(&token(&rotated), &jwks(&[key.jwk()]), &options(), NOW)
         .unwrap()
         .unwrap_err();
     assert_eq!(failure.kind, "unknown-kid");
-    assert!(failure.refresh_jwks);
-    assert!(
-        matches!(failure.error, Error::Verify(VerifyError::UnknownKid(ref kid)) if kid == rotated.kid())
-    );
+    assert!(failure.refetch_jwks);
+    assert!(failure.message.contains(rotated.kid()), "{}", failure.message);
 
     let mut bad_config = options();
-    bad_config.config.audiences.clear();
-    let failure =
-        h.verify_gitlab_token(&token(&key), &jwks(&[key.jwk()]), &bad_config).unwrap().unwrap_err();
+    bad_config.audiences.clear();
+    let failure = session
+        .verify_gitlab_token(&token(&key), &jwks(&[key.jwk()]), &bad_config, NOW)
+        .unwrap()
+        .unwrap_err();
     assert_eq!(failure.kind, "no-audience");
-
-    let failure = h.verify_gitlab_token(&token(&key), "<html>", &options()).unwrap().unwrap_err();
-    assert_eq!(failure.kind, "jwks-json");
+    assert_eq!(failure.category, Category::Config);
 
     let failure =
-        h.verify_gitlab_token("not.a.token", &jwks(&[key.jwk()]), &options()).unwrap().unwrap_err();
+        session.verify_gitlab_token(&token(&key), "<html>", &options(), NOW).unwrap().unwrap_err();
+    assert_eq!(failure.kind, "jwks-json");
+    assert_eq!(failure.category, Category::Jwks);
+
+    let failure = session
+        .verify_gitlab_token("not.a.token", &jwks(&[key.jwk()]), &options(), NOW)
+        .unwrap()
+        .unwrap_err();
     assert_eq!(failure.kind, "base64");
 }
 
@@ -94,12 +105,12 @@ fn the_verifier_resource_parses_keys_once_and_replaces_them() {
     let key = RsaKey::fixture_2048();
     let rotated = RsaKey::fixture_2048_rotated();
     let h = host();
-    let mut verifier = h.verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    let mut verifier = new_verifier(&h, config(ISS, &[AUDIENCE]), jwks(&[key.jwk()]));
     for _ in 0..3 {
         assert!(verifier.verify(&token(&key), NOW).unwrap().is_ok());
     }
     let failure = verifier.verify(&token(&rotated), NOW).unwrap().unwrap_err();
-    assert!(failure.refresh_jwks);
+    assert!(failure.refetch_jwks);
     let refused = verifier.replace_jwks("{}".into()).unwrap().unwrap_err();
     assert_eq!(refused.kind, "jwks-no-keys-array");
     verifier.replace_jwks(jwks(&[key.jwk(), rotated.jwk()])).unwrap().unwrap();
@@ -115,19 +126,18 @@ fn ec_keys_and_algorithm_allow_lists_work_through_the_component() {
     let ec = EcKey::generate_p256("ec-1");
     let mut cfg = config(ISS, &[AUDIENCE]);
     let token = mint(&Key::Ec(&ec), &gitlab_claims(ISS, NOW - 10));
-    let mut verifier = host().verifier(cfg.clone(), jwks(&[ec.jwk()])).unwrap().unwrap();
+    let mut verifier = new_verifier(&host(), cfg.clone(), jwks(&[ec.jwk()]));
     let failure = verifier.verify(&token, NOW).unwrap().unwrap_err();
     assert_eq!(failure.kind, "algorithm-not-allowed");
     cfg.algorithms = vec![Algorithm::Es256];
-    let mut verifier = host().verifier(cfg, jwks(&[ec.jwk()])).unwrap().unwrap();
+    let mut verifier = new_verifier(&host(), cfg, jwks(&[ec.jwk()]));
     assert!(verifier.verify(&token, NOW).unwrap().is_ok());
 }
 
 #[test]
 fn a_guest_trap_is_survived_and_the_verifier_comes_back() {
     let key = RsaKey::fixture_2048();
-    let mut verifier =
-        host().verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    let mut verifier = new_verifier(&host(), config(ISS, &[AUDIENCE]), jwks(&[key.jwk()]));
     verifier.set_fuel_per_call(10_000);
     match verifier.verify(&token(&key), NOW) {
         Err(HostError::Trap { out_of_fuel: true, .. }) => {}
@@ -142,7 +152,7 @@ fn memory_is_bounded_per_instance() {
     let key = RsaKey::fixture_2048();
     let limits = Limits { memory_bytes: 4 << 20, ..Limits::default() };
     let h = Host::embedded(limits).unwrap();
-    let mut verifier = h.verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    let mut verifier = new_verifier(&h, config(ISS, &[AUDIENCE]), jwks(&[key.jwk()]));
     // 16 MiB cannot even be copied into a 4 MiB instance: the guest's allocation traps.
     let huge = " ".repeat(16 << 20);
     assert!(matches!(verifier.replace_jwks(huge), Err(HostError::Trap { .. })));
@@ -156,8 +166,7 @@ fn memory_is_bounded_per_instance() {
 #[test]
 fn hostile_tokens_never_trap_the_component() {
     let key = RsaKey::fixture_2048();
-    let mut verifier =
-        host().verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    let mut verifier = new_verifier(&host(), config(ISS, &[AUDIENCE]), jwks(&[key.jwk()]));
     let good = token(&key);
     let mut inputs: Vec<String> = vec![
         String::new(),
@@ -190,12 +199,12 @@ fn a_foreign_or_broken_component_is_a_load_error() {
     assert!(matches!(Host::new(b"garbage", Limits::default()), Err(HostError::Load(_))));
 }
 
-mod exchange_and_policy {
+mod gate_and_policy {
     use std::process::Command;
 
     use base64::Engine as _;
     use gitlab_azure_oidc_host::{
-        AssertionAlgorithm, AzureTarget, Certificate, Credential, ExchangeError, Limits,
+        AssertionAlgorithm, AzureTarget, Certificate, Credential, GateConfig, GateHandle, Limits,
     };
     use serde_json::Value;
 
@@ -211,8 +220,25 @@ mod exchange_and_policy {
             client_id: CLIENT.into(),
             scopes: Vec::new(),
             authority_host: None,
-            insecure_authority_url: None,
         }
+    }
+
+    fn gate_config(credential: Credential) -> GateConfig {
+        GateConfig {
+            verifier: Some(options()),
+            policy: None,
+            target: Some(target()),
+            credential,
+            dangerous_authority_url: None,
+        }
+    }
+
+    fn gate(credential: Credential) -> (GateHandle, RsaKey) {
+        let key = RsaKey::fixture_2048();
+        let gate = GateHandle::new(&host(), gate_config(credential), Some(jwks(&[key.jwk()])))
+            .unwrap()
+            .unwrap();
+        (gate, key)
     }
 
     fn b64d(s: &str) -> Vec<u8> {
@@ -221,12 +247,10 @@ mod exchange_and_policy {
 
     #[test]
     fn the_federated_request_is_entras_documented_form() {
-        let token = super::token(&RsaKey::fixture_2048());
-        let mut session = host().session().unwrap();
-        let request = session
-            .build_azure_assertion(&target(), &Credential::Federated(token.clone()), NOW)
-            .unwrap()
-            .unwrap();
+        let (mut gate, key) = gate(Credential::Federated);
+        let token = super::token(&key);
+        let admission = gate.admit(&token, NOW).unwrap().unwrap();
+        let request = admission.request;
         assert_eq!(request.method, "POST");
         assert_eq!(
             request.url,
@@ -242,13 +266,13 @@ mod exchange_and_policy {
                  &client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={token}"
             )
         );
-        let mut bad = target();
-        bad.tenant = "organizations".into();
-        let failure = session
-            .build_azure_assertion(&bad, &Credential::Federated(token), NOW)
-            .unwrap()
-            .unwrap_err();
-        assert!(matches!(failure.error, ExchangeError::Target(_)));
+        // The subject Entra matches is the token's `sub`, verbatim.
+        assert_eq!(admission.verified.unwrap().claims.sub.as_deref(), Some(testkit::SUBJECT));
+        let mut bad = gate_config(Credential::Federated);
+        bad.target = Some(AzureTarget { tenant: "organizations".into(), ..target() });
+        let failure = GateHandle::new(&host(), bad, None).unwrap().err().unwrap();
+        assert_eq!(failure.kind, "reserved-tenant");
+        assert_eq!(failure.category, Category::Config);
         assert!(failure.message.contains("AADSTS9001023"), "{}", failure.message);
     }
 
@@ -256,7 +280,6 @@ mod exchange_and_policy {
     fn the_certificate_assertion_verifies_under_openssl() {
         let key_pem = std::fs::read_to_string(format!("{TESTDATA}/rsa-2048.key.pem")).unwrap();
         let cert_pem = std::fs::read_to_string(format!("{TESTDATA}/rsa-2048.cert.pem")).unwrap();
-        let mut session = host().session().unwrap();
         for (algorithm, thumb, alg) in [
             (AssertionAlgorithm::Ps256, "x5t#S256", "PS256"),
             (AssertionAlgorithm::Rs256, "x5t", "RS256"),
@@ -267,10 +290,8 @@ mod exchange_and_policy {
                 algorithm,
                 lifetime: None,
             };
-            let request = session
-                .build_azure_assertion(&target(), &Credential::Certificate(certificate), NOW)
-                .unwrap()
-                .unwrap();
+            let (mut gate, key) = gate(Credential::Certificate(certificate));
+            let request = gate.admit(&super::token(&key), NOW).unwrap().unwrap().request;
             assert!(!request.body.contains("PRIVATE"), "the key never leaves the component");
             let assertion = request.body.rsplit("client_assertion=").next().unwrap();
             let parts: Vec<&str> = assertion.split('.').collect();
@@ -326,34 +347,104 @@ mod exchange_and_policy {
     }
 
     #[test]
-    fn entra_answers_are_parsed_through_the_component() {
-        let mut session = host().session().unwrap();
+    fn entra_answers_are_read_through_the_gate() {
+        let (mut gate, _) = gate(Credential::Federated);
         let ok = br#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ.x.y"}"#;
-        let token = session.parse_token_response(200, &[], ok, NOW).unwrap().unwrap();
+        let token = gate.finish(200, &[], ok, NOW).unwrap().unwrap();
         assert_eq!(
             (token.token.as_str(), token.expires_at, token.ext_expires_in),
             ("eyJ.x.y", NOW + 3599, Some(3599))
         );
         let error = br#"{"error":"invalid_client","error_description":"AADSTS700213: No matching federated identity record found for presented assertion subject 'project_path:a/b:ref_type:branch:ref:dev'.\r\nTrace ID: t","error_codes":[700213],"trace_id":"t","correlation_id":"c","timestamp":"2026-11-25 12:00:00Z"}"#;
-        let failure = session.parse_token_response(401, &[], error, NOW).unwrap().unwrap_err();
-        match &failure.error {
-            ExchangeError::Entra(e) => {
-                assert_eq!(e.error_codes, vec![700213]);
-                assert_eq!(e.trace_id.as_deref(), Some("t"));
-                assert!(e.hint.contains("case-sensitive"), "{}", e.hint);
-            }
-            other => panic!("{other:?}"),
-        }
+        let failure = gate.finish(401, &[], error, NOW).unwrap().unwrap_err();
+        let entra = failure.entra.as_ref().unwrap();
+        assert_eq!(entra.error_codes, vec![700213]);
+        assert_eq!(entra.trace_id.as_deref(), Some("t"));
+        assert_eq!(entra.correlation_id.as_deref(), Some("c"));
+        let hint = failure.hint.as_deref().unwrap();
+        assert!(hint.contains("case-sensitive"), "{hint}");
+        assert!(!failure.message.contains(hint), "the hint is not repeated in the message");
         assert!(!failure.retryable);
+        assert_eq!(failure.http_status, 403);
         let headers = vec![("Retry-After".to_owned(), "7".to_owned())];
-        let failure = session.parse_token_response(429, &headers, b"", NOW).unwrap().unwrap_err();
+        let failure = gate.finish(429, &headers, b"", NOW).unwrap().unwrap_err();
         assert!(failure.retryable);
-        assert_eq!(failure.retry_after_seconds, Some(7));
-        let failure = session
-            .parse_token_response(200, &[], b"<html><title>portal</title></html>", NOW)
-            .unwrap()
-            .unwrap_err();
+        assert_eq!(failure.retry_after, Some(7));
+        assert_eq!(failure.http_status, 503);
+        let failure =
+            gate.finish(200, &[], b"<html><title>portal</title></html>", NOW).unwrap().unwrap_err();
         assert_eq!(failure.kind, "html-page");
+    }
+
+    #[test]
+    fn a_gate_with_a_policy_decides_audits_and_denies() {
+        let key = RsaKey::fixture_2048();
+        let config = GateConfig {
+            policy: Some(include_str!("../../examples/policies/single-project.json").to_owned()),
+            target: None,
+            ..gate_config(Credential::Federated)
+        };
+        let mut gate = GateHandle::new(&host(), config, None).unwrap().unwrap();
+        assert!(!gate.ready().unwrap());
+        let failure = gate.admit(&super::token(&key), NOW).unwrap().unwrap_err();
+        assert!(failure.refetch_jwks, "no keys yet: {failure:?}");
+        gate.install_jwks(jwks(&[key.jwk()])).unwrap().unwrap();
+        let token = super::token(&key);
+        let admission = gate.admit(&token, NOW).unwrap().unwrap();
+        assert_eq!(admission.rule.as_deref(), Some("deploy-main"));
+        assert!(admission.fresh);
+        assert!(admission.azure_key.is_some());
+        let events = gate.take_audit().unwrap();
+        assert_eq!(events.len(), 1);
+        assert!(!events[0].contains(&token));
+        assert!(!gate.admit(&token, NOW + 1).unwrap().unwrap().fresh, "a kept decision");
+        let mut claims = gitlab_claims(ISS, NOW - 10);
+        claims["ref"] = json!("feature");
+        let denied = mint(&Key::Rsa(&key, "RS256"), &claims);
+        let failure = gate.admit(&denied, NOW).unwrap().unwrap_err();
+        assert_eq!(failure.kind, "policy-denied");
+        assert_eq!(failure.category, Category::Denied);
+        assert_eq!(failure.http_status, 403);
+        assert!(failure.hint.as_deref().unwrap_or_default().contains("rule deploy-main:"));
+    }
+
+    #[test]
+    fn a_gate_survives_a_trap_with_its_keys() {
+        let (mut gate, key) = gate(Credential::Federated);
+        gate.set_fuel_per_call(10_000);
+        assert!(matches!(
+            gate.admit(&super::token(&key), NOW),
+            Err(HostError::Trap { out_of_fuel: true, .. })
+        ));
+        gate.set_fuel_per_call(Limits::default().fuel_per_call);
+        assert!(
+            gate.admit(&super::token(&key), NOW).unwrap().is_ok(),
+            "rebuilt with the same keys"
+        );
+    }
+
+    #[test]
+    fn risky_gate_configurations_are_refused() {
+        let certificate = Certificate {
+            private_key_pem: std::fs::read_to_string(format!("{TESTDATA}/rsa-2048.key.pem"))
+                .unwrap(),
+            certificate_pem: std::fs::read_to_string(format!("{TESTDATA}/rsa-2048.cert.pem"))
+                .unwrap(),
+            algorithm: AssertionAlgorithm::Ps256,
+            lifetime: None,
+        };
+        let unverified =
+            GateConfig { verifier: None, ..gate_config(Credential::Certificate(certificate)) };
+        let failure = GateHandle::new(&host(), unverified, None).unwrap().err().unwrap();
+        assert_eq!(failure.kind, "unverified-credential");
+        let policy_unverified = GateConfig {
+            verifier: None,
+            target: None,
+            policy: Some(include_str!("../../examples/policies/single-project.json").to_owned()),
+            ..gate_config(Credential::Federated)
+        };
+        let failure = GateHandle::new(&host(), policy_unverified, None).unwrap().err().unwrap();
+        assert_eq!(failure.kind, "policy-without-verification");
     }
 
     #[test]
@@ -362,15 +453,16 @@ mod exchange_and_policy {
         let h = Host::embedded(Limits::default()).unwrap();
         let mut session = h.session().unwrap();
         let token = super::token(&key);
-        let verified =
-            session.verify_gitlab_token(&token, &jwks(&[key.jwk()]), &options()).unwrap().unwrap();
-        assert_eq!(
-            session.federated_subject(&verified.claims).unwrap().as_deref(),
-            Some(testkit::SUBJECT)
-        );
+        let verified = session
+            .verify_gitlab_token(&token, &jwks(&[key.jwk()]), &options(), NOW)
+            .unwrap()
+            .unwrap();
         let document = include_str!("../../examples/policies/single-project.json");
         let policy = session.load_policy(document).unwrap().unwrap();
-        let decision = session.decide(policy, &verified.claims, &token, NOW).unwrap().unwrap();
+        let decision = session
+            .decide(policy, &verified.payload_json, &verified.fingerprint, NOW)
+            .unwrap()
+            .unwrap();
         assert!(decision.allow, "{:?}", decision.lines);
         assert_eq!(decision.rule.as_deref(), Some("deploy-main"));
         assert!(!decision.audit_json.contains(&token));
@@ -379,13 +471,32 @@ mod exchange_and_policy {
         let plan = session.plan(policy, ISS, AUDIENCE).unwrap();
         assert!(plan.credentials_json.contains(testkit::SUBJECT));
         let credentials = json!([{"name": "main", "issuer": ISS, "subject": testkit::SUBJECT, "audiences": [AUDIENCE]}]).to_string();
-        let report = session.preflight(&verified.claims, &credentials).unwrap().unwrap();
+        let report = session.preflight(&verified.payload_json, &credentials).unwrap().unwrap();
         assert!(report.accepted, "{}", report.report);
         let failure = session
             .load_policy(r#"{"rules":[{"name":"r","effect":"allow","when":{}}]}"#)
             .unwrap()
             .unwrap_err();
-        assert_eq!(failure.rule.as_deref(), Some("r"), "{failure:?}");
+        assert_eq!(
+            failure.location.as_ref().and_then(|l| l.rule.as_deref()),
+            Some("r"),
+            "{failure:?}"
+        );
+        assert_eq!(failure.category, Category::Config);
+        let failure = session.decide(policy, "[1]", "", NOW).unwrap().unwrap_err();
+        assert_eq!(failure.kind, "not-an-object");
+    }
+
+    #[test]
+    fn the_claim_table_names_every_field_the_core_parses() {
+        let table = host().session().unwrap().claim_table().unwrap();
+        let names: Vec<&str> = table.iter().map(|c| c.name.as_str()).collect();
+        let core: Vec<&str> = gitlab_azure_oidc::CLAIMS.iter().map(|c| c.name).collect();
+        assert_eq!(names, core);
+        // Every claim testkit's realistic GitLab token carries is in the table.
+        for claim in gitlab_claims(ISS, NOW).as_object().unwrap().keys() {
+            assert!(names.contains(&claim.as_str()), "{claim} is missing from the claim table");
+        }
     }
 }
 
@@ -442,7 +553,7 @@ fn native_signature_checks_agree_with_the_component_and_are_used() {
             Algorithm::Es256,
             Algorithm::Es384,
         ];
-        let mut verifier = host.verifier(config, jwks.clone()).unwrap().unwrap();
+        let mut verifier = new_verifier(&host, config, jwks.clone());
         let mine: Vec<_> = cases
             .iter()
             .map(|(name, _, token, _)| {
@@ -471,8 +582,7 @@ fn native_signature_checks_agree_with_the_component_and_are_used() {
 fn check_judges_like_verify_and_returns_only_the_identity() {
     let key = RsaKey::fixture_2048();
     let token = token(&key);
-    let mut verifier =
-        host().verifier(config(ISS, &[AUDIENCE]), jwks(&[key.jwk()])).unwrap().unwrap();
+    let mut verifier = new_verifier(&host(), config(ISS, &[AUDIENCE]), jwks(&[key.jwk()]));
     let verified = verifier.verify(&token, NOW).unwrap().unwrap();
     let checked = verifier.check(&token, NOW + 5).unwrap().unwrap();
     assert_eq!(checked.fingerprint, verified.fingerprint);

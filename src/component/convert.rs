@@ -47,7 +47,9 @@ pub(super) fn fail(e: impl Into<Failure>) -> wit::Failure {
     failure(&e.into())
 }
 
-pub(super) fn verifier_config(c: wit::VerifierConfig) -> Result<core::VerifierConfig, wit::Failure> {
+pub(super) fn verifier_config(
+    c: wit::VerifierConfig,
+) -> Result<core::VerifierConfig, wit::Failure> {
     let mut builder = core::VerifierConfig::builder(c.issuer);
     for audience in c.audiences {
         builder = builder.audience(audience);

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use ring::rand::SystemRandom;
 
-use super::convert::{access_out, fail, request_out, target_in, target_out, verified, verifier_config, HostSignatures};
+use super::convert::{
+    access_out, fail, request_out, target_in, target_out, verified, verifier_config, HostSignatures,
+};
 use super::exports::gitlab_azure::oidc::gate as wit;
 use super::gitlab_azure::oidc::types::{AccessToken, Failure};
 use super::Component;
@@ -52,11 +54,15 @@ fn config(c: wit::GateConfig) -> Result<GateConfig, Failure> {
                 None => builder,
             }
         }
+        (None, _) if c.policy.is_some() => {
+            return Err(fail(GateConfigError::PolicyWithoutVerification))
+        }
         (None, Some(target)) => GateConfig::unverified(target_in(target)?),
         (None, None) => return Err(fail(GateConfigError::NoTarget)),
     };
     if let Some(document) = c.policy {
-        let policy = Policy::parse(document.as_bytes()).map_err(|e| fail(GateConfigError::Policy(e)))?;
+        let policy =
+            Policy::parse(document.as_bytes()).map_err(|e| fail(GateConfigError::Policy(e)))?;
         builder = builder.policy(policy);
     }
     builder = builder.credential(credential(c.credential)?);
@@ -73,7 +79,9 @@ impl wit::GuestGate for GateResource {
         let limits = config.verifier().map(|v| v.limits().clone()).unwrap_or_default();
         let mut gate = core::Gate::new(config);
         if let Some(jwks) = jwks {
-            gate.install_jwks(core::Jwks::parse_with_limits(jwks.as_bytes(), &limits).map_err(fail)?);
+            gate.install_jwks(
+                core::Jwks::parse_with_limits(jwks.as_bytes(), &limits).map_err(fail)?,
+            );
         }
         Ok(Self(RefCell::new(gate)))
     }

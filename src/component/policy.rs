@@ -5,7 +5,7 @@ use super::exports::gitlab_azure::oidc::policy as wit;
 use super::gitlab_azure::oidc::types::Failure;
 use super::Component;
 use crate::entra::federated::{self, FederatedCredential};
-use crate::gate::GateConfigError;
+use crate::gate::{self, GateConfigError};
 use crate::policy;
 use crate::Claims;
 
@@ -13,13 +13,16 @@ use crate::Claims;
 pub(super) struct PolicyResource(policy::Policy);
 
 fn claims(json: &str) -> Result<Claims, Failure> {
-    Claims::from_json(json.as_bytes()).map_err(fail)
+    Claims::from_json(json.as_bytes()).map_err(|e| fail(gate::Failure::Claims(e)))
 }
 
 impl wit::Guest for Component {
     type Policy = PolicyResource;
 
-    fn preflight(claims_json: String, credentials_json: String) -> Result<wit::PreflightReport, Failure> {
+    fn preflight(
+        claims_json: String,
+        credentials_json: String,
+    ) -> Result<wit::PreflightReport, Failure> {
         let claims = claims(&claims_json)?;
         let credentials =
             FederatedCredential::parse_list(credentials_json.as_bytes()).map_err(fail)?;
@@ -45,7 +48,12 @@ impl wit::GuestPolicy for PolicyResource {
             .map_err(|e| fail(GateConfigError::Policy(e)))
     }
 
-    fn decide(&self, claims_json: String, fingerprint: String, now: u64) -> Result<wit::Decision, Failure> {
+    fn decide(
+        &self,
+        claims_json: String,
+        fingerprint: String,
+        now: u64,
+    ) -> Result<wit::Decision, Failure> {
         let claims = claims(&claims_json)?;
         let decision = self.0.decide(&claims, now);
         let audit = policy::AuditEvent::with_fingerprint(&decision, &claims, &fingerprint, now);

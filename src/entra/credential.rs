@@ -206,7 +206,6 @@ fn json_string(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // PEM (RFC 7468): labelled base64 blocks; text outside the blocks is ignored.
 

@@ -67,9 +67,9 @@ impl TargetError {
         match self {
             Self::InvalidAuthorityUrl { .. } => "authority_url",
             Self::InvalidClientId { .. } => "client_id",
-            Self::InvalidScope { .. } | Self::ScopeNotDefault { .. } | Self::SeveralResources { .. } => {
-                "scopes"
-            }
+            Self::InvalidScope { .. }
+            | Self::ScopeNotDefault { .. }
+            | Self::SeveralResources { .. } => "scopes",
             Self::InvalidTenant { .. } | Self::ReservedTenant { .. } => "tenant",
             Self::UnknownAuthorityHost { .. } => "authority_host",
         }
@@ -440,29 +440,37 @@ impl EntraErrorResponse {
     }
 }
 
-impl fmt::Display for EntraErrorResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "entra refused the request: `{}` (HTTP {}", self.error, self.status)?;
+impl EntraErrorResponse {
+    /// What Entra said, without the hint: the error class, the status, the AADSTS codes, the ids
+    /// and the first line of Entra's description. `Display` is this, then `; ` and the hint.
+    pub fn describe(&self) -> String {
+        let mut text = format!("entra refused the request: `{}` (HTTP {}", self.error, self.status);
         if !self.error_codes.is_empty() {
             let codes: Vec<String> =
                 self.error_codes.iter().map(|c| format!("AADSTS{c}")).collect();
-            write!(f, ", {}", codes.join(", "))?;
+            text.push_str(&format!(", {}", codes.join(", ")));
         }
         if let Some(trace) = &self.trace_id {
-            write!(f, ", trace id {trace}")?;
+            text.push_str(&format!(", trace id {trace}"));
         }
         if let Some(correlation) = &self.correlation_id {
-            write!(f, ", correlation id {correlation}")?;
+            text.push_str(&format!(", correlation id {correlation}"));
         }
-        f.write_str(")")?;
+        text.push(')');
         if let Some(description) = &self.error_description {
             // Entra's descriptions end with "\r\nTrace ID: ..." lines; keep the first line.
             let first = description.lines().next().unwrap_or_default().trim();
             if !first.is_empty() {
-                write!(f, ": {first}")?;
+                text.push_str(&format!(": {first}"));
             }
         }
-        write!(f, "; {}", self.hint())
+        text
+    }
+}
+
+impl fmt::Display for EntraErrorResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.describe(), self.hint())
     }
 }
 

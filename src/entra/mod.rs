@@ -28,8 +28,8 @@
 
 mod aadsts;
 mod credential;
-pub mod federated;
 mod error;
+pub mod federated;
 mod request;
 mod response;
 mod target;
@@ -41,11 +41,11 @@ pub use error::{
     CredentialError, EntraError, EntraErrorResponse, PemInput, RequestError, RetryAfter,
     TargetError,
 };
+pub(crate) use request::request_with_assertion;
 pub use request::{
     build_certificate_request, build_federated_request, TokenRequest, CLIENT_ASSERTION_TYPE,
     FORM_CONTENT_TYPE, GRANT_TYPE,
 };
-pub(crate) use request::request_with_assertion;
 pub use response::{parse_token_response, AccessToken, SecretToken, MAX_RESPONSE_BYTES};
 pub use target::{
     AzureTarget, AzureTargetBuilder, DangerousAzureTarget, DEFAULT_SCOPE, KNOWN_AUTHORITY_HOSTS,

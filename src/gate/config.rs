@@ -165,6 +165,13 @@ impl GateConfigBuilder {
             (Some(policy), None) => Authorization::Policy(Arc::new(policy)),
             (None, Some(target)) => Authorization::Target(target),
         };
+        // Without verification only a federated exchange is sound: Entra verifies the job's
+        // token. A gate that signs its own assertion would vouch for any string it is handed.
+        if self.verifier.is_none() && !matches!(self.credential, Credential::Federated) {
+            return Err(GateConfigError::UnverifiedCredential {
+                credential: self.credential.name(),
+            });
+        }
         let named: Vec<AzureTarget> = match &authorization {
             Authorization::Policy(policy) => {
                 let mut targets: Vec<AzureTarget> = Vec::new();
@@ -261,6 +268,12 @@ pub enum GateConfigError {
     PolicyWithoutVerification,
     /// Both a policy and a fixed target: only one may name the identity.
     PolicyAndTarget,
+    /// A credential other than federated on a gate that does not verify tokens: it would vouch
+    /// for any string.
+    UnverifiedCredential {
+        /// The credential's name.
+        credential: &'static str,
+    },
     /// The policy document was refused.
     Policy(PolicyError),
     /// The verifier settings were refused.
@@ -276,6 +289,7 @@ impl GateConfigError {
             Self::NoTarget => "no-target",
             Self::PolicyWithoutVerification => "policy-without-verification",
             Self::PolicyAndTarget => "policy-and-target",
+            Self::UnverifiedCredential { .. } => "unverified-credential",
             Self::Policy(e) => e.kind(),
             Self::Verifier(e) => e.kind(),
         }
@@ -305,6 +319,11 @@ impl fmt::Display for GateConfigError {
             Self::PolicyAndTarget => f.write_str(
                 "both a policy and a fixed target name the Azure identity; drop one (with a \
                  policy, its allow rule names the identity)",
+            ),
+            Self::UnverifiedCredential { credential } => write!(
+                f,
+                "a {credential} credential needs token verification: without it the gate would \
+                 sign an assertion for any string; give the issuer and the audience"
             ),
             Self::Policy(e) => write!(f, "{e}"),
             Self::Verifier(e) => write!(f, "{e}"),

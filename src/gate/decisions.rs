@@ -53,7 +53,12 @@ impl Decisions {
 
     /// The kept decision for `fingerprint` while it stands at `now`; the request is counted on it
     /// when `count` is set. A decision that no longer stands is retired.
-    pub(crate) fn reuse(&mut self, fingerprint: &str, now: u64, count: bool) -> Option<Arc<Decided>> {
+    pub(crate) fn reuse(
+        &mut self,
+        fingerprint: &str,
+        now: u64,
+        count: bool,
+    ) -> Option<Arc<Decided>> {
         let entry = self.entries.get_mut(fingerprint)?;
         if entry.decided.stands(now) {
             if count {
@@ -108,9 +113,14 @@ impl Decisions {
     }
 
     /// Forgets the decisions `keep` says no to (a key that changed); their counts stay.
+    #[allow(dead_code)] // for `Gate::install_jwks` keeping what unchanged keys still vouch for
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Decided) -> bool) {
-        let gone: Vec<String> =
-            self.order.iter().filter(|f| self.entries.get(*f).is_some_and(|e| !keep(&e.decided))).cloned().collect();
+        let gone: Vec<String> = self
+            .order
+            .iter()
+            .filter(|f| self.entries.get(*f).is_some_and(|e| !keep(&e.decided)))
+            .cloned()
+            .collect();
         for fingerprint in gone {
             self.remove(&fingerprint);
         }

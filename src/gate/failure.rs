@@ -19,6 +19,8 @@ pub enum Failure {
     Config(GateConfigError),
     /// A list of federated identity credentials (tooling input) was refused.
     Credentials(CredentialError),
+    /// Claims given as JSON for a what-if decision (tooling input) do not parse.
+    Claims(VerifyError),
     /// A JWKS document was refused as a whole; the keys in use stay.
     Jwks(JwksError),
     /// The gate has no signing keys yet: fetch the issuer's JWKS and install it.
@@ -71,6 +73,7 @@ impl Failure {
         match self {
             Self::Config(e) => e.kind(),
             Self::Credentials(e) => e.kind(),
+            Self::Claims(e) => e.kind(),
             Self::Jwks(e) => e.kind(),
             Self::NoKeys => "jwks-unavailable",
             Self::Token(e) => e.kind(),
@@ -83,7 +86,7 @@ impl Failure {
     /// The failure's category.
     pub fn category(&self) -> Category {
         match self {
-            Self::Config(_) | Self::Credentials(_) => Category::Config,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) => Category::Config,
             Self::Jwks(_) | Self::NoKeys => Category::Jwks,
             Self::Token(_) => Category::Token,
             Self::Denied(_) => Category::Denied,
@@ -103,7 +106,7 @@ impl Failure {
             Self::Token(e) if e.suggests_jwks_refresh() => Some(
                 "the issuer may have rotated its keys: fetch its JWKS again, then retry".to_owned(),
             ),
-            Self::Config(_) | Self::Credentials(_) | Self::Jwks(_) => None,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
             Self::Token(_) | Self::Request(_) => None,
             Self::Denied(decided) => decided.decision().map(|d| d.lines().join("\n")),
             Self::Entra(e) => e.entra_response().map(EntraErrorResponse::hint),
@@ -115,7 +118,7 @@ impl Failure {
         match self {
             Self::NoKeys | Self::Jwks(_) => true,
             Self::Token(e) => e.suggests_jwks_refresh(),
-            Self::Config(_) | Self::Credentials(_) => false,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) => false,
             Self::Denied(_) | Self::Request(_) | Self::Entra(_) => false,
         }
     }
@@ -125,7 +128,7 @@ impl Failure {
     pub fn retryable(&self) -> bool {
         match self {
             Self::Entra(e) => e.is_retryable(),
-            Self::Config(_) | Self::Credentials(_) | Self::Jwks(_) => false,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => false,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => false,
         }
     }
@@ -134,7 +137,7 @@ impl Failure {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Entra(e) => e.retry_after().and_then(|r| r.seconds),
-            Self::Config(_) | Self::Credentials(_) | Self::Jwks(_) => None,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -145,6 +148,7 @@ impl Failure {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::Config(_) | Self::Credentials(_) => 500,
+            Self::Claims(_) => 400,
             Self::Jwks(_) | Self::NoKeys => 503,
             Self::Token(_) => 401,
             Self::Denied(_) => 403,
@@ -164,7 +168,7 @@ impl Failure {
     pub fn entra_response(&self) -> Option<&EntraErrorResponse> {
         match self {
             Self::Entra(e) => e.entra_response(),
-            Self::Config(_) | Self::Credentials(_) | Self::Jwks(_) => None,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -183,6 +187,7 @@ impl fmt::Display for Failure {
         match self {
             Self::Config(e) => write!(f, "{e}"),
             Self::Credentials(e) => write!(f, "{e}"),
+            Self::Claims(e) => write!(f, "the claims: {e}"),
             Self::Jwks(e) => write!(f, "{e}"),
             Self::NoKeys => f.write_str(
                 "the issuer's signing keys are not available yet; fetch the JWKS, then retry",
@@ -193,6 +198,8 @@ impl fmt::Display for Failure {
                 None => f.write_str("denied"),
             },
             Self::Request(e) => write!(f, "{e}"),
+            // The hint is the failure's own field: the message says what Entra said.
+            Self::Entra(EntraError::Entra(response)) => f.write_str(&response.describe()),
             Self::Entra(e) => write!(f, "{e}"),
         }
     }

@@ -42,8 +42,8 @@ use config::Authorization;
 use decisions::{Decisions, Reuse};
 
 use crate::entra::{self, AccessToken, AzureTarget, RequestError, TokenRequest};
-use crate::text::ident::uuid_v4;
 use crate::policy::{AuditEvent, Decision};
+use crate::text::ident::uuid_v4;
 use crate::{token_fingerprint, Claims, Jwks, VerifiedToken, Verifier};
 
 /// The members of the full audit event that a reuse summary repeats, so a summary names the
@@ -182,7 +182,8 @@ impl Gate {
             })),
             Authorization::Policy(_) => None,
         };
-        let age_bound = config.policy().and_then(|p| p.rules().iter().filter_map(|r| r.max_token_age()).min());
+        let age_bound =
+            config.policy().and_then(|p| p.rules().iter().filter_map(|r| r.max_token_age()).min());
         Self {
             decisions: Decisions::new(config.decision_cache),
             verifier: None,

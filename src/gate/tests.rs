@@ -70,7 +70,10 @@ fn the_whole_sequence_admit_request_finish() {
     assert_eq!(admission.decided.decision().unwrap().rule(), Some("deploy-production"));
 
     let request = gate.request(&admission, &token, NOW, &SystemRandom::new()).unwrap();
-    assert_eq!(request.url, format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"));
+    assert_eq!(
+        request.url,
+        format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token")
+    );
     let body = form(&request.body);
     assert_eq!(field(&body, "client_id"), CLIENT_ID);
     assert_eq!(field(&body, "client_assertion"), token);
@@ -255,7 +258,17 @@ fn configurations_that_cannot_work_are_refused_at_build() {
             GateConfig::builder(verifier()).policy(policy()).target(target()).build().unwrap_err(),
             "policy-and-target",
         ),
-        (GateConfig::unverified(target()).policy(policy()).build().unwrap_err(), "policy-and-target"),
+        (
+            GateConfig::unverified(target()).policy(policy()).build().unwrap_err(),
+            "policy-and-target",
+        ),
+        (
+            GateConfig::unverified(target())
+                .credential(Credential::Certificate(Arc::new(certificate())))
+                .build()
+                .unwrap_err(),
+            "unverified-credential",
+        ),
         (
             GateConfig::builder(verifier())
                 .policy(policy())
@@ -289,13 +302,17 @@ fn the_authority_override_reaches_every_policy_target() {
     assert!(gate.take_audit()[0].contains(CLIENT_ID));
 }
 
-#[test]
-fn a_certificate_assertion_is_signed_once_and_reused_while_valid() {
+fn certificate() -> CertificateCredential {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/entra/testdata/");
     let read = |f: &str| std::fs::read_to_string(format!("{dir}{f}")).unwrap();
-    let certificate = CertificateCredential::from_pem(&read("rsa-2048.key.pem"), &read("rsa-2048.cert.pem"))
+    CertificateCredential::from_pem(&read("rsa-2048.key.pem"), &read("rsa-2048.cert.pem"))
         .unwrap()
-        .algorithm(AssertionAlgorithm::Ps256);
+        .algorithm(AssertionAlgorithm::Ps256)
+}
+
+#[test]
+fn a_certificate_assertion_is_signed_once_and_reused_while_valid() {
+    let certificate = certificate();
     let config = GateConfig::builder(verifier())
         .target(target())
         .credential(Credential::Certificate(Arc::new(certificate)))
@@ -320,9 +337,8 @@ fn a_certificate_assertion_is_signed_once_and_reused_while_valid() {
 #[test]
 fn entra_failures_say_whether_and_when_to_retry() {
     let gate = policy_gate();
-    let throttled = gate
-        .finish(429, &[("Retry-After".to_owned(), "7".to_owned())], b"", NOW)
-        .unwrap_err();
+    let throttled =
+        gate.finish(429, &[("Retry-After".to_owned(), "7".to_owned())], b"", NOW).unwrap_err();
     assert!(throttled.retryable());
     assert_eq!(throttled.retry_after(), Some(7));
     assert_eq!(throttled.http_status(), 503);
@@ -338,6 +354,11 @@ fn entra_failures_say_whether_and_when_to_retry() {
     assert_eq!(refused.http_status(), 403);
     assert_eq!(refused.entra_response().unwrap().error_codes, vec![700_213]);
     assert!(refused.hint().unwrap().contains("subject"), "{:?}", refused.hint());
+    assert!(
+        !refused.to_string().contains(&refused.hint().unwrap()),
+        "the hint is not repeated in the message: {refused}"
+    );
+    assert!(refused.to_string().contains("AADSTS700213"), "{refused}");
     let html = gate.finish(502, &[], b"<html><title>Bad gateway</title></html>", NOW).unwrap_err();
     assert_eq!(html.http_status(), 502);
 }

@@ -7,7 +7,7 @@ use super::decision::Effect;
 use super::glob::Glob;
 use super::{Location, PolicyError, Rule};
 use crate::entra::AzureTarget;
-use crate::text::ident::suggest;
+use crate::text::ident::{did_you_mean, suggest};
 use crate::text::json::{self, JsonProblem};
 use crate::CLAIMS;
 
@@ -229,8 +229,7 @@ fn parse_rule(index: usize, value: &Value) -> Result<Rule, PolicyError> {
         "allow" => Effect::Allow,
         "deny" => Effect::Deny,
         other => {
-            let hint = suggest(other, ["allow", "deny"])
-                .map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"));
+            let hint = did_you_mean(other, ["allow", "deny"]);
             return Err(ctx.invalid("effect", effect_value, format!("`allow` or `deny`{hint}")));
         }
     };
@@ -266,8 +265,7 @@ fn parse_rule(index: usize, value: &Value) -> Result<Rule, PolicyError> {
         let values = ctx.strings(v, "runner_environment")?;
         for value in &values {
             if !RUNNER_ENVIRONMENTS.contains(&value.as_str()) {
-                let hint = suggest(value, RUNNER_ENVIRONMENTS.iter().copied())
-                    .map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"));
+                let hint = did_you_mean(value, RUNNER_ENVIRONMENTS.iter().copied());
                 return Err(ctx.invalid(
                     "runner_environment",
                     &Value::String(value.clone()),
@@ -333,9 +331,10 @@ fn parse_target(ctx: &Ctx, value: &Value) -> Result<AzureTarget, PolicyError> {
     if let Some(host) = obj.get("authority_host") {
         builder = builder.authority_host(ctx.string(host, "azure.authority_host")?);
     }
-    builder
-        .build()
-        .map_err(|error| PolicyError::Target { at: ctx.at(&format!("azure.{}", error.field())), error })
+    builder.build().map_err(|error| PolicyError::Target {
+        at: ctx.at(&format!("azure.{}", error.field())),
+        error,
+    })
 }
 
 fn parse_condition(ctx: &Ctx, value: &Value, path: &str) -> Result<Condition, PolicyError> {

@@ -495,8 +495,7 @@ pub fn plan(policy: &Policy, issuer: &str, audience: &str) -> Plan {
         let Some(target) = rule.target() else { continue };
         let (tenant, client_id) = (target.tenant(), target.client_id());
         let matchers = plan_rule(rule, &mut warnings);
-        let index = match apps.iter().position(|a| a.client_id == client_id && a.tenant == tenant)
-        {
+        let index = match apps.iter().position(|a| a.client_id == client_id && a.tenant == tenant) {
             Some(i) => i,
             None => {
                 apps.push(AppPlan {

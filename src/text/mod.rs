@@ -13,4 +13,3 @@ pub(crate) fn list<T: std::fmt::Display>(items: &[T]) -> String {
         parts.join(", ")
     }
 }
-

@@ -338,9 +338,6 @@ impl Reader<'_> {
         }
     }
 
-
-
-
     /// A NumericDate (RFC 7519 section 2): seconds since the epoch, possibly fractional; the
     /// fraction is dropped.
     fn numeric_date(&self, name: &str) -> Result<Option<u64>, VerifyError> {
@@ -362,7 +359,6 @@ impl Reader<'_> {
         }
     }
 
-
     fn audience(&self) -> Result<Option<Audience>, VerifyError> {
         match self.0.get("aud") {
             None => Ok(None),
@@ -373,8 +369,6 @@ impl Reader<'_> {
             Some(_) => Err(invalid("aud", "a string or an array of strings")),
         }
     }
-
-
 }
 
 impl Claims {

@@ -516,7 +516,7 @@ impl std::error::Error for JwksError {}
 pub enum ConfigError {
     /// The algorithm allow-list is empty.
     NoAlgorithms,
-    /// No audience is configured and `insecure_skip_audience` is not set.
+    /// No audience is configured and the audience check is on.
     NoAudience,
     /// The issuer is empty.
     EmptyIssuer,
@@ -546,7 +546,7 @@ impl fmt::Display for ConfigError {
             Self::NoAudience => f.write_str(
                 "no audience configured; set the audience your jobs request in \
                  `id_tokens:<NAME>:aud` (only legacy CI_JOB_JWT tokens lack `aud`: for those, \
-                 opt in with insecure_skip_audience)",
+                 turn the audience check off explicitly with the dangerous skip-audience switch)",
             ),
             Self::EmptyIssuer => f.write_str(
                 "the issuer is empty; set it to the GitLab instance URL, e.g. https://gitlab.com",

@@ -8,9 +8,9 @@ use ring::signature::{RsaPublicKeyComponents, UnparsedPublicKey};
 use serde_json::{Map, Value};
 
 use super::alg::{Curve, Family};
-use crate::text::json::{self, JsonProblem};
 use super::offload::{KeyMaterial, Offloaded, SignatureBackend, SignatureCheck};
 use crate::text::b64;
+use crate::text::json::{self, JsonProblem};
 use crate::{Algorithm, JwksError, Limits, VerifyError};
 
 /// Smallest RSA modulus accepted, in bits (NIST SP 800-131A; ring's floor too).

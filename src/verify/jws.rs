@@ -3,9 +3,9 @@
 use serde_json::{Map, Value};
 
 use super::alg::AlgName;
-use crate::text::json::{self, JsonProblem};
 use super::offload::SignatureBackend;
 use crate::text::b64;
+use crate::text::json::{self, JsonProblem};
 use crate::{Algorithm, Jwks, Limits, Part, VerifyError};
 
 /// The protected header of a verified token.

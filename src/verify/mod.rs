@@ -16,14 +16,16 @@ pub mod offload;
 mod verifier;
 
 pub use alg::{Algorithm, Scheme};
-pub use claims::{Audience, ClaimKind, ClaimSpec, Claims, GitLabClaims, JobConfig, UserIdentity, CLAIMS};
+pub use claims::{
+    Audience, ClaimKind, ClaimSpec, Claims, GitLabClaims, JobConfig, UserIdentity, CLAIMS,
+};
 pub use error::{ConfigError, IssuerNearMiss, JwksError, Part, VerifyError};
 pub use jwk::{Jwks, KeyInfo, KeyKind, SkippedKey};
 pub use jws::{Header, VerifiedJws};
 pub use limits::Limits;
 pub use verifier::{
-    token_fingerprint, DangerousVerifier, DangerousVerifierConfig, VerifiedToken, Verifier, VerifierConfig,
-    VerifierConfigBuilder,
+    token_fingerprint, DangerousVerifier, DangerousVerifierConfig, VerifiedToken, Verifier,
+    VerifierConfig, VerifierConfigBuilder,
 };
 
 pub(crate) use claims::claim_spec;

@@ -249,7 +249,8 @@ fn certificate_assertions_are_fresh_and_follow_the_lifetime() {
 #[test]
 fn certificate_assertion_audience_follows_the_authority() {
     let t = AzureTarget::builder("contoso.onmicrosoft.com", CLIENT)
-        .dangerous().authority_url("http://127.0.0.1:8080")
+        .dangerous()
+        .authority_url("http://127.0.0.1:8080")
         .build()
         .unwrap();
     let r = build_certificate_request(

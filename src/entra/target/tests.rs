@@ -181,7 +181,8 @@ fn the_insecure_override_takes_any_https_host_and_http_only_on_loopback() {
     ] {
         let t = builder()
             .authority_host("login.microsoftonline.us")
-            .dangerous().authority_url(url)
+            .dangerous()
+            .authority_url(url)
             .build()
             .unwrap();
         assert_eq!(t.authority_base(), base, "{url}");

@@ -52,7 +52,9 @@ impl SignatureBackend for Scripted {
 fn verifier(keys: &[serde_json::Value], backend: &Arc<Scripted>) -> Verifier {
     let config = VerifierConfig::builder(ISS).audience(AUDIENCE).build().unwrap();
     let mut verifier = Verifier::new(config, Jwks::parse(jwks(keys).as_bytes()).unwrap());
-    verifier.dangerous().set_signature_backend(Some(Arc::clone(backend) as Arc<dyn SignatureBackend>));
+    verifier
+        .dangerous()
+        .set_signature_backend(Some(Arc::clone(backend) as Arc<dyn SignatureBackend>));
     verifier
 }
 
@@ -154,7 +156,9 @@ fn ec_keys_are_passed_as_their_coordinates() {
         .build()
         .unwrap();
     let mut verifier = Verifier::new(config, Jwks::parse(jwks(&[ec.jwk()]).as_bytes()).unwrap());
-    verifier.dangerous().set_signature_backend(Some(Arc::clone(&backend) as Arc<dyn SignatureBackend>));
+    verifier
+        .dangerous()
+        .set_signature_backend(Some(Arc::clone(&backend) as Arc<dyn SignatureBackend>));
     let token = mint(&Key::Ec(&ec), &gitlab_claims(ISS, NOW - 10));
     verifier.verify(&token, NOW).unwrap();
 
@@ -173,7 +177,9 @@ fn a_cached_token_does_not_ask_again_and_removing_the_backend_restores_the_core(
     let mut verifier = verifier(&[key.jwk()], &Scripted::new(Offloaded::Valid));
     let token = token(&key);
     verifier.verify_cached(&token, NOW).unwrap();
-    verifier.dangerous().set_signature_backend(Some(Arc::clone(&backend) as Arc<dyn SignatureBackend>));
+    verifier
+        .dangerous()
+        .set_signature_backend(Some(Arc::clone(&backend) as Arc<dyn SignatureBackend>));
     verifier.verify_cached(&token, NOW + 1).unwrap();
     assert!(backend.asked().is_empty());
     assert!(verifier.verify(&token, NOW).is_err());

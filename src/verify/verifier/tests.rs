@@ -507,7 +507,8 @@ fn the_cache_answers_repeats_but_rechecks_time_and_forgets_on_new_keys() {
     assert_eq!(v.verify_cached(&token, NOW + 1).unwrap(), first);
     assert_eq!(
         first.payload_json,
-        String::from_utf8(crate::text::b64::decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
+        String::from_utf8(crate::text::b64::decode(token.split('.').nth(1).unwrap()).unwrap())
+            .unwrap()
     );
     // A hit is still refused once the token has expired.
     let later = NOW - 10 + 3600 + 60;
