@@ -1,26 +1,27 @@
-"""Verify GitLab CI ID tokens, decide with a policy and build the Microsoft Entra token request,
-through the `gitlab-azure:oidc@0.1.0` WebAssembly component on wasmtime-py.
+"""Exchange GitLab CI ID tokens for Microsoft Entra access tokens through the
+`gitlab-azure:oidc@0.2.0` WebAssembly component on wasmtime-py.
 
-The component has no clock and no network: this module passes the time (``now``, seconds since
-the epoch, default: the current time), and the caller fetches the JWKS and sends the request.
+The component judges everything; this module fetches, sends and reads the clock (``now``,
+seconds since the epoch, defaults to the current time). The exchange is a `Gate`:
 
-    from gitlab_azure_oidc import Verifier, VerifierConfig, Policy, AzureTarget, build_azure_assertion
+    with Gate(GateConfig(VerifierConfig("https://gitlab.com", ["api://AzureADTokenExchange"]),
+                         policy=Path("policy.json").read_text())) as gate:
+        access = exchange(gate, id_token, send, fetch_jwks=fetch_jwks)  # raises OidcError
 
-    with Verifier(VerifierConfig("https://gitlab.com", ["api://AzureADTokenExchange"]), jwks) as v:
-        token = v.verify(id_token)            # raises VerifyError with .kind, e.g. "expired"
+`Verifier`, `Policy`, `verify_gitlab_token`, `preflight` and `claim_table` are for tooling.
 
 The component is compiled once per process (``Runtime``) and each runtime has one instance.
-A guest trap (fuel or memory exhausted, a bug) poisons a WebAssembly instance; the runtime then
-raises ``GuestTrap`` and the next call runs in a fresh instance. ``Verifier`` and ``Policy``
-recreate their resource there from what they were built with, so a trap never makes them unusable.
+A guest trap (fuel or memory exhausted, a bug) poisons an instance: ``GuestTrap`` is raised and
+the next call runs in a fresh instance, where ``Gate``, ``Verifier`` and ``Policy`` rebuild their
+resource (a gate loses its kept decisions and the audit events not yet taken).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
-import sys
 import threading
 import time
 import typing
@@ -34,102 +35,105 @@ from wasmtime.component import Component, Linker, Record, ResourceAny, Variant
 
 __all__ = [
     "Runtime", "default_runtime", "component_path",
-    "VerifierConfig", "Verifier", "verify_gitlab_token",
-    "VerifiedToken", "CheckedToken", "Header", "Claims", "GitlabClaims", "UserIdentity", "JobConfig", "KeyInfo",
-    "AzureTarget", "Certificate", "HttpRequest", "AccessToken", "EntraError",
-    "build_azure_assertion", "parse_token_response", "federated_subject",
-    "Policy", "Decision", "RuleOutcome", "PolicyTarget", "PlanReport", "PreflightReport", "preflight",
-    "OidcError", "VerifyError", "ExchangeError", "PolicyError", "GuestTrap",
+    "OidcError", "GuestTrap", "Location", "EntraDetails",
+    "Gate", "GateConfig", "Certificate", "Admission", "exchange",
+    "VerifierConfig", "Verifier", "verify_gitlab_token", "claim_table", "ClaimSpec",
+    "VerifiedToken", "Header", "RegisteredClaims", "GitlabClaims", "UserIdentity", "JobConfig",
+    "CheckedToken", "KeyInfo", "AzureTarget", "HttpRequest", "AccessToken",
+    "Policy", "Decision", "RuleOutcome", "PlanReport", "PreflightReport", "preflight",
 ]
 
-PACKAGE = "gitlab-azure:oidc@0.1.0"
-_VERIFY = "gitlab-azure:oidc/verify@0.1.0"
-_EXCHANGE = "gitlab-azure:oidc/exchange@0.1.0"
-_POLICY = "gitlab-azure:oidc/policy@0.1.0"
-_SIGNATURES = "gitlab-azure:oidc/signatures@0.1.0"
+_VERIFY = "gitlab-azure:oidc/verify@0.2.0"
+_GATE = "gitlab-azure:oidc/gate@0.2.0"
+_POLICY = "gitlab-azure:oidc/policy@0.2.0"
+_SIGNATURES = "gitlab-azure:oidc/signatures@0.2.0"
 
 # ---------------------------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where in a policy document a problem is: the rule (None for top-level fields), the field."""
+    rule: Optional[str]
+    field: str
+
+
+@dataclass(frozen=True)
+class EntraDetails:
+    """Entra's error answer, field by field. ``trace_id`` is what Microsoft support asks for."""
+    status: int
+    error: str
+    error_description: Optional[str]
+    error_codes: List[int]
+    trace_id: Optional[str]
+    correlation_id: Optional[str]
+
+
 class OidcError(Exception):
-    """Any refusal by the component: ``kind`` is its stable kebab-case name (for logs and
-    metrics), ``message`` says what to change and never contains a token or key."""
+    """Every refusal of the component (WIT `failure`); it never holds a token, key or assertion.
 
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
+    ``kind``: stable kebab-case name (``expired``, ``policy-denied``, ``entra-error``, ...);
+    ``category``: ``config``, ``jwks``, ``token``, ``denied``, ``request`` or ``entra``;
+    ``message``: what happened, naming the values; ``hint``: a further action (Entra's hint, the
+    deny explanation); ``refetch_jwks``: fetching the JWKS again may fix it; ``retryable`` and
+    ``retry_after`` (seconds): the same call may pass later; ``http_status``: what a broker
+    answers; ``location``: where in a policy; ``entra``: Entra's error answer."""
 
+    def __init__(self, kind: str, category: str, message: str, hint: Optional[str] = None,
+                 refetch_jwks: bool = False, retryable: bool = False,
+                 retry_after: Optional[int] = None, http_status: int = 500,
+                 location: Optional[Location] = None, entra: Optional[EntraDetails] = None) -> None:
+        super().__init__(f"{kind}: {message}" + (f"\n{hint}" if hint else ""))
+        self.kind, self.category, self.message, self.hint = kind, category, message, hint
+        self.refetch_jwks, self.retryable, self.retry_after = refetch_jwks, retryable, retry_after
+        self.http_status, self.location, self.entra = http_status, location, entra
 
-class VerifyError(OidcError):
-    """A configuration, JWKS or token refused by the `verify` interface.
-
-    ``category`` is ``config``, ``jwks`` or ``verify``; ``case`` the WIT case (e.g. ``expired``,
-    ``unknown-kid``); ``detail`` its payload as plain Python (dicts with snake_case keys);
-    ``refresh_jwks`` is true when refetching the JWKS may help."""
-
-    def __init__(self, kind: str, message: str, category: str, case: str, detail: Any,
-                 refresh_jwks: bool) -> None:
-        super().__init__(kind, message)
-        self.category = category
-        self.case = case
-        self.detail = detail
-        self.refresh_jwks = refresh_jwks
-
-
-class ExchangeError(OidcError):
-    """No request could be built, or Entra's answer holds no token.
-
-    ``category``: ``target``, ``credential``, ``request``, ``entra``, ``rate-limited``,
-    ``server-error`` or ``bad-response``; ``entra`` is Entra's error body when it sent one."""
-
-    def __init__(self, kind: str, message: str, category: str, entra: Optional["EntraError"],
-                 retryable: bool, retry_after: Optional[str],
-                 retry_after_seconds: Optional[int]) -> None:
-        super().__init__(kind, message)
-        self.category = category
-        self.entra = entra
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.retry_after_seconds = retry_after_seconds
+    @classmethod
+    def _from_wit(cls, failure: Record) -> "OidcError":
+        return cls(**{name: _from_wit(tp, getattr(failure, _wit_name(name)))
+                      for name, tp in _hints(cls.__init__).items() if name != "return"})
 
 
-class PolicyError(OidcError):
-    """A policy document that does not load, or claims it cannot judge."""
+class GuestTrap(RuntimeError):
+    """The component trapped (fuel or memory exhausted, or a bug): no judgement, so not an
+    `OidcError`. The instance is discarded; the next call runs in a fresh one."""
 
-    def __init__(self, kind: str, message: str, rule: Optional[str], field: Optional[str]) -> None:
-        super().__init__(kind, message)
-        self.rule = rule
-        self.field = field
-
-
-class GuestTrap(OidcError):
-    """The component trapped (fuel or memory exhausted, or a bug). The instance is discarded;
-    the next call runs in a fresh one."""
+    kind = "guest-trap"
 
     def __init__(self, message: str) -> None:
-        super().__init__("guest-trap", message)
+        super().__init__(f"guest-trap: {message}")
+        self.message = message
 
 
 # ---------------------------------------------------------------------------------------------
 # Types (WIT records as dataclasses; WIT kebab-case names become snake_case)
 # ---------------------------------------------------------------------------------------------
 
-#: A JWS algorithm: rs256, rs384, rs512, ps256, ps384, ps512, es256, es384 (WIT enum `algorithm`).
-Algorithm = str
-
 
 @dataclass(frozen=True)
 class VerifierConfig:
-    """What a verifier checks (WIT `verifier-config`)."""
+    """What a verifier checks (WIT `verifier-config`); empty ``algorithms`` means RS256 only,
+    ``leeway`` None means 60 s. ``dangerous_skip_audience_check`` accepts tokens without `aud`."""
     issuer: str
     audiences: Sequence[str]
-    algorithms: Sequence[Algorithm] = ()
+    algorithms: Sequence[str] = ()  # rs256, rs384, rs512, ps256, ps384, ps512, es256, es384
     leeway: Optional[int] = None
     max_age: Optional[int] = None
-    insecure_skip_audience: bool = False
+    dangerous_skip_audience_check: bool = False
+
+
+@dataclass(frozen=True)
+class RegisteredClaims:
+    """The registered claims of a verified token (RFC 7519 4.1); ``aud`` is always a list."""
+    iss: str
+    sub: Optional[str]
+    aud: List[str]
+    exp: int
+    nbf: Optional[int]
+    iat: Optional[int]
+    jti: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,12 @@ class JobConfig:
 
 @dataclass(frozen=True)
 class GitlabClaims:
-    """GitLab's own claims, each None when absent (WIT `gitlab-claims`)."""
+    """GitLab's own claims, typed, each None when absent or null.
+
+    The fields are the component's `claim-table` (its non-registered claims, in its order), typed
+    by their kind: text and id are `str`, flag `bool`, integer `int`, text-list `List[str]`.
+    tests/test_wit.py fails when the table and this class differ and prints the fields to add.
+    Claims this version does not name are in `VerifiedToken.payload`."""
     namespace_id: Optional[str] = None
     namespace_path: Optional[str] = None
     project_id: Optional[str] = None
@@ -182,40 +191,51 @@ class GitlabClaims:
     job_config: Optional[JobConfig] = None
     target_audience: Optional[str] = None
 
-
-@dataclass(frozen=True)
-class Claims:
-    """The claims of a verified token (WIT `claims`)."""
-    iss: str
-    sub: Optional[str]
-    aud: List[str]
-    exp: int
-    nbf: Optional[int]
-    iat: Optional[int]
-    jti: Optional[str]
-    gitlab: GitlabClaims
-    raw_json: str
-
-    @property
-    def raw(self) -> dict:
-        """Every claim, including those this version does not name."""
-        return json.loads(self.raw_json)
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> "GitlabClaims":
+        """From a verified payload (the component has checked every named claim's type)."""
+        hints = _hints(cls)
+        values = {}
+        for f in dataclasses.fields(cls):
+            value = payload.get(f.name)
+            if value is None:
+                continue
+            tp = hints[f.name]
+            if tp == Optional[bool]:  # GitLab sends flags as "true"/"false"
+                value = value == "true"
+            elif tp == Optional[List[UserIdentity]]:
+                value = [UserIdentity(i["provider"], i["extern_uid"]) for i in value]
+            elif tp == Optional[JobConfig]:
+                value = JobConfig(value.get("url"), value.get("sha"))
+            values[f.name] = value
+        return cls(**values)
 
 
 @dataclass(frozen=True)
 class Header:
-    alg: Algorithm
+    alg: str
     kid: Optional[str]
     typ: Optional[str]
 
 
 @dataclass(frozen=True)
 class VerifiedToken:
-    """A token whose signature and claims verified. Log ``fingerprint`` or ``claims.jti``,
-    never the token."""
+    """A token whose signature and claims verified. ``payload_json`` is the payload exactly as
+    signed; `payload` parses it and `gitlab` types GitLab's claims. Log ``fingerprint`` or
+    ``claims.jti``, never the token."""
     header: Header
-    claims: Claims
+    claims: RegisteredClaims
+    payload_json: str = field(repr=False)
     fingerprint: str
+
+    @functools.cached_property
+    def payload(self) -> dict:
+        """Every claim, including those this version does not name."""
+        return json.loads(self.payload_json)
+
+    @functools.cached_property
+    def gitlab(self) -> GitlabClaims:
+        return GitlabClaims.from_payload(self.payload)
 
 
 @dataclass(frozen=True)
@@ -234,26 +254,46 @@ class KeyInfo:
 
 
 @dataclass(frozen=True)
+class ClaimSpec:
+    """One claim of the component's claim table (WIT `claim-spec`)."""
+    name: str
+    kind: str  # text, id, flag, integer, time, text-list, audience, identities, object
+    nullable: bool
+    since: Optional[str]
+    registered: bool
+
+
+@dataclass(frozen=True)
 class AzureTarget:
-    """The Azure identity to become (WIT `exchange.azure-target`). Empty scopes mean ARM's."""
+    """An Azure identity (WIT `azure-target`). Empty scopes mean ARM's; ``authority_host``
+    None means the public cloud."""
     tenant: str
     client_id: str
     scopes: Sequence[str] = ()
     authority_host: Optional[str] = None
-    #: Any authority base URL, e.g. a loopback stand-in. Insecure outside tests.
-    insecure_authority_url: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class Certificate:
-    """A certificate credential: the component signs its own client assertion."""
-    private_key_pem: str
-    certificate_pem: str
+    """A certificate credential: the gate signs its own client assertion with the key."""
+    private_key_pem: str = field(repr=False)
+    certificate_pem: str = field(repr=False)
     algorithm: str = "ps256"  # or "rs256"
     lifetime: Optional[int] = None
 
-    def __repr__(self) -> str:  # never print the key
-        return f"Certificate(algorithm={self.algorithm!r}, lifetime={self.lifetime!r})"
+
+@dataclass(frozen=True)
+class GateConfig:
+    """What a gate is built from (WIT `gate-config`). ``verifier`` None only for a federated gate
+    with a fixed ``target`` (Entra verifies the token); ``policy``: the JSON document whose allow
+    rule names the identity, else ``target``; ``credential`` None: federated (the job's token is
+    the assertion), else a `Certificate`; ``dangerous_authority_url``: send token requests there
+    instead of Entra (a proxy, a loopback stand-in): it receives the credential."""
+    verifier: Optional[VerifierConfig]
+    policy: Optional[str] = None
+    target: Optional[AzureTarget] = None
+    credential: Optional[Certificate] = None
+    dangerous_authority_url: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -266,17 +306,17 @@ class HttpRequest:
 
 
 @dataclass(frozen=True)
-class EntraError:
-    """Entra's error answer, field by field, plus ``hint``: what to change."""
-    status: int
-    error: str
-    error_description: Optional[str]
-    error_codes: List[int]
-    trace_id: Optional[str]
-    correlation_id: Optional[str]
-    timestamp: Optional[str]
-    error_uri: Optional[str]
-    hint: str
+class Admission:
+    """An admitted job: its verified token (None for an unverifying gate), the allow rule and
+    the explanation (none without a policy), the target, whether the decision was made now
+    (``fresh``) or a kept one reused, the Azure token cache key, and the request to send."""
+    verified: Optional[VerifiedToken]
+    rule: Optional[str]
+    explanation: List[str]
+    target: AzureTarget
+    fresh: bool
+    azure_key: Optional[str]
+    request: HttpRequest
 
 
 @dataclass(frozen=True)
@@ -290,14 +330,6 @@ class AccessToken:
 
 
 @dataclass(frozen=True)
-class PolicyTarget:
-    """An Azure identity a policy rule grants (WIT `policy.azure-target`)."""
-    tenant: str
-    client_id: str
-    scopes: List[str]
-
-
-@dataclass(frozen=True)
 class RuleOutcome:
     rule: str
     effect: str
@@ -307,22 +339,15 @@ class RuleOutcome:
 
 @dataclass(frozen=True)
 class Decision:
-    """A policy decision, always explained; ``audit_json`` never contains the token."""
+    """A policy decision, always explained; ``target`` is printable (``client {id} in tenant
+    ...``); ``audit_json`` never contains the token."""
     allow: bool
     rule: Optional[str]
-    target: Optional[PolicyTarget]
+    target: Optional[str]
     summary: str
     outcomes: List[RuleOutcome]
     lines: List[str]
     audit_json: str
-
-    def azure_target(self, **extra: Any) -> AzureTarget:
-        """The granted identity as an `AzureTarget` for `build_azure_assertion`
-        (``extra``: ``authority_host`` or ``insecure_authority_url``)."""
-        if self.target is None:
-            raise ValueError(f"the policy did not allow this job: {self.summary}")
-        return AzureTarget(self.target.tenant, self.target.client_id, tuple(self.target.scopes),
-                           **extra)
 
 
 @dataclass(frozen=True)
@@ -346,7 +371,9 @@ class PlanReport:
 # ---------------------------------------------------------------------------------------------
 # wasmtime-py names record fields as in WIT (kebab-case) and needs `Record` instances wherever a
 # record sits in an untagged option/variant (it tests `isinstance(value, Record)`), so inputs are
-# always converted to `Record`s.
+# always converted to `Record`s. A variant or result is tagged (`Variant(tag, payload)`) only when
+# its cases' Python classes overlap: `result<record, failure>` is tagged, `result<resource,
+# failure>` and `result<_, failure>` are not; `variant credential` is None (federated) or a Record.
 
 
 def _wit_name(name: str) -> str:
@@ -364,13 +391,9 @@ def _to_wit(value: Any) -> Any:
     return value
 
 
-_HINTS: dict = {}
-
-
-def _hints(cls: type) -> dict:
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
+@functools.lru_cache(maxsize=None)
+def _hints(cls: Any) -> dict:
+    return typing.get_type_hints(cls)
 
 
 def _from_wit(tp: Any, value: Any) -> Any:
@@ -393,60 +416,27 @@ def _from_wit(tp: Any, value: Any) -> Any:
     return value
 
 
-def _plain(value: Any) -> Any:
-    """Error payloads as plain Python: records become dicts with snake_case keys."""
-    if isinstance(value, Record):
-        return {k.replace("-", "_"): _plain(v) for k, v in vars(value).items()}
-    if isinstance(value, Variant):
-        return {"case": value.tag, "value": _plain(value.payload)}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
-    return value
-
-
-def _tagged_result(value: Any) -> Tuple[bool, Any]:
-    """``result<record, record>``: both sides are `Record`s, so wasmtime-py tags them as
-    ``Variant('ok'|'err', payload)``."""
-    if not isinstance(value, Variant) or value.tag not in ("ok", "err"):
-        raise TypeError(f"expected a tagged result from the component, got {value!r}")
-    return value.tag == "ok", value.payload
-
-
-def _untagged_result(value: Any, ok_type: type) -> Tuple[bool, Any]:
-    """``result<resource, record>`` or ``result<_, record>``: the classes differ, so wasmtime-py
-    returns the bare payload; tell the sides apart with ``isinstance``."""
-    if isinstance(value, ok_type):
-        return True, value
-    if isinstance(value, Record):
-        return False, value
-    raise TypeError(f"unexpected result from the component: {value!r}")
-
-
-def _verify_error(failure: Record) -> VerifyError:
-    error = failure.error  # variant error { config, jwks, verify }: tagged, payloads overlap
-    inner = error.payload
-    case, detail = (inner.tag, _plain(inner.payload)) if isinstance(inner, Variant) else ("", None)
-    return VerifyError(failure.kind, failure.message, error.tag, case, detail,
-                       getattr(failure, "refresh-jwks"))
-
-
-def _exchange_error(failure: Record) -> ExchangeError:
-    error = failure.error  # tagged: string and record payloads overlap across cases
-    entra = error.payload if isinstance(error.payload, Record) else None
-    return ExchangeError(failure.kind, failure.message, error.tag,
-                         _from_wit(EntraError, entra) if entra is not None else None,
-                         failure.retryable, getattr(failure, "retry-after"),
-                         getattr(failure, "retry-after-seconds"))
-
-
-def _policy_error(failure: Record) -> PolicyError:
-    return PolicyError(failure.kind, failure.message, failure.rule, failure.field)
+def _result(value: Any, ok_type: Any) -> Any:
+    """A `result<T, failure>` as T (converted) or a raised `OidcError`."""
+    if isinstance(value, Variant) and value.tag in ("ok", "err"):  # tagged: T is a record
+        ok, payload = value.tag == "ok", value.payload
+    elif isinstance(value, Record):  # untagged: T is a resource or nothing
+        ok, payload = False, value
+    else:
+        ok, payload = True, value
+    if not ok:
+        raise OidcError._from_wit(payload)
+    return payload if ok_type is None else _from_wit(ok_type, payload)
 
 
 def _now(now: Optional[int]) -> int:
     return int(time.time()) if now is None else int(now)
+
+
+def _claims_json(claims: Union["VerifiedToken", Mapping[str, Any], str]) -> str:
+    if isinstance(claims, VerifiedToken):
+        return claims.payload_json
+    return claims if isinstance(claims, str) else json.dumps(claims)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -501,11 +491,21 @@ class _Instance:
 
 
 class _NativeSignatures:
-    """RS*, PS* and ES* checked with the ``cryptography`` package (OpenSSL): about 20 times
-    faster than the component's own RSA code in WebAssembly. Without the package every answer
-    is ``unsupported`` and the component checks signatures itself, so only speed is lost."""
+    """The `signatures` import's schemes checked with the ``cryptography`` package (OpenSSL),
+    about 20 times faster than RSA in WebAssembly. Without the package every answer is
+    ``unsupported`` and the component checks signatures itself, so only speed is lost."""
 
-    _HASHES = {"256": "SHA256", "384": "SHA384", "512": "SHA512"}
+    #: WIT `scheme` -> (padding or "ecdsa", hash, curve). tests/test_wit.py checks it covers the enum.
+    SCHEMES = {
+        "rsa-pkcs1-sha256": ("pkcs1", "SHA256", None),
+        "rsa-pkcs1-sha384": ("pkcs1", "SHA384", None),
+        "rsa-pkcs1-sha512": ("pkcs1", "SHA512", None),
+        "rsa-pss-sha256": ("pss", "SHA256", None),
+        "rsa-pss-sha384": ("pss", "SHA384", None),
+        "rsa-pss-sha512": ("pss", "SHA512", None),
+        "ecdsa-p256-sha256": ("ecdsa", "SHA256", "SECP256R1"),
+        "ecdsa-p384-sha384": ("ecdsa", "SHA384", "SECP384R1"),
+    }
 
     def __init__(self) -> None:
         try:
@@ -518,50 +518,40 @@ class _NativeSignatures:
         self._ok = True
         self._invalid, self._hashes, self._ec, self._padding, self._rsa, self._utils = (
             InvalidSignature, hashes, ec, padding, rsa, utils)
-        #: Parsed public keys by their bytes: a JWKS holds a handful, parsed once.
-        self._keys: dict = {}
 
-    def _key(self, key: Any) -> Any:
-        tag, val = (key.tag, key.payload) if isinstance(key, Variant) else (None, key)
-        cache_key = (tag, getattr(val, "curve", None),
-                     *(bytes(getattr(val, part, b"")) for part in ("n", "e", "x", "y")))
-        parsed = self._keys.get(cache_key)
-        if parsed is None:
-            if tag == "rsa":
-                parsed = self._rsa.RSAPublicNumbers(
-                    int.from_bytes(val.e, "big"), int.from_bytes(val.n, "big")).public_key()
-            else:
-                curve = {"P-256": self._ec.SECP256R1, "P-384": self._ec.SECP384R1}[val.curve]()
-                parsed = self._ec.EllipticCurvePublicNumbers(
-                    int.from_bytes(val.x, "big"), int.from_bytes(val.y, "big"), curve).public_key()
-            if len(self._keys) >= 16:
-                self._keys.clear()
-            self._keys[cache_key] = parsed
-        return tag, parsed
+    @functools.lru_cache(maxsize=16)  # by the whole key: a JWKS holds a handful, parsed once
+    def _key(self, curve: Optional[str], n: bytes, e: bytes, x: bytes, y: bytes) -> Any:
+        number = functools.partial(int.from_bytes, byteorder="big")
+        if curve is None:
+            return self._rsa.RSAPublicNumbers(number(e), number(n)).public_key()
+        return self._ec.EllipticCurvePublicNumbers(number(x), number(y),
+                                                   getattr(self._ec, curve)()).public_key()
 
-    def verify(self, alg: str, key: Any, message: bytes, signature: bytes) -> str:
-        if not self._ok or len(alg) != 5 or alg[2:] not in self._HASHES:
+    def verify(self, scheme: str, key: Any, message: bytes, signature: bytes) -> str:
+        form = self.SCHEMES.get(scheme)
+        # public-key is a tagged variant (both cases are records): rsa for rsa-*, ec for ecdsa-*.
+        if not self._ok or form is None or not isinstance(key, Variant) or \
+                key.tag != ("ec" if form[0] == "ecdsa" else "rsa"):
             return "unsupported"
-        hash_alg = getattr(self._hashes, self._HASHES[alg[2:]])()
+        kind, hash_name, curve = form
+        hash_alg = getattr(self._hashes, hash_name)()
+        message, signature = bytes(message), bytes(signature)
         try:
-            tag, public = self._key(key)
-            if tag == "rsa" and alg.startswith("RS"):
-                public.verify(bytes(signature), bytes(message), self._padding.PKCS1v15(), hash_alg)
-            elif tag == "rsa" and alg.startswith("PS"):
+            public = self._key(curve, *(bytes(getattr(key.payload, p, b"")) for p in "nexy"))
+            if kind == "pkcs1":
+                public.verify(signature, message, self._padding.PKCS1v15(), hash_alg)
+            elif kind == "pss":
                 pss = self._padding.PSS(mgf=self._padding.MGF1(hash_alg),
                                         salt_length=hash_alg.digest_size)
-                public.verify(bytes(signature), bytes(message), pss, hash_alg)
-            elif tag == "ec" and alg.startswith("ES"):
-                # JWS carries r || s; OpenSSL wants DER.
+                public.verify(signature, message, pss, hash_alg)
+            else:  # JWS carries r || s; OpenSSL wants DER.
                 half = len(signature) // 2
                 der = self._utils.encode_dss_signature(
                     int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big"))
-                public.verify(der, bytes(message), self._ec.ECDSA(hash_alg))
-            else:
-                return "unsupported"
+                public.verify(der, message, self._ec.ECDSA(hash_alg))
         except self._invalid:
             return "invalid"
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError):
             # A key OpenSSL will not load: let the component judge it with its own code.
             return "unsupported"
         return "valid"
@@ -599,13 +589,13 @@ class Runtime:
         #: Instances created so far (1 after the first call; +1 after every trap).
         self.instances_created = 0
 
-    def _verify_signature(self, _store: Any, alg: str, key: Any, message: bytes,
+    def _verify_signature(self, _store: Any, scheme: str, key: Any, message: bytes,
                           signature: bytes) -> str:
         """The component's ``signatures`` import. It has refused by itself everything it would
         refuse (allow-list, key type, size, signature length); this only does the arithmetic."""
         if self._native is None:
             return "unsupported"
-        verdict = self._native.verify(alg, key, message, signature)
+        verdict = self._native.verify(scheme, key, message, signature)
         if verdict != "unsupported":
             self.native_signature_checks += 1
         return verdict
@@ -652,56 +642,15 @@ class Runtime:
 
     # The API, bound to this runtime ------------------------------------------------------
 
+    def gate(self, config: GateConfig, jwks: Optional[str] = None) -> "Gate":
+        return Gate(config, jwks, runtime=self)
+
     def verifier(self, config: VerifierConfig, jwks: str) -> "Verifier":
         return Verifier(config, jwks, runtime=self)
 
-    def policy(self, document: str) -> "Policy":
+    def policy(self, document: Union[str, Mapping[str, Any]]) -> "Policy":
         return Policy(document, runtime=self)
 
-    def verify_gitlab_token(self, token: str, jwks: str, config: VerifierConfig,
-                            now: Optional[int] = None) -> VerifiedToken:
-        options = Record()
-        options.config = _to_wit(config)
-        options.now = _now(now)
-        ok, value = _tagged_result(self._call(_VERIFY, "verify-gitlab-token", token, jwks, options))
-        if not ok:
-            raise _verify_error(value)
-        return _from_wit(VerifiedToken, value)
-
-    def build_azure_assertion(self, target: AzureTarget, credential: Union[str, Certificate],
-                              now: Optional[int] = None) -> HttpRequest:
-        # variant credential { federated(string), certificate(certificate) } is untagged in
-        # wasmtime-py: a str is `federated`, a Record is `certificate`.
-        if not isinstance(credential, (str, Certificate)):
-            raise TypeError("credential: the GitLab ID token (str) or a Certificate")
-        ok, value = _tagged_result(self._call(_EXCHANGE, "build-azure-assertion",
-                                              _to_wit(target), _to_wit(credential), _now(now)))
-        if not ok:
-            raise _exchange_error(value)
-        return _from_wit(HttpRequest, value)
-
-    def parse_token_response(self, status: int,
-                             headers: Union[Mapping[str, str], Iterable[Tuple[str, str]]],
-                             body: Union[bytes, str], now: Optional[int] = None) -> AccessToken:
-        items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
-        pairs = [(str(k), str(v)) for k, v in items]
-        data = body.encode() if isinstance(body, str) else bytes(body)
-        ok, value = _tagged_result(self._call(_EXCHANGE, "parse-token-response",
-                                              int(status), pairs, data, _now(now)))
-        if not ok:
-            raise _exchange_error(value)
-        return _from_wit(AccessToken, value)
-
-    def federated_subject(self, claims: Union[Claims, VerifiedToken]) -> Optional[str]:
-        claims = claims.claims if isinstance(claims, VerifiedToken) else claims
-        return self._call(_EXCHANGE, "federated-subject", _to_wit(claims))
-
-    def preflight(self, claims: Union[Claims, VerifiedToken], credentials_json: str) -> PreflightReport:
-        claims = claims.claims if isinstance(claims, VerifiedToken) else claims
-        ok, value = _tagged_result(self._call(_POLICY, "preflight", _to_wit(claims), credentials_json))
-        if not ok:
-            raise _policy_error(value)
-        return _from_wit(PreflightReport, value)
 
 
 _DEFAULT: Optional[Runtime] = None
@@ -727,20 +676,16 @@ class _Resource:
     one it lived in was discarded. Use it as a context manager (or call `close`) to drop it."""
 
     _interface = ""
-    _constructor = ""
+    _name = ""
 
-    def __init__(self, runtime: Optional[Runtime]) -> None:
+    def __init__(self, runtime: Optional[Runtime], *args: Any) -> None:
         self._runtime = runtime if runtime is not None else default_runtime()
+        self._args = list(args)  # the constructor's: what the resource is rebuilt from
         self._owner: Optional[_Instance] = None
         self._handle: Optional[ResourceAny] = None
         self._closed = False
         self._finalizer: Optional[weakref.finalize] = None
-
-    def _constructor_args(self) -> Tuple[Any, ...]:
-        raise NotImplementedError
-
-    def _raise(self, failure: Record) -> typing.NoReturn:
-        raise NotImplementedError
+        self._ensure()
 
     def _ensure(self) -> Tuple[_Instance, ResourceAny]:
         if self._closed:
@@ -749,21 +694,19 @@ class _Resource:
         with rt._lock:
             if self._handle is None or self._owner is None or not self._owner.alive:
                 inst = rt._instance()
-                value = rt._call(self._interface, self._constructor, *self._constructor_args(),
-                                 instance=inst)
-                ok, value = _untagged_result(value, ResourceAny)
-                if not ok:
-                    self._raise(value)
+                handle = _result(rt._call(self._interface, f"[constructor]{self._name}",
+                                          *self._args, instance=inst), None)
                 if self._finalizer is not None:
                     self._finalizer.detach()
-                self._owner, self._handle = inst, value
-                self._finalizer = weakref.finalize(self, rt._drop_later, inst, value)
+                self._owner, self._handle = inst, handle
+                self._finalizer = weakref.finalize(self, rt._drop_later, inst, handle)
             return self._owner, self._handle
 
     def _method(self, name: str, *args: Any) -> Any:
         with self._runtime._lock:
             inst, handle = self._ensure()
-            return self._runtime._call(self._interface, name, handle, *args, instance=inst)
+            return self._runtime._call(self._interface, f"[method]{self._name}.{name}", handle,
+                                       *args, instance=inst)
 
     def close(self) -> None:
         """Drops the guest resource now."""
@@ -774,105 +717,150 @@ class _Resource:
             self._runtime._drop(self._owner, self._handle)
         self._handle, self._owner, self._closed = None, None, True
 
-    def __enter__(self) -> "_Resource":
+    def __enter__(self) -> Any:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
 
+class Gate(_Resource):
+    """The exchange (WIT resource `gate`): verify, decide, build the Entra request, read the
+    answer. Keys, verified tokens, decisions and the audit queue live inside, bounded.
+
+    Raises `OidcError` (category ``config``) when the configuration is refused."""
+
+    _interface, _name = _GATE, "gate"
+
+    def __init__(self, config: GateConfig, jwks: Optional[str] = None, *,
+                 runtime: Optional[Runtime] = None) -> None:
+        self.config = config
+        super().__init__(runtime, _to_wit(config), jwks)
+
+    def install_jwks(self, jwks: str) -> None:
+        """Installs the issuer's JWKS (first, or after a failure with ``refetch_jwks``)."""
+        _result(self._method("install-jwks", jwks), None)
+        self._args[1] = jwks
+
+    def ready(self) -> bool:
+        """True when the gate can admit: it has keys, or it does not verify."""
+        return bool(self._method("ready"))
+
+    def admit(self, token: str, now: Optional[int] = None) -> Admission:
+        """Verifies ``token``, decides and builds the Entra request; raises `OidcError`
+        (``refetch_jwks``: install a fresh JWKS and admit again; ``policy-denied``: ``hint``
+        holds the explanation)."""
+        return _result(self._method("admit", token, _now(now)), Admission)
+
+    def finish(self, status: int, headers: Union[Mapping[str, str], Iterable[Tuple[str, str]]],
+               body: Union[bytes, str], now: Optional[int] = None) -> AccessToken:
+        """Reads Entra's answer to the admission's request; raises `OidcError` (category
+        ``entra``; ``retryable`` and ``retry_after`` say whether and when to send it again)."""
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        pairs = [(str(k), str(v)) for k, v in items]
+        data = body.encode() if isinstance(body, str) else bytes(body)
+        return _result(self._method("finish", int(status), pairs, data, _now(now)), AccessToken)
+
+    def take_audit(self) -> List[str]:
+        """The audit events queued since the last call, one JSON line each, never the token."""
+        return list(self._method("take-audit"))
+
+    def summarize(self, now: Optional[int] = None) -> None:
+        """Queues the counts of requests that reused kept decisions (call it periodically and
+        before stopping; the events come out of `take_audit`)."""
+        self._method("summarize", _now(now))
+
+
+def exchange(gate: Gate, token: str, send: Callable[[HttpRequest], Tuple[int, Any, Any]], *,
+             fetch_jwks: Optional[Callable[[], str]] = None, now: Optional[int] = None,
+             max_wait: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> AccessToken:
+    """A job's GitLab token for an Azure access token: fetch -> admit -> send -> finish, where
+    ``send(request)`` POSTs the request and returns ``(status, headers, body)`` (an HTTP error
+    status is an answer, not an exception).
+
+    The retry rule: ``fetch_jwks`` is called when the gate has no keys yet, and once more when
+    `admit` answers ``refetch_jwks`` (the issuer rotated its keys); a retryable Entra failure
+    (throttled, unavailable) is sent once more after its ``retry_after`` (1 s without one),
+    unless that exceeds ``max_wait`` seconds. Every other failure is raised as is."""
+    if fetch_jwks is not None and not gate.ready():
+        gate.install_jwks(fetch_jwks())
+    try:
+        admission = gate.admit(token, now)
+    except OidcError as failure:
+        if fetch_jwks is None or not failure.refetch_jwks:
+            raise
+        gate.install_jwks(fetch_jwks())
+        admission = gate.admit(token, now)
+    try:
+        return gate.finish(*send(admission.request), now=now)
+    except OidcError as failure:
+        wait = 1 if failure.retry_after is None else failure.retry_after
+        if not failure.retryable or wait > max_wait:
+            raise
+    sleep(wait)
+    return gate.finish(*send(admission.request), now=None if now is None else now + int(wait))
+
+
 class Verifier(_Resource):
-    """A verifier (WIT resource `verifier`): the configuration checked and the JWKS parsed once.
+    """A verifier (WIT resource `verifier`), for tooling: the configuration checked and the JWKS
+    parsed once. Raises `OidcError` (category ``config`` or ``jwks``) when either is refused."""
 
-    Raises `VerifyError` (category ``config`` or ``jwks``) when either is refused."""
-
-    _interface = _VERIFY
-    _constructor = "[constructor]verifier"
+    _interface, _name = _VERIFY, "verifier"
 
     def __init__(self, config: VerifierConfig, jwks: str, *, runtime: Optional[Runtime] = None) -> None:
-        super().__init__(runtime)
         self.config = config
-        self._jwks = jwks
-        self._ensure()
-
-    def _constructor_args(self) -> Tuple[Any, ...]:
-        return (_to_wit(self.config), self._jwks)
-
-    def _raise(self, failure: Record) -> typing.NoReturn:
-        raise _verify_error(failure)
-
-    def __enter__(self) -> "Verifier":
-        return self
+        super().__init__(runtime, _to_wit(config), jwks)
 
     def verify(self, token: str, now: Optional[int] = None) -> VerifiedToken:
-        """Verifies ``token`` at ``now`` (default: the current time); raises `VerifyError`."""
-        ok, value = _tagged_result(self._method("[method]verifier.verify", token, _now(now)))
-        if not ok:
-            raise _verify_error(value)
-        return _from_wit(VerifiedToken, value)
+        """Verifies ``token`` at ``now`` (default: the current time); raises `OidcError`."""
+        return _result(self._method("verify", token, _now(now)), VerifiedToken)
 
     def check(self, token: str, now: Optional[int] = None) -> CheckedToken:
         """Judges ``token`` like `verify` but returns only its fingerprint, ``jti`` and ``exp``:
         the cheap call when the claims from the first `verify` are kept by fingerprint."""
-        ok, value = _tagged_result(self._method("[method]verifier.check", token, _now(now)))
-        if not ok:
-            raise _verify_error(value)
-        return _from_wit(CheckedToken, value)
+        return _result(self._method("check", token, _now(now)), CheckedToken)
 
     def replace_jwks(self, jwks: str) -> None:
-        """Replaces the keys, e.g. after an ``unknown-kid`` (``refresh_jwks``) and a refetch."""
-        ok, value = _untagged_result(self._method("[method]verifier.replace-jwks", jwks), type(None))
-        if not ok:
-            raise _verify_error(value)
-        self._jwks = jwks
+        """Replaces the keys, e.g. after an ``unknown-kid`` (``refetch_jwks``) and a refetch."""
+        _result(self._method("replace-jwks", jwks), None)
+        self._args[1] = jwks
 
     def keys(self) -> Tuple[List[KeyInfo], List[str]]:
         """The usable keys, and the skipped ones with reasons."""
-        return _from_wit(Tuple[List[KeyInfo], List[str]], self._method("[method]verifier.keys"))
+        return _from_wit(Tuple[List[KeyInfo], List[str]], self._method("keys"))
 
 
 class Policy(_Resource):
-    """A loaded policy (WIT resource `policy`). Raises `PolicyError` when the document is refused."""
+    """A loaded policy (WIT resource `policy`), for tooling: decide on claims, lint, plan.
+    Raises `OidcError` (category ``config``, with ``location``) when the document is refused."""
 
-    _interface = _POLICY
-    _constructor = "[constructor]policy"
+    _interface, _name = _POLICY, "policy"
 
     def __init__(self, document: Union[str, Mapping[str, Any]], *,
                  runtime: Optional[Runtime] = None) -> None:
-        super().__init__(runtime)
         self.document = document if isinstance(document, str) else json.dumps(document)
-        self._ensure()
+        super().__init__(runtime, self.document)
 
     @classmethod
     def from_file(cls, path: Union[str, Path], *, runtime: Optional[Runtime] = None) -> "Policy":
         return cls(Path(path).read_text(encoding="utf-8"), runtime=runtime)
 
-    def _constructor_args(self) -> Tuple[Any, ...]:
-        return (self.document,)
-
-    def _raise(self, failure: Record) -> typing.NoReturn:
-        raise _policy_error(failure)
-
-    def __enter__(self) -> "Policy":
-        return self
-
-    def decide(self, claims: Union[Claims, VerifiedToken], token: str = "",
-               now: Optional[int] = None) -> Decision:
-        """Decides for a verified token's claims; ``token`` is only fingerprinted for the audit
-        event. A refusal is a `Decision` with ``allow=False``, not an exception."""
-        claims = claims.claims if isinstance(claims, VerifiedToken) else claims
-        ok, value = _tagged_result(self._method("[method]policy.decide", _to_wit(claims), token,
-                                                _now(now)))
-        if not ok:
-            raise _policy_error(value)
-        return _from_wit(Decision, value)
+    def decide(self, claims: Union[VerifiedToken, Mapping[str, Any], str],
+               now: Optional[int] = None, *, fingerprint: Optional[str] = None) -> Decision:
+        """Decides for a verified token (or claims written by hand, as a dict or JSON, for a
+        what-if). ``fingerprint`` names the token in the audit event (default: the verified
+        token's). A refusal is a `Decision` with ``allow=False``, not an exception."""
+        if fingerprint is None:
+            fingerprint = claims.fingerprint if isinstance(claims, VerifiedToken) else ""
+        return _result(self._method("decide", _claims_json(claims), fingerprint, _now(now)),
+                       Decision)
 
     def warnings(self) -> List[str]:
-        return list(self._method("[method]policy.warnings"))
+        return list(self._method("warnings"))
 
     def plan(self, issuer: str, audience: str = "api://AzureADTokenExchange") -> PlanReport:
         """The federated credentials Entra needs so it accepts every job this policy allows."""
-        return _from_wit(PlanReport, self._method("[method]policy.plan", issuer, audience))
+        return _from_wit(PlanReport, self._method("plan", issuer, audience))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -880,31 +868,21 @@ class Policy(_Resource):
 # ---------------------------------------------------------------------------------------------
 
 
-def verify_gitlab_token(token: str, jwks: str, config: VerifierConfig,
-                        now: Optional[int] = None) -> VerifiedToken:
+def verify_gitlab_token(token: str, jwks: str, config: VerifierConfig, now: Optional[int] = None,
+                        *, runtime: Optional[Runtime] = None) -> VerifiedToken:
     """One-shot verification (parses config and JWKS every time; prefer `Verifier` for many)."""
-    return default_runtime().verify_gitlab_token(token, jwks, config, now)
+    return _result((runtime or default_runtime())._call(
+        _VERIFY, "verify-gitlab-token", token, jwks, _to_wit(config), _now(now)), VerifiedToken)
 
 
-def build_azure_assertion(target: AzureTarget, credential: Union[str, Certificate],
-                          now: Optional[int] = None) -> HttpRequest:
-    """The Entra token request: ``credential`` is the verified GitLab ID token (federated) or a
-    `Certificate`. Send it as is; its body holds a credential."""
-    return default_runtime().build_azure_assertion(target, credential, now)
+def claim_table(*, runtime: Optional[Runtime] = None) -> List[ClaimSpec]:
+    """Every claim the component names, registered claims first."""
+    return _from_wit(List[ClaimSpec], (runtime or default_runtime())._call(_VERIFY, "claim-table"))
 
 
-def parse_token_response(status: int, headers: Union[Mapping[str, str], Iterable[Tuple[str, str]]],
-                         body: Union[bytes, str], now: Optional[int] = None) -> AccessToken:
-    """Judges Entra's answer: an `AccessToken`, or `ExchangeError` (``retryable`` for 429/5xx)."""
-    return default_runtime().parse_token_response(status, headers, body, now)
-
-
-def federated_subject(claims: Union[Claims, VerifiedToken]) -> Optional[str]:
-    """The subject Entra matches against the app's federated credentials."""
-    return default_runtime().federated_subject(claims)
-
-
-def preflight(claims: Union[Claims, VerifiedToken], credentials_json: str) -> PreflightReport:
+def preflight(claims: Union[VerifiedToken, Mapping[str, Any], str], credentials_json: str, *,
+              runtime: Optional[Runtime] = None) -> PreflightReport:
     """Would Entra accept this token with these federated credentials (as `az ad app
     federated-credential list` prints them)?"""
-    return default_runtime().preflight(claims, credentials_json)
+    return _result((runtime or default_runtime())._call(
+        _POLICY, "preflight", _claims_json(claims), credentials_json), PreflightReport)

@@ -10,12 +10,17 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from gitlab_azure_oidc import Verifier, VerifierConfig  # noqa: E402
-from standin import REPO, StandIn  # noqa: E402
+from gitlab_azure_oidc import GateConfig, HttpRequest, Verifier, VerifierConfig  # noqa: E402
+from standin import REPO, StandIn, http  # noqa: E402
 
 TESTDATA = REPO / "src" / "entra" / "testdata"
 DEMO_POLICY = REPO / "examples" / "policies" / "demo.json"
 ARM = "https://management.azure.com/.default"
+
+
+def send(request: HttpRequest):
+    """What every host does with the gate's request: POST it as is."""
+    return http(request.method, request.url, request.body.encode(), dict(request.headers))
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +43,12 @@ def entra(stand_in):
 @pytest.fixture(scope="session")
 def config(stand_in) -> VerifierConfig:
     return VerifierConfig(issuer=stand_in.issuer, audiences=[stand_in.audience])
+
+
+@pytest.fixture(scope="session")
+def gate_config(stand_in, config) -> GateConfig:
+    """The demo policy, federated, every request sent to the stand-in's Entra."""
+    return GateConfig(config, policy=DEMO_POLICY.read_text(), dangerous_authority_url=stand_in.entra)
 
 
 @pytest.fixture

@@ -11,4 +11,5 @@ def test_demo_runs_end_to_end():
                          text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "access token: Bearer" in out.stdout and "==> demo passed" in out.stdout
-    assert out.stdout.count("[as expected]") == 4
+    assert out.stdout.count("[as expected]") == 5
+    assert "audit: deny by rule no-merge-requests" in out.stdout

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gitlab_azure_oidc import Verifier, VerifierConfig, VerifyError
+from gitlab_azure_oidc import OidcError, Verifier, VerifierConfig
 
 ISSUER = "https://gitlab.example.com"
 AUDIENCE = "api://AzureADTokenExchange"
@@ -84,7 +84,7 @@ def verifier(keys):
 def test_openssl_signed_tokens_verify(keys, verifier, alg):
     token = verifier.verify(sign(keys, alg))
     assert token.header.alg == alg.lower()
-    assert token.claims.gitlab.project_path == "acme/payments"
+    assert token.gitlab.project_path == "acme/payments"
 
 
 @pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256"])
@@ -97,7 +97,7 @@ def test_one_altered_byte_is_refused(keys, verifier, alg, part):
     index = raw.find(b"acme") + 1 if part == 1 else (raw.find(b"JWT") + 1 if part == 0 else len(raw) // 2)
     raw[index] ^= 0x01
     parts[part] = b64(bytes(raw))
-    with pytest.raises(VerifyError) as e:
+    with pytest.raises(OidcError) as e:
         verifier.verify(".".join(parts))
     # The header's `typ` is not signed-in-isolation: a changed header byte breaks the signature too.
     assert e.value.kind == "bad-signature", e.value

@@ -1,4 +1,4 @@
-"""The `policy` interface: Policy.decide, warnings, plan, and preflight."""
+"""The `policy` interface, for tooling: Policy.decide, warnings, plan, and preflight."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import json
 import pytest
 
 from conftest import DEMO_POLICY
-from gitlab_azure_oidc import (AzureTarget, Decision, Policy, PolicyError, PreflightReport,
-                               preflight)
+from gitlab_azure_oidc import Decision, Location, OidcError, Policy, PreflightReport, preflight
 
 
 @pytest.fixture
@@ -19,34 +18,54 @@ def policy():
 
 def test_allow_on_protected_main(stand_in, verifier, policy):
     raw = stand_in.mint()
-    decision = policy.decide(verifier.verify(raw), raw)
+    verified = verifier.verify(raw)
+    decision = policy.decide(verified)
     assert isinstance(decision, Decision) and decision.allow
     assert decision.rule == "deploy-production"
-    assert decision.target.client_id == stand_in.client_id
-    assert isinstance(decision.azure_target(), AzureTarget)
+    assert stand_in.client_id in decision.target and stand_in.tenant in decision.target
     assert any("deploy-production: matched" in line for line in decision.lines)
     audit = json.loads(decision.audit_json)
     assert audit["decision"] == "allow" and raw not in decision.audit_json
+    assert audit["token_sha256"] == verified.fingerprint
 
 
 def test_deny_explains_every_rule(stand_in, verifier, policy):
-    claims = verifier.verify(stand_in.mint(pipeline_source="merge_request_event")).claims
-    decision = policy.decide(claims, now=claims.iat)
-    assert not decision.allow and decision.rule == "no-merge-requests"
+    verified = verifier.verify(stand_in.mint(pipeline_source="merge_request_event"))
+    decision = policy.decide(verified, now=verified.claims.iat)
+    assert not decision.allow and decision.rule == "no-merge-requests" and decision.target is None
     assert [o.rule for o in decision.outcomes] == ["no-merge-requests", "deploy-production", "release-tags"]
-    with pytest.raises(ValueError):
-        decision.azure_target()
+    assert [o.matched for o in decision.outcomes] == [True, True, False]
+    assert "ref is main" in decision.outcomes[2].reason
 
 
-@pytest.mark.parametrize("document,kind,rule,field", [
-    ("{", "policy-json", None, None),
+def test_what_if_claims_written_by_hand(stand_in, verifier, policy):
+    claims = verifier.verify(stand_in.mint()).payload
+    assert policy.decide(claims, fingerprint="what-if").allow
+    assert json.loads(policy.decide(claims, fingerprint="what-if").audit_json)["token_sha256"] == "what-if"
+    claims["ref_protected"] = "false"
+    decision = policy.decide(json.dumps(claims))
+    assert not decision.allow and any("ref_protected is false" in line for line in decision.lines)
+    with pytest.raises(OidcError) as e:
+        policy.decide("not json")
+    assert e.value.category == "token"
+
+
+@pytest.mark.parametrize("document,kind,location", [
+    ("{", "policy-json", None),
     ({"rules": [{"name": "x", "effect": "allow", "when": {"project_path": "a/b"}}]},
-     "policy-missing-field", "x", "azure"),
+     "policy-missing-field", Location("x", "azure")),
 ])
-def test_policy_errors(document, kind, rule, field):
-    with pytest.raises(PolicyError) as e:
+def test_policy_errors(document, kind, location):
+    with pytest.raises(OidcError) as e:
         Policy(document)
-    assert (e.value.kind, e.value.rule, e.value.field) == (kind, rule, field)
+    assert (e.value.category, e.value.kind, e.value.location) == ("config", kind, location)
+
+
+def test_a_typo_in_a_claim_name_is_refused_with_a_suggestion():
+    document = {"rules": [{"name": "x", "effect": "deny", "when": {"project_pth": "a/b"}}]}
+    with pytest.raises(OidcError) as e:
+        Policy(document)
+    assert e.value.location.rule == "x" and "project_path" in e.value.message
 
 
 def test_warnings_and_plan(stand_in, policy):
@@ -66,9 +85,9 @@ def test_preflight(stand_in, verifier):
     report = preflight(token, json.dumps(creds))
     assert isinstance(report, PreflightReport) and report.accepted and report.accepted_by == "gitlab"
     creds[0]["subject"] = stand_in.subject.replace(":main", ":dev")
-    report = preflight(token.claims, json.dumps(creds))
+    report = preflight(token.payload, json.dumps(creds))
     assert not report.accepted and report.nearest == "gitlab"
     assert any("AADSTS700213" in d for d in report.differences)
-    with pytest.raises(PolicyError) as e:
+    with pytest.raises(OidcError) as e:
         preflight(token, "not json")
-    assert e.value.kind == "credentials-json"
+    assert (e.value.kind, e.value.category) == ("credentials-json", "config")
