@@ -1,213 +1,190 @@
-// Verify GitLab CI ID tokens, decide with a policy and build the Microsoft Entra token request,
-// through the `gitlab-azure:oidc@0.1.0` WebAssembly component transpiled by jco (`npm run build`).
+// GitLab CI ID token -> Microsoft Entra access token, through the `gitlab-azure:oidc@0.2.0`
+// WebAssembly component transpiled by jco (`npm run build`).
 //
-// The component has no clock and no network: `now` (seconds since the epoch, number or bigint)
-// defaults to the current time; the caller fetches the JWKS and sends the request. WIT u64 values
-// come back as `bigint` (jco's mapping).
+// The component judges everything: the `Gate` verifies the token, decides with the policy, builds
+// the Entra request and reads Entra's answer. This host fetches the JWKS, sends the request and
+// reads the clock: `exchange()` is that sequence with its retry rule. `now` (seconds since the
+// epoch, number or bigint) defaults to the current time; WIT u64 values come back as `bigint`.
 //
 // A guest trap poisons a WebAssembly instance. The runtime then throws `GuestTrap` and makes a
-// fresh instance for the next call; `Verifier` and `Policy` rebuild their resource in it.
+// fresh instance for the next call; `Gate`, `Verifier` and `Policy` rebuild their resource in it
+// (a gate with the last JWKS installed; its caches and unread audit events are lost).
 
 import { constants, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { instantiate } from './generated/gitlab-azure-oidc.js';
 
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-verify.js').VerifierConfig} VerifierConfig */
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-verify.js').VerifiedToken} VerifiedToken */
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-verify.js').Claims} Claims */
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-verify.js').KeyInfo} KeyInfo */
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-verify.js').Algorithm} Algorithm */
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-exchange.js').AzureTarget} AzureTarget */
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-exchange.js').Certificate} Certificate */
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-exchange.js').HttpRequest} HttpRequest */
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-exchange.js').AccessToken} AccessToken */
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-exchange.js').EntraError} EntraError */
+/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-types.js').VerifierConfig} VerifierConfig */
+/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-types.js').AzureTarget} AzureTarget */
+/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-types.js').HttpRequest} HttpRequest */
+/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-types.js').AccessToken} AccessToken */
+/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-types.js').Failure} Failure */
+/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-gate.js').Admission} Admission */
+/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-verify.js').ClaimSpec} ClaimSpec */
 /** @typedef {import('./generated/interfaces/gitlab-azure-oidc-policy.js').Decision} Decision */
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-policy.js').PlanReport} PlanReport */
-/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-policy.js').PreflightReport} PreflightReport */
 
 /**
- * What a verifier checks. Only `issuer` and `audiences` are required.
- * @typedef {object} VerifierOptions
- * @property {string} issuer The GitLab URL, without a trailing slash.
- * @property {string[]} audiences Accepted `aud` values.
- * @property {Algorithm[]} [algorithms] The allow-list; empty or absent: RS256 only.
- * @property {number|bigint} [leeway] Clock-skew leeway in seconds (default 60).
- * @property {number|bigint} [maxAge] Refuse tokens issued longer ago than this.
- * @property {boolean} [insecureSkipAudience] Accept tokens without `aud` (insecure).
+ * A verified token: the component's record, plus its payload parsed and GitLab's claims typed.
+ * @typedef {import('./generated/interfaces/gitlab-azure-oidc-types.js').VerifiedToken & {payload: Record<string, unknown>, gitlab: GitLabClaims}} VerifiedToken
  */
 
 /**
- * The Azure identity to become. Empty `scopes`: ARM's.
- * @typedef {object} TargetOptions
- * @property {string} tenant
- * @property {string} clientId
- * @property {string[]} [scopes]
- * @property {string} [authorityHost]
- * @property {string} [insecureAuthorityUrl] Any authority base URL, e.g. a loopback stand-in.
+ * GitLab's claims, typed by the component's claim table (absent or null: undefined); ids are
+ * strings, as GitLab sends them. test/claims.test.js checks these names against that table.
+ * @typedef {object} GitLabClaims
+ * @property {string} [namespaceId] @property {string} [namespacePath] @property {string} [projectId]
+ * @property {string} [projectPath] The fork, for merge-request pipelines from forks.
+ * @property {string} [jobProjectId] @property {string} [jobProjectPath] The project running the job.
+ * @property {string} [jobNamespaceId] @property {string} [jobNamespacePath] @property {string} [userId]
+ * @property {string} [userLogin] @property {string} [userEmail] @property {string} [userAccessLevel]
+ * @property {{provider: string, externUid: string}[]} [userIdentities] @property {string} [pipelineId]
+ * @property {string} [pipelineSource] @property {string} [jobId] @property {string} [ref] @property {string} [refType]
+ * @property {string} [refPath] @property {boolean} [refProtected] @property {string[]} [groupsDirect]
+ * @property {string} [environment] @property {boolean} [environmentProtected] @property {string} [deploymentTier]
+ * @property {string} [environmentAction] @property {bigint} [runnerId] @property {string} [runnerEnvironment]
+ * @property {string} [sha] @property {string} [ciConfigRefUri] @property {string} [ciConfigSha]
+ * @property {string} [projectVisibility] @property {string} [jobSource]
+ * @property {{url?: string, sha?: string}} [jobConfig] @property {string} [targetAudience]
  */
 
 /**
- * A certificate credential: the component signs its own client assertion.
- * @typedef {object} CertificateOptions
- * @property {string} privateKeyPem RSA private key, PKCS#8 PEM.
- * @property {string} certificatePem
- * @property {'ps256'|'rs256'} [algorithm] Default `ps256` (with `x5t#S256`).
- * @property {number|bigint} [lifetime] Seconds; default 300, at most 600.
+ * What a gate is built from. Without `verifier`: only a federated gate with a fixed `target`.
+ * @typedef {object} GateOptions
+ * @property {VerifierOptions} [verifier] How tokens are verified.
+ * @property {string|object} [policy] The policy document (JSON text or object).
+ * @property {AzureTarget} [target] The one identity, when there is no policy.
+ * @property {'federated'|CertificateOptions} [credential] Default: federated (the job's token).
+ * @property {string} [dangerousAuthorityUrl] Send token requests here instead (a loopback stand-in).
+ */
+/**
+ * `leeway` (default 60) and `maxAge` in seconds; `algorithms` absent: RS256 only.
+ * @typedef {{issuer: string, audiences: string[], algorithms?: VerifierConfig['algorithms'], leeway?: number|bigint,
+ *   maxAge?: number|bigint, dangerousSkipAudienceCheck?: boolean}} VerifierOptions
+ */
+/**
+ * The component signs its own client assertion: PKCS#8 RSA key, `ps256` (default) or `rs256`,
+ * `lifetime` in seconds (default 300, at most 600).
+ * @typedef {{privateKeyPem: string, certificatePem: string, algorithm?: 'ps256'|'rs256', lifetime?: number|bigint}} CertificateOptions
  */
 
 const GENERATED = join(dirname(fileURLToPath(import.meta.url)), 'generated');
 
-/** Any refusal by the component: `kind` is its stable kebab-case name. */
+/**
+ * Any failure of the component, with the WIT `failure` record's fields: `kind` (stable,
+ * kebab-case), `category`, `message`, `hint`, `refetchJwks`, `retryable`, `retryAfter` (seconds,
+ * bigint), `httpStatus`, `location` (policy documents) and `entra` (Entra's error answer).
+ */
 export class OidcError extends Error {
-  /** @param {string} kind @param {string} message @param {unknown} [cause] */
-  constructor(kind, message, cause) {
-    super(`${kind}: ${message}`, cause === undefined ? undefined : { cause });
-    this.name = new.target.name;
-    /** @type {string} */ this.kind = kind;
-    /** @type {string} */ this.detailMessage = message;
-  }
-}
-
-/** A configuration (`category` 'config'), JWKS ('jwks') or token ('verify') refused. */
-export class VerifyError extends OidcError {
+  /** @param {Failure} failure */
   constructor(failure) {
-    super(failure.kind, failure.message);
-    /** @type {'config'|'jwks'|'verify'} */ this.category = failure.error.tag;
-    const inner = failure.error.val;
-    /** The WIT case, e.g. `expired`, `unknown-kid`. @type {string} */
-    this.case = typeof inner === 'object' && inner !== null ? inner.tag : String(inner);
-    /** The case's payload (records as camelCase objects). */
-    this.detail = typeof inner === 'object' && inner !== null ? inner.val : undefined;
-    /** True when refetching the JWKS may help. @type {boolean} */
-    this.refreshJwks = failure.refreshJwks;
+    super(failure.message);
+    this.name = 'OidcError';
+    /** @type {Failure['kind']} */ this.kind = failure.kind;
+    /** @type {Failure['category']} */ this.category = failure.category;
+    /** @type {Failure['hint']} */ this.hint = failure.hint;
+    this.refetchJwks = failure.refetchJwks;
+    this.retryable = failure.retryable;
+    /** @type {Failure['retryAfter']} */ this.retryAfter = failure.retryAfter;
+    this.httpStatus = failure.httpStatus;
+    /** @type {Failure['location']} */ this.location = failure.location;
+    /** @type {Failure['entra']} */ this.entra = failure.entra;
   }
 }
 
-/** No request could be built, or Entra's answer holds no token. */
-export class ExchangeError extends OidcError {
-  constructor(failure) {
-    super(failure.kind, failure.message);
-    /** `target`, `credential`, `request`, `entra`, `rate-limited`, `server-error`, `bad-response`. */
-    this.category = failure.error.tag;
-    const val = failure.error.val;
-    /** Entra's error body, when it sent one. @type {EntraError|undefined} */
-    this.entra = typeof val === 'object' && val !== null ? val : undefined;
-    /** @type {boolean} */ this.retryable = failure.retryable;
-    /** @type {string|undefined} */ this.retryAfter = failure.retryAfter;
-    /** @type {bigint|undefined} */ this.retryAfterSeconds = failure.retryAfterSeconds;
-  }
-}
-
-/** A policy document that does not load, or claims it cannot judge. */
-export class PolicyError extends OidcError {
-  constructor(failure) {
-    super(failure.kind, failure.message);
-    /** @type {string|undefined} */ this.rule = failure.rule;
-    /** @type {string|undefined} */ this.field = failure.field;
-  }
-}
-
-/** The component trapped; its instance was discarded and the next call gets a fresh one. */
-export class GuestTrap extends OidcError {
+/** The component trapped (a bug, not a refusal); the next call gets a fresh instance. */
+export class GuestTrap extends Error {
   constructor(cause) {
-    super('guest-trap', String(cause && cause.message ? cause.message : cause), cause);
+    super(String(cause?.message ?? cause), { cause });
+    this.name = 'GuestTrap';
+    this.kind = 'guest-trap';
   }
 }
 
-const isComponentError = (e) => e !== null && typeof e === 'object' && Object.prototype.hasOwnProperty.call(e, 'payload');
+const isComponentError = (e) => e !== null && typeof e === 'object' && Object.hasOwn(e, 'payload');
 const now64 = (now) => BigInt(now ?? Math.floor(Date.now() / 1000));
 const opt64 = (v) => (v === undefined || v === null ? undefined : BigInt(v));
+const json = (v) => (typeof v === 'string' ? v : JSON.stringify(v));
+/** A verified token's signed payload, claims written by hand (object) or JSON text. */
+const claimsJson = (c) => (typeof c === 'string' ? c : c.payloadJson ?? JSON.stringify(c));
 
-/** @param {VerifierOptions} c */
+/** @param {VerifierOptions} c @returns {VerifierConfig} */
 function verifierConfig(c) {
+  const { issuer, audiences = [], algorithms = [], leeway, maxAge, dangerousSkipAudienceCheck = false } = c;
+  return { issuer, audiences, algorithms, leeway: opt64(leeway), maxAge: opt64(maxAge), dangerousSkipAudienceCheck };
+}
+
+/** @param {GateOptions} g */
+function gateConfig(g) {
+  const c = g.credential ?? 'federated';
+  let credential;
+  if (c === 'federated') credential = { tag: 'federated' };
+  else if (typeof c?.privateKeyPem === 'string') {
+    const { privateKeyPem, certificatePem, algorithm = 'ps256', lifetime } = c;
+    credential = { tag: 'certificate', val: { privateKeyPem, certificatePem, algorithm, lifetime: opt64(lifetime) } };
+  } else throw new TypeError("credential: 'federated' or a certificate {privateKeyPem, certificatePem}");
   return {
-    issuer: c.issuer,
-    audiences: [...(c.audiences ?? [])],
-    algorithms: [...(c.algorithms ?? [])],
-    leeway: opt64(c.leeway),
-    maxAge: opt64(c.maxAge),
-    insecureSkipAudience: Boolean(c.insecureSkipAudience),
+    verifier: g.verifier && verifierConfig(g.verifier),
+    policy: g.policy === undefined ? undefined : json(g.policy),
+    target: g.target && { ...g.target, scopes: [...(g.target.scopes ?? [])] },
+    credential,
+    dangerousAuthorityUrl: g.dangerousAuthorityUrl,
   };
 }
 
-/** @param {TargetOptions} t */
-function azureTarget(t) {
-  return {
-    tenant: t.tenant,
-    clientId: t.clientId,
-    scopes: [...(t.scopes ?? [])],
-    authorityHost: t.authorityHost,
-    insecureAuthorityUrl: t.insecureAuthorityUrl,
-  };
-}
+/** Each claim kind as JavaScript (after JSON.parse). */
+const FROM_JSON = {
+  text: String, id: String, flag: (v) => v === 'true' || v === true, integer: BigInt, time: BigInt,
+  'text-list': (v) => [...v], audience: (v) => (Array.isArray(v) ? v : [v]),
+  identities: (v) => v.map((i) => ({ provider: i.provider, externUid: i.extern_uid })),
+  object: (v) => ({ url: v.url ?? undefined, sha: v.sha ?? undefined }),
+};
+const camel = (name) => name.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 
-/** @param {string|CertificateOptions} c */
-function credential(c) {
-  if (typeof c === 'string') return { tag: 'federated', val: c };
-  if (c && typeof c.privateKeyPem === 'string') {
-    return {
-      tag: 'certificate',
-      val: {
-        privateKeyPem: c.privateKeyPem,
-        certificatePem: c.certificatePem,
-        algorithm: c.algorithm ?? 'ps256',
-        lifetime: opt64(c.lifetime),
-      },
-    };
-  }
-  throw new TypeError('credential: the GitLab ID token (string) or a certificate');
-}
-
-const HASHES = { 256: 'sha256', 384: 'sha384', 512: 'sha512' };
+// Each scheme of the `signatures` import as node:crypto's hash and options; EC keys carry no
+// curve, the scheme names it.
+const PSS = (saltLength) => ({ padding: constants.RSA_PKCS1_PSS_PADDING, saltLength });
+const SCHEMES = {
+  'rsa-pkcs1-sha256': ['sha256', {}], 'rsa-pkcs1-sha384': ['sha384', {}], 'rsa-pkcs1-sha512': ['sha512', {}],
+  'rsa-pss-sha256': ['sha256', PSS(32)], 'rsa-pss-sha384': ['sha384', PSS(48)], 'rsa-pss-sha512': ['sha512', PSS(64)],
+  'ecdsa-p256-sha256': ['sha256', { dsaEncoding: 'ieee-p1363' }, 'P-256'],
+  'ecdsa-p384-sha384': ['sha384', { dsaEncoding: 'ieee-p1363' }, 'P-384'],
+};
 
 /**
- * The component's `gitlab-azure:oidc/signatures` import, answered with `node:crypto`
- * (OpenSSL): RSA there costs about a twentieth of the component's own RSA code. The component
- * has refused by itself everything it would refuse (allow-list, key type, size, signature
- * length); this only does the arithmetic. On any error the answer is `unsupported`, so the
- * component judges the signature with its own code: only speed is ever lost.
+ * The component's `signatures` import, answered with `node:crypto` (OpenSSL): RSA there costs
+ * about a twentieth of the component's own. The component has made every refusal; this does
+ * only the arithmetic, and answers `unsupported` on any error so the component checks itself.
  */
 export class NativeSignatures {
+  /** `checks`: signatures checked natively so far; `keys`: parsed keys by their JWK. */
   constructor() {
-    /** Signatures checked natively so far. */
     this.checks = 0;
-    /** Parsed keys by their bytes: a JWKS holds a handful. @type {Map<string, import('node:crypto').KeyObject>} */
-    this.keys = new Map();
+    /** @type {Map<string, import('node:crypto').KeyObject>} */ this.keys = new Map();
   }
 
-  keyObject(key) {
+  keyObject(key, curve) {
     const b64 = (bytes) => Buffer.from(bytes).toString('base64url');
-    const id = key.tag === 'rsa' ? `rsa:${b64(key.val.n)}:${b64(key.val.e)}` : `ec:${key.val.curve}:${b64(key.val.x)}:${b64(key.val.y)}`;
-    let parsed = this.keys.get(id);
-    if (!parsed) {
-      const jwk = key.tag === 'rsa'
-        ? { kty: 'RSA', n: b64(key.val.n), e: b64(key.val.e) }
-        : { kty: 'EC', crv: key.val.curve, x: b64(key.val.x), y: b64(key.val.y) };
-      parsed = createPublicKey({ key: jwk, format: 'jwk' });
+    const jwk = key.tag === 'rsa'
+      ? { kty: 'RSA', n: b64(key.val.n), e: b64(key.val.e) }
+      : { kty: 'EC', crv: curve, x: b64(key.val.x), y: b64(key.val.y) };
+    const id = JSON.stringify(jwk);
+    if (!this.keys.has(id)) {
       if (this.keys.size >= 16) this.keys.clear();
-      this.keys.set(id, parsed);
+      this.keys.set(id, createPublicKey({ key: jwk, format: 'jwk' }));
     }
-    return parsed;
+    return this.keys.get(id);
   }
 
   /** @returns {'valid'|'invalid'|'unsupported'} */
-  verifySignature(alg, key, message, signature) {
-    const hash = HASHES[alg.slice(2)];
-    const family = alg.slice(0, 2);
-    if (!hash || alg.length !== 5) return 'unsupported';
+  verifySignature(scheme, key, message, signature) {
+    const [hash, options, curve] = SCHEMES[scheme] ?? [];
+    if (!hash || (curve === undefined) !== (key.tag === 'rsa')) return 'unsupported';
     try {
-      const pub = this.keyObject(key);
-      let options;
-      if (key.tag === 'rsa' && family === 'RS') options = pub;
-      else if (key.tag === 'rsa' && family === 'PS') {
-        options = { key: pub, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(alg.slice(2)) / 8 };
-      } else if (key.tag === 'ec' && family === 'ES') options = { key: pub, dsaEncoding: 'ieee-p1363' };
-      else return 'unsupported';
-      const ok = cryptoVerify(hash, message, options, signature);
+      const ok = cryptoVerify(hash, message, { key: this.keyObject(key, curve), ...options }, signature);
       this.checks += 1;
       return ok ? 'valid' : 'invalid';
     } catch {
@@ -219,12 +196,10 @@ export class NativeSignatures {
 /** The compiled component and one live instance, shared by everything built from it. */
 export class Runtime {
   /**
-   * @param {object} [options]
-   * @param {string} [options.dir] The jco output (default ./generated).
-   * @param {Record<string, object>} [options.wasi] Per-interface overrides merged over the
-   *   WASI shim (e.g. `{'wasi:random/random': {...}}`), for tests and sandboxes.
-   * @param {boolean} [options.nativeSignatures] Check signatures with `node:crypto` for the
-   *   component (default true); false leaves them to the component's own code.
+   * `dir`: the jco output (default ./generated). `wasi`: per-interface overrides merged over the
+   * WASI shim (e.g. `{'wasi:random/random': {...}}`), for tests and sandboxes. `nativeSignatures`:
+   * check signatures with `node:crypto` (default true); false leaves them to the component.
+   * @param {{dir?: string, wasi?: Record<string, object>, nativeSignatures?: boolean}} [options]
    */
   constructor({ dir = GENERATED, wasi = {}, nativeSignatures = true } = {}) {
     this.dir = dir;
@@ -236,9 +211,11 @@ export class Runtime {
     this.current = null;
     /** Instances created so far (1 after the first call, +1 after every trap). */
     this.instancesCreated = 0;
+    /** @type {{name: string, field: string, from: (v: any) => any}[]|null} */
+    this.gitlabKinds = null;
   }
 
-  /** The live instance's exports, instantiating (synchronously) when there is none. */
+  /** The live instance, instantiating (synchronously) when there is none. */
   instance() {
     if (this.current === null || !this.current.alive) {
       const getCoreModule = (path) => {
@@ -246,10 +223,7 @@ export class Runtime {
         return this.modules.get(path);
       };
       const native = this.native;
-      const signatures = {
-        verifySignature: (alg, key, message, signature) =>
-          native ? native.verifySignature(alg, key, message, signature) : 'unsupported',
-      };
+      const signatures = { verifySignature: (...args) => (native ? native.verifySignature(...args) : 'unsupported') };
       const imports = { ...new WASIShim().getImportObject(), 'gitlab-azure:oidc/signatures': signatures, ...this.wasi };
       const root = instantiate(getCoreModule, imports, (module, imp) => new WebAssembly.Instance(module, imp));
       if (typeof root?.then === 'function') throw new Error('jco instantiate unexpectedly returned a promise');
@@ -260,65 +234,36 @@ export class Runtime {
   }
 
   /**
-   * Runs `fn(root)` in `inst` (default: the live instance). A `ComponentError` becomes the
-   * interface's error through `toError`; anything else is a trap: the instance is discarded.
-   * @template T
-   * @param {(root: any) => T} fn
-   * @param {(payload: any) => Error} toError
-   * @param {{root: any, alive: boolean}} [inst]
-   * @returns {T}
+   * Runs `fn(root)` in `inst` (default: the live instance). A `ComponentError` becomes an
+   * `OidcError`; anything else thrown inside the guest is a trap: the instance is discarded.
+   * @template T @param {(root: any) => T} fn @param {{root: any, alive: boolean}} [inst] @returns {T}
    */
-  call(fn, toError, inst = this.instance()) {
+  call(fn, inst = this.instance()) {
     try {
       return fn(inst.root);
     } catch (e) {
-      if (isComponentError(e)) throw toError(e.payload);
+      if (isComponentError(e)) throw new OidcError(e.payload);
       if (e instanceof TypeError || e instanceof RangeError) throw e; // bad arguments, caught before entering the guest
       inst.alive = false;
       throw new GuestTrap(e);
     }
   }
 
-  /** @param {string} token @param {string} jwks @param {VerifierOptions} config @param {number|bigint} [now] @returns {VerifiedToken} */
-  verifyGitlabToken(token, jwks, config, now) {
-    return this.call((r) => r.verify.verifyGitlabToken(token, jwks, { config: verifierConfig(config), now: now64(now) }),
-      (p) => new VerifyError(p));
+  /** Every claim the component names. @returns {ClaimSpec[]} */
+  claimTable() {
+    return this.call((r) => r.verify.claimTable());
   }
 
-  /** @param {TargetOptions} target @param {string|CertificateOptions} cred @param {number|bigint} [now] @returns {HttpRequest} */
-  buildAzureAssertion(target, cred, now) {
-    const t = azureTarget(target);
-    const c = credential(cred);
-    return this.call((r) => r.exchange.buildAzureAssertion(t, c, now64(now)), (p) => new ExchangeError(p));
-  }
-
-  /**
-   * @param {number} status
-   * @param {Headers|Record<string,string>|Array<[string,string]>} headers
-   * @param {Uint8Array|ArrayBuffer|string} body
-   * @param {number|bigint} [now]
-   * @returns {AccessToken}
-   */
-  parseTokenResponse(status, headers, body, now) {
-    const pairs = Array.isArray(headers)
-      ? headers.map(([k, v]) => [String(k), String(v)])
-      : typeof headers?.entries === 'function' && !(headers.constructor === Object)
-        ? [...headers.entries()].map(([k, v]) => [String(k), String(v)])
-        : Object.entries(headers ?? {}).map(([k, v]) => [k, String(v)]);
-    const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : new Uint8Array(body);
-    return this.call((r) => r.exchange.parseTokenResponse(status, pairs, bytes, now64(now)), (p) => new ExchangeError(p));
-  }
-
-  /** @param {Claims|VerifiedToken} claims @returns {string|undefined} */
-  federatedSubject(claims) {
-    const c = claims.claims ?? claims;
-    return this.call((r) => r.exchange.federatedSubject(c), (p) => new ExchangeError(p));
-  }
-
-  /** @param {Claims|VerifiedToken} claims @param {string} credentialsJson @returns {PreflightReport} */
-  preflight(claims, credentialsJson) {
-    const c = claims.claims ?? claims;
-    return this.call((r) => r.policy.preflight(c, credentialsJson), (p) => new PolicyError(p));
+  /** The component's verified token with `payload` parsed and `gitlab` typed by the claim table. @returns {VerifiedToken} */
+  token(t) {
+    this.gitlabKinds ??= this.claimTable().filter((s) => !s.registered)
+      .map((s) => ({ name: s.name, field: camel(s.name), from: FROM_JSON[s.kind] ?? ((v) => v) }));
+    const payload = JSON.parse(t.payloadJson);
+    const gitlab = {};
+    for (const { name, field, from } of this.gitlabKinds) {
+      if (payload[name] !== undefined && payload[name] !== null) gitlab[field] = from(payload[name]);
+    }
+    return { ...t, payload, gitlab };
   }
 }
 
@@ -331,18 +276,18 @@ export function defaultRuntime() {
 
 /** A guest resource that survives traps; `close()` or `using` drops it deterministically. */
 class GuestResource {
-  constructor(runtime) {
+  /** @param {Runtime|undefined} runtime @param {(root: any) => any} make The guest class. @param {any[]} args */
+  constructor(runtime, make, args) {
     this.runtime = runtime ?? defaultRuntime();
-    this.owner = null;
-    this.handle = null;
-    this.closed = false;
+    Object.assign(this, { make, args, owner: null, handle: null, closed: false });
+    this.ensure();
   }
 
   ensure() {
     if (this.closed) throw new Error(`${this.constructor.name} is closed`);
     if (this.handle === null || !this.owner.alive) {
       const inst = this.runtime.instance();
-      this.handle = this.runtime.call((r) => this.construct(r), (p) => this.toError(p), inst);
+      this.handle = this.runtime.call((r) => new (this.make(r))(...this.args), inst);
       this.owner = inst;
     }
     return this.owner;
@@ -350,7 +295,7 @@ class GuestResource {
 
   method(fn) {
     const inst = this.ensure();
-    return this.runtime.call(() => fn(this.handle), (p) => this.toError(p), inst);
+    return this.runtime.call(() => fn(this.handle), inst);
   }
 
   /** Drops the guest resource now. */
@@ -362,9 +307,7 @@ class GuestResource {
         this.owner.alive = false;
       }
     }
-    this.handle = null;
-    this.owner = null;
-    this.closed = true;
+    Object.assign(this, { handle: null, owner: null, closed: true });
   }
 
   [Symbol.dispose]() {
@@ -372,66 +315,131 @@ class GuestResource {
   }
 }
 
-/** A verifier: configuration checked and JWKS parsed once, reused for every token. */
-export class Verifier extends GuestResource {
+/** The exchange: keys, verified tokens and decisions inside, bounded. */
+export class Gate extends GuestResource {
   /**
-   * @param {VerifierOptions} config
-   * @param {string} jwks The JWKS document (JSON text).
-   * @param {{runtime?: Runtime}} [options]
-   * @throws {VerifyError} category `config` or `jwks`
+   * @param {GateOptions} config @param {string} [jwks] The issuer's JWKS, installed at once.
+   * @param {{runtime?: Runtime}} [options] @throws {OidcError} category `config` or `jwks`
    */
   constructor(config, jwks, { runtime } = {}) {
-    super(runtime);
-    this.config = verifierConfig(config);
-    this.jwks = jwks;
-    this.ensure();
+    super(runtime, (r) => r.gate.Gate, [gateConfig(config), jwks]);
   }
 
-  construct(root) {
-    return new root.verify.Verifier(this.config, this.jwks);
+  /** Installs the issuer's JWKS (after `refetchJwks`); verified tokens and decisions are forgotten. @param {string} jwks */
+  installJwks(jwks) {
+    this.method((h) => h.installJwks(jwks));
+    this.args[1] = jwks; // a fresh instance after a trap gets these keys
   }
 
-  toError(p) {
-    return new VerifyError(p);
-  }
-
-  /** @param {string} token @param {number|bigint} [now] @returns {VerifiedToken} @throws {VerifyError} */
-  verify(token, now) {
-    return this.method((h) => h.verify(token, now64(now)));
+  /** True when the gate can admit: it has keys, or it does not verify. */
+  ready() {
+    return this.method((h) => h.ready());
   }
 
   /**
-   * Judges `token` like `verify` but returns only `{fingerprint, jti, expiresAt}`: the cheap
-   * call when the claims from the first `verify` are kept by fingerprint.
-   * @param {string} token @param {number|bigint} [now] @throws {VerifyError}
+   * Verifies, decides and builds the Entra request. A deny is an `OidcError` (`policy-denied`).
+   * @param {string} token @param {number|bigint} [now]
+   * @returns {Omit<Admission, 'verified'> & {verified?: VerifiedToken}}
    */
+  admit(token, now) {
+    const a = this.method((h) => h.admit(token, now64(now)));
+    return a.verified ? { ...a, verified: this.runtime.token(a.verified) } : a;
+  }
+
+  /**
+   * Reads Entra's answer to the admission's request.
+   * @param {number} status @param {Headers|Record<string,string>|Array<[string,string]>} headers
+   * @param {Uint8Array|ArrayBuffer|string} body @param {number|bigint} [now] @returns {AccessToken}
+   */
+  finish(status, headers, body, now) {
+    const pairs = (Array.isArray(headers) ? headers
+      : typeof headers?.entries === 'function' && headers.constructor !== Object ? [...headers.entries()]
+        : Object.entries(headers ?? {})).map(([k, v]) => [String(k), String(v)]);
+    const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : new Uint8Array(body);
+    return this.method((h) => h.finish(status, pairs, bytes, now64(now)));
+  }
+
+  /** The audit events queued since the last call, one JSON line each; never the token. @returns {string[]} */
+  takeAudit() {
+    return this.method((h) => h.takeAudit());
+  }
+
+  /** Queues the counts of requests that reused kept decisions (periodically, and before stopping). */
+  summarize(now) {
+    this.method((h) => h.summarize(now64(now)));
+  }
+}
+
+/** Sends an Entra request with `fetch`. @param {HttpRequest} r */
+const fetchRequest = (r) => fetch(r.url, { method: r.method, headers: r.headers, body: r.body });
+
+/**
+ * The exchange with this wrapper's retry rule: admit, send, finish. The JWKS is fetched (with
+ * `fetchJwks`) when the gate has none and once more when a token names an unknown key. A
+ * retryable failure from Entra is retried once after its `Retry-After` (1 s when absent), when
+ * that is at most `maxWait` seconds; anything else is thrown as it came.
+ * @param {Gate} gate
+ * @param {string} token The job's GitLab ID token.
+ * @param {(r: HttpRequest) => Promise<{status: number, headers: any, arrayBuffer(): Promise<ArrayBuffer>}>} [send] Default: fetch.
+ * @param {{now?: number|bigint, fetchJwks?: () => Promise<string>, maxWait?: number}} [options]
+ * @returns {Promise<{admission: ReturnType<Gate['admit']>, accessToken: AccessToken}>}
+ */
+export async function exchange(gate, token, send = fetchRequest, { now, fetchJwks, maxWait = 10 } = {}) {
+  if (fetchJwks && !gate.ready()) gate.installJwks(await fetchJwks());
+  let admission;
+  try {
+    admission = gate.admit(token, now);
+  } catch (e) {
+    if (!(fetchJwks && e instanceof OidcError && e.refetchJwks)) throw e;
+    gate.installJwks(await fetchJwks());
+    admission = gate.admit(token, now);
+  }
+  for (let retried = false; ; retried = true) {
+    const res = await send(admission.request);
+    try {
+      return { admission, accessToken: gate.finish(res.status, res.headers, await res.arrayBuffer(), now) };
+    } catch (e) {
+      const wait = e instanceof OidcError && e.retryable ? Number(e.retryAfter ?? 1n) : Infinity;
+      if (retried || wait > maxWait) throw e;
+      await sleep(wait * 1000);
+    }
+  }
+}
+
+/** A verifier, for tooling (the `Gate` verifies for the exchange). */
+export class Verifier extends GuestResource {
+  /** @param {VerifierOptions} config @param {string} jwks @param {{runtime?: Runtime}} [options] @throws {OidcError} */
+  constructor(config, jwks, { runtime } = {}) {
+    super(runtime, (r) => r.verify.Verifier, [verifierConfig(config), jwks]);
+  }
+
+  /** @param {string} token @param {number|bigint} [now] @returns {VerifiedToken} @throws {OidcError} */
+  verify(token, now) {
+    return this.runtime.token(this.method((h) => h.verify(token, now64(now))));
+  }
+
+  /** Judges `token` like `verify` but returns only `{fingerprint, jti, expiresAt}`. */
   check(token, now) {
     return this.method((h) => h.check(token, now64(now)));
   }
 
-  /** Replaces the keys (after `refreshJwks` and a refetch). @param {string} jwks */
+  /** Replaces the keys (after `refetchJwks`). @param {string} jwks */
   replaceJwks(jwks) {
     this.method((h) => h.replaceJwks(jwks));
-    this.jwks = jwks;
+    this.args[1] = jwks;
   }
 
-  /** The usable keys, and the skipped ones with reasons. @returns {[KeyInfo[], string[]]} */
+  /** The usable keys, and the skipped ones with reasons. */
   keys() {
     return this.method((h) => h.keys());
   }
 }
 
-/** A loaded policy: parsed and compiled once. */
+/** A loaded policy, for tooling: decide on claims (a what-if), lint, plan. */
 export class Policy extends GuestResource {
-  /**
-   * @param {string|object} document The policy (JSON text or object).
-   * @param {{runtime?: Runtime}} [options]
-   * @throws {PolicyError}
-   */
+  /** @param {string|object} document JSON text or object. @param {{runtime?: Runtime}} [options] @throws {OidcError} */
   constructor(document, { runtime } = {}) {
-    super(runtime);
-    this.document = typeof document === 'string' ? document : JSON.stringify(document);
-    this.ensure();
+    super(runtime, (r) => r.policy.Policy, [json(document)]);
   }
 
   /** @param {string} path @param {{runtime?: Runtime}} [options] */
@@ -439,24 +447,15 @@ export class Policy extends GuestResource {
     return new Policy(readFileSync(path, 'utf8'), options);
   }
 
-  construct(root) {
-    return new root.policy.Policy(this.document);
-  }
-
-  toError(p) {
-    return new PolicyError(p);
-  }
-
   /**
-   * Decides for a verified token's claims; a refusal is `allow: false`, not an exception.
-   * @param {Claims|VerifiedToken} claims
-   * @param {string} [token] Only fingerprinted for the audit event.
+   * Decides for claims; a refusal is `allow: false`, not an exception.
+   * @param {VerifiedToken|object|string} claims A verified token, or claims written by hand.
    * @param {number|bigint} [now]
+   * @param {string} [fingerprint] Names the token in the audit event (default: the verified token's).
    * @returns {Decision}
    */
-  decide(claims, token = '', now) {
-    const c = claims.claims ?? claims;
-    return this.method((h) => h.decide(c, token, now64(now)));
+  decide(claims, now, fingerprint = claims.fingerprint ?? '') {
+    return this.method((h) => h.decide(claimsJson(claims), fingerprint, now64(now)));
   }
 
   /** @returns {string[]} */
@@ -464,30 +463,28 @@ export class Policy extends GuestResource {
     return this.method((h) => h.warnings());
   }
 
-  /** @param {string} issuer @param {string} [audience] @returns {PlanReport} */
+  /** The federated credentials Entra needs. @param {string} issuer @param {string} [audience] */
   plan(issuer, audience = 'api://AzureADTokenExchange') {
     return this.method((h) => h.plan(issuer, audience));
   }
 }
 
 /**
- * The granted identity of an allowing decision as build-azure-assertion's target.
- * @param {Decision} decision
- * @param {{authorityHost?: string, insecureAuthorityUrl?: string}} [extra]
- * @returns {TargetOptions}
+ * One-shot verification: parses config and JWKS, verifies, forgets them.
+ * @param {string} token @param {string} jwks @param {VerifierOptions} config @param {number|bigint} [now]
+ * @returns {VerifiedToken}
  */
-export function targetOf(decision, extra = {}) {
-  if (!decision.allow || !decision.target) throw new Error(`the policy did not allow this job: ${decision.summary}`);
-  return { ...decision.target, ...extra };
+export function verifyGitlabToken(token, jwks, config, now, runtime = defaultRuntime()) {
+  return runtime.token(runtime.call((r) => r.verify.verifyGitlabToken(token, jwks, verifierConfig(config), now64(now))));
 }
 
-/** One-shot verification. @param {string} token @param {string} jwks @param {VerifierOptions} config @param {number|bigint} [now] */
-export const verifyGitlabToken = (token, jwks, config, now) => defaultRuntime().verifyGitlabToken(token, jwks, config, now);
-/** The Entra token request; send it as is. @param {TargetOptions} target @param {string|CertificateOptions} cred @param {number|bigint} [now] */
-export const buildAzureAssertion = (target, cred, now) => defaultRuntime().buildAzureAssertion(target, cred, now);
-/** Judges Entra's answer. @param {number} status @param {any} headers @param {Uint8Array|ArrayBuffer|string} body @param {number|bigint} [now] */
-export const parseTokenResponse = (status, headers, body, now) => defaultRuntime().parseTokenResponse(status, headers, body, now);
-/** The subject Entra matches. @param {Claims|VerifiedToken} claims */
-export const federatedSubject = (claims) => defaultRuntime().federatedSubject(claims);
-/** Would Entra accept this token with these federated credentials? @param {Claims|VerifiedToken} claims @param {string} credentialsJson */
-export const preflight = (claims, credentialsJson) => defaultRuntime().preflight(claims, credentialsJson);
+/**
+ * Would Entra accept these claims with these federated credentials (`az ad app
+ * federated-credential list`)? @param {VerifiedToken|object|string} claims @param {string|object[]} credentials
+ */
+export function preflight(claims, credentials, runtime = defaultRuntime()) {
+  return runtime.call((r) => r.policy.preflight(claimsJson(claims), json(credentials)));
+}
+
+/** Every claim the component names, registered claims first. @returns {ClaimSpec[]} */
+export const claimTable = (runtime = defaultRuntime()) => runtime.claimTable();

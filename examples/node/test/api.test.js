@@ -1,14 +1,14 @@
-// Every function of the wrapper, its error kinds, a fault followed by a fresh instance, and
-// deterministic resource disposal, against the stand-ins.
+// The tooling half of the wrapper (Verifier, Policy, preflight) and its runtime: every failure
+// kind it surfaces, a fault followed by a fresh instance, and deterministic resource disposal,
+// against the stand-ins. The exchange itself is gate.test.js's.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import {
-  ExchangeError, GuestTrap, Policy, PolicyError, Runtime, Verifier, VerifyError, buildAzureAssertion,
-  defaultRuntime, federatedSubject, parseTokenResponse, preflight, targetOf, verifyGitlabToken,
+  Gate, GuestTrap, OidcError, Policy, Runtime, Verifier, defaultRuntime, preflight, verifyGitlabToken,
 } from '../gitlab-azure-oidc.js';
-import { ARM, DEMO_POLICY, TESTDATA, startStandIn } from './standin.js';
+import { DEMO_POLICY, TESTDATA, startStandIn } from './standin.js';
 
 let s; let jwks; let config;
 before(async () => {
@@ -24,58 +24,66 @@ const open = [];
 const track = (r) => { open.push(r); return r; };
 afterEach(() => { while (open.length) open.pop()[Symbol.dispose](); });
 
-const throwsKind = (fn, cls, kind) => assert.throws(fn, (e) => { assert.ok(e instanceof cls, String(e)); assert.equal(e.kind, kind); return true; });
-const certificate = (extra = {}) => ({
-  privateKeyPem: readFileSync(join(TESTDATA, 'rsa-2048.key.pem'), 'utf8'),
-  certificatePem: readFileSync(join(TESTDATA, 'rsa-2048.cert.pem'), 'utf8'),
-  ...extra,
-});
+/** Asserts that `fn` throws an OidcError of `kind` and returns it for further checks. */
+function failure(fn, kind) {
+  let caught;
+  assert.throws(fn, (e) => { caught = e; return true; });
+  assert.ok(caught instanceof OidcError, String(caught));
+  assert.equal(caught.kind, kind, caught.message);
+  return caught;
+}
 
 describe('verify', () => {
-  test('Verifier.verify returns typed claims', async () => {
+  test('Verifier.verify returns the registered claims, the payload and typed GitLab claims', async () => {
     const v = track(new Verifier(config, jwks));
     const t = v.verify(await s.mint());
     assert.equal(t.header.alg, 'rs256');
     assert.equal(t.claims.iss, s.issuer);
     assert.equal(t.claims.sub, s.subject);
     assert.deepEqual(t.claims.aud, [s.audience]);
-    assert.equal(t.claims.gitlab.projectPath, 'acme/payments');
-    assert.equal(t.claims.gitlab.ref, 'main');
     assert.equal(typeof t.claims.exp, 'bigint');
-    assert.equal(JSON.parse(t.claims.rawJson).project_id, '4242');
+    assert.equal(t.gitlab.projectPath, 'acme/payments');
+    assert.equal(t.gitlab.ref, 'main');
+    assert.equal(t.gitlab.refProtected, true);
+    assert.equal(t.payload.project_id, '4242');
+    assert.equal(JSON.parse(t.payloadJson).ref_protected, 'true');
     assert.match(t.fingerprint, /^[0-9a-f]{64}$/);
   });
 
-  test('verify errors carry kind, case and detail', async () => {
+  test('token failures carry kind, category and the values in the message', async () => {
     const v = track(new Verifier(config, jwks));
-    assert.throws(() => v.verify('a.b'), (e) => e instanceof VerifyError && e.kind === 'not-compact' && e.detail === 2);
-    const expired = await s.mint({ iat: 900, nbf: 900, exp: 1000 });
-    assert.throws(() => v.verify(expired), (e) => e.category === 'verify' && e.case === 'expired' && e.detail.claimTime === 1000n && !e.refreshJwks);
+    assert.match(failure(() => v.verify('a.b'), 'not-compact').message, /found 2/);
+    const expiredToken = await s.mint({ iat: 900, nbf: 900, exp: 1000 });
+    const expired = failure(() => v.verify(expiredToken), 'expired');
+    assert.equal(expired.category, 'token');
+    assert.equal(expired.httpStatus, 401);
+    assert.equal(expired.refetchJwks, false);
+    assert.match(expired.message, /expired at 1000\b/);
     const token = await s.mint();
     const iat = v.verify(token).claims.iat;
-    assert.throws(() => v.verify(token, iat + 36000n), (e) => e.kind === 'expired');
+    failure(() => v.verify(token, iat + 36000n), 'expired');
     assert.equal(v.verify(token, Number(iat)).claims.iat, iat);
   });
 
   test('audience, issuer and algorithm refusals', async () => {
     const v = track(new Verifier(config, jwks));
     const wrongAud = await s.mint({ aud: s.issuer });
-    assert.throws(() => v.verify(wrongAud), (e) => e.kind === 'audience-mismatch' && e.detail.found[0] === s.issuer && !e.message.includes(wrongAud));
-    assert.throws(() => verifyGitlabToken(wrongAud, jwks, { ...config, issuer: `${s.issuer}/` }),
-      (e) => e.kind === 'issuer-mismatch' || e.kind === 'audience-mismatch');
+    const aud = failure(() => v.verify(wrongAud), 'audience-mismatch');
+    assert.ok(aud.message.includes(s.issuer) && !aud.message.includes(wrongAud));
     const ok = await s.mint();
-    assert.throws(() => verifyGitlabToken(ok, jwks, { ...config, issuer: `${s.issuer}/` }), (e) => e.kind === 'issuer-mismatch' && e.detail.nearMiss === 'trailing-slash');
-    assert.throws(() => verifyGitlabToken(ok, jwks, { ...config, algorithms: ['ps256'] }), (e) => e.kind === 'algorithm-not-allowed');
-    assert.throws(() => verifyGitlabToken(ok, jwks, { ...config, maxAge: 60 }, Date.now() / 1000 + 600 | 0), (e) => e.kind === 'too-old');
-    assert.throws(() => v.verify(ok.slice(0, -4) + (ok.endsWith('AAAA') ? 'BBBB' : 'AAAA')), (e) => e.kind === 'bad-signature');
+    assert.match(failure(() => verifyGitlabToken(ok, jwks, { ...config, issuer: `${s.issuer}/` }), 'issuer-mismatch').message, /trailing slash/);
+    failure(() => verifyGitlabToken(ok, jwks, { ...config, algorithms: ['ps256'] }), 'algorithm-not-allowed');
+    failure(() => verifyGitlabToken(ok, jwks, { ...config, maxAge: 60 }, Date.now() / 1000 + 600 | 0), 'too-old');
+    failure(() => v.verify(ok.slice(0, -4) + (ok.endsWith('AAAA') ? 'BBBB' : 'AAAA')), 'bad-signature');
   });
 
-  test('config and JWKS errors', () => {
-    assert.throws(() => new Verifier({ issuer: '', audiences: ['a'] }, jwks), (e) => e.category === 'config' && e.kind === 'empty-issuer');
-    assert.throws(() => new Verifier({ issuer: s.issuer, audiences: [] }, jwks), (e) => e.category === 'config' && e.kind === 'no-audience');
-    assert.throws(() => new Verifier(config, '{"keys": 1}'), (e) => e.category === 'jwks' && e.kind === 'jwks-no-keys-array');
+  test('config and JWKS failures', () => {
+    assert.equal(failure(() => new Verifier({ issuer: '', audiences: ['a'] }, jwks), 'empty-issuer').category, 'config');
+    assert.equal(failure(() => new Verifier({ issuer: s.issuer, audiences: [] }, jwks), 'no-audience').category, 'config');
+    const noKeys = failure(() => new Verifier(config, '{"keys": 1}'), 'jwks-no-keys-array');
+    assert.equal(noKeys.category, 'jwks');
     const v = track(new Verifier(config, jwks));
-    assert.throws(() => v.replaceJwks('nope'), (e) => e.category === 'jwks' && e.kind === 'jwks-json');
+    assert.equal(failure(() => v.replaceJwks('nope'), 'jwks-json').category, 'jwks');
   });
 
   test('unknown kid asks for a refetch; replaceJwks fixes it', async () => {
@@ -84,7 +92,9 @@ describe('verify', () => {
       const v = track(new Verifier({ issuer: own.issuer, audiences: [own.audience] }, await own.jwks()));
       await fetch(`${own.issuer}/_control/rotate`, { method: 'POST', body: '{}' });
       const token = await own.mint();
-      assert.throws(() => v.verify(token), (e) => e.kind === 'unknown-kid' && e.refreshJwks === true);
+      const e = failure(() => v.verify(token), 'unknown-kid');
+      assert.equal(e.refetchJwks, true);
+      assert.match(e.hint, /JWKS/);
       v.replaceJwks(await own.jwks());
       assert.equal(v.verify(token).claims.sub, own.subject);
     } finally {
@@ -93,102 +103,47 @@ describe('verify', () => {
   });
 
   test('keys() lists the usable keys', () => {
-    const v = track(new Verifier(config, jwks));
-    const [usable, skipped] = v.keys();
+    const [usable, skipped] = track(new Verifier(config, jwks)).keys();
     assert.equal(usable[0].kind, 'RSA-2048');
     assert.deepEqual(skipped, []);
   });
 
   test('verifyGitlabToken one-shot', async () => {
-    assert.equal(verifyGitlabToken(await s.mint(), jwks, config).claims.gitlab.projectId, '4242');
+    assert.equal(verifyGitlabToken(await s.mint(), jwks, config).gitlab.projectId, '4242');
     const noExp = await s.mint({ exp: null });
-    assert.throws(() => verifyGitlabToken(noExp, jwks, config), (e) => e.kind === 'claim-missing' && e.detail === 'exp');
-  });
-});
-
-describe('exchange', () => {
-  test('buildAzureAssertion: the documented federated form', async () => {
-    const token = await s.mint();
-    const r = buildAzureAssertion({ tenant: s.tenant, clientId: s.client_id, scopes: [ARM] }, token);
-    assert.equal(r.method, 'POST');
-    assert.equal(r.url, `https://login.microsoftonline.com/${s.tenant}/oauth2/v2.0/token`);
-    assert.deepEqual(r.headers[0], ['Content-Type', 'application/x-www-form-urlencoded']);
-    assert.deepEqual(Object.fromEntries(new URLSearchParams(r.body)), {
-      client_id: s.client_id, scope: ARM, grant_type: 'client_credentials',
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: token,
-    });
-  });
-
-  test('target and credential errors', () => {
-    throwsKind(() => buildAzureAssertion({ tenant: 'common', clientId: s.client_id }, 'a.b.c'), ExchangeError, 'reserved-tenant');
-    throwsKind(() => buildAzureAssertion({ tenant: s.tenant, clientId: 'nope' }, 'a.b.c'), ExchangeError, 'invalid-client-id');
-    assert.throws(() => buildAzureAssertion({ tenant: s.tenant, clientId: s.client_id }, { privateKeyPem: 'junk', certificatePem: 'junk' }),
-      (e) => e.category === 'credential' && e.kind === 'no-pem-block');
-    assert.throws(() => buildAzureAssertion({ tenant: s.tenant, clientId: s.client_id }, certificate({ lifetime: 100000 })),
-      (e) => e.category === 'credential' && e.kind === 'lifetime-out-of-range');
-    assert.throws(() => buildAzureAssertion({ tenant: s.tenant, clientId: s.client_id }, 42), TypeError);
-  });
-
-  test('certificate credential signs a PS256 assertion', () => {
-    const r = buildAzureAssertion({ tenant: s.tenant, clientId: s.client_id }, certificate(), 1_700_000_000);
-    const [h, p] = new URLSearchParams(r.body).get('client_assertion').split('.').slice(0, 2).map((x) => JSON.parse(Buffer.from(x, 'base64url')));
-    assert.equal(h.alg, 'PS256');
-    assert.ok(h['x5t#S256']);
-    assert.equal(p.aud, r.url);
-    assert.equal(p.nbf, 1_700_000_000);
-  });
-
-  test('parseTokenResponse: success and every error category', () => {
-    const body = '{"token_type":"Bearer","expires_in":3599,"access_token":"eyJ.x.y"}';
-    const t = parseTokenResponse(200, { 'content-type': 'application/json' }, body, 1000);
-    assert.deepEqual([t.token, t.tokenType, t.expiresIn, t.expiresAt], ['eyJ.x.y', 'Bearer', 3599n, 4599n]);
-    assert.throws(() => parseTokenResponse(401, [['content-type', 'application/json']], '{"error":"invalid_client","error_codes":[700213]}'),
-      (e) => e.category === 'entra' && e.kind === 'entra-error' && e.entra.errorCodes[0] === 700213n && e.entra.hint && !e.retryable);
-    assert.throws(() => parseTokenResponse(429, { 'Retry-After': '7' }, ''), (e) => e.category === 'rate-limited' && e.retryable && e.retryAfterSeconds === 7n);
-    assert.throws(() => parseTokenResponse(503, {}, '{"error":"temporarily_unavailable"}'), (e) => e.category === 'server-error' && e.retryable);
-    assert.throws(() => parseTokenResponse(200, { 'content-type': 'text/html' }, '<html></html>'), (e) => e.category === 'bad-response' && e.kind === 'html-page');
-  });
-
-  test('round trip through the Entra stand-in, and its refusals', async () => {
-    const target = { tenant: s.tenant, clientId: s.client_id, scopes: [ARM], insecureAuthorityUrl: s.entra };
-    const send = async (r) => { const res = await fetch(r.url, { method: r.method, headers: r.headers, body: r.body }); return [res.status, res.headers, new Uint8Array(await res.arrayBuffer())]; };
-    const ok = parseTokenResponse(...(await send(buildAzureAssertion(target, await s.mint()))));
-    assert.equal(ok.tokenType, 'Bearer');
-    for (const [behaviour, category] of [[{ mode: 'error', code: 700213 }, 'entra'], [{ mode: 'status', status: 429, retry_after: '1', times: 1 }, 'rate-limited'], [{ mode: 'garbage' }, 'bad-response']]) {
-      await s.behaviour(behaviour);
-      const answer = await send(buildAzureAssertion(target, await s.mint()));
-      assert.throws(() => parseTokenResponse(...answer), (e) => e instanceof ExchangeError && e.category === category);
-      await s.behaviour({ mode: 'normal' });
-    }
-  });
-
-  test('federatedSubject is the token\'s sub', async () => {
-    const t = verifyGitlabToken(await s.mint(), jwks, config);
-    assert.equal(federatedSubject(t), s.subject);
-    assert.equal(federatedSubject(t.claims), s.subject);
+    assert.match(failure(() => verifyGitlabToken(noExp, jwks, config), 'claim-missing').message, /\bexp\b/);
   });
 });
 
 describe('policy', () => {
-  test('decide allows protected main and explains a deny', async () => {
+  test('decide allows protected main, explains a deny, and answers a what-if', async () => {
     const p = track(Policy.fromFile(DEMO_POLICY));
     const token = await s.mint();
-    const d = p.decide(verifyGitlabToken(token, jwks, config), token);
+    const verified = verifyGitlabToken(token, jwks, config);
+    const d = p.decide(verified);
     assert.equal(d.allow, true);
     assert.equal(d.rule, 'deploy-production');
-    assert.equal(targetOf(d).clientId, s.client_id);
+    assert.ok(d.target.includes(s.client_id), d.target);
+    assert.equal(JSON.parse(d.auditJson).token_sha256, verified.fingerprint);
     assert.ok(!d.auditJson.includes(token));
     const mr = p.decide(verifyGitlabToken(await s.mint({ pipeline_source: 'merge_request_event' }), jwks, config));
     assert.equal(mr.allow, false);
     assert.equal(mr.rule, 'no-merge-requests');
     assert.deepEqual(mr.outcomes.map((o) => o.rule), ['no-merge-requests', 'deploy-production', 'release-tags']);
-    assert.throws(() => targetOf(mr), /did not allow/);
+    assert.equal(mr.target, undefined);
+    // Claims written by hand (an object or JSON text), with a fingerprint of our choosing.
+    const whatIf = p.decide({ ...verified.payload, ref: 'dev' }, undefined, 'what-if');
+    assert.equal(whatIf.allow, false);
+    assert.ok(whatIf.lines.some((l) => l.includes('ref is dev')), whatIf.lines.join('\n'));
+    assert.equal(JSON.parse(whatIf.auditJson).token_sha256, 'what-if');
+    assert.equal(p.decide(verified.payloadJson).allow, true);
   });
 
-  test('policy errors carry kind, rule and field', () => {
-    assert.throws(() => new Policy('{'), (e) => e instanceof PolicyError && e.kind === 'policy-json');
-    assert.throws(() => new Policy({ rules: [{ name: 'x', effect: 'allow', when: { project_path: 'a/b' } }] }),
-      (e) => e.kind === 'policy-missing-field' && e.rule === 'x' && e.field === 'azure');
+  test('policy failures carry kind and location', () => {
+    assert.equal(failure(() => new Policy('{'), 'policy-json').category, 'config');
+    const e = failure(() => new Policy({ rules: [{ name: 'x', effect: 'allow', when: { project_path: 'a/b' } }] }), 'policy-missing-field');
+    assert.deepEqual(e.location, { rule: 'x', field: 'azure' });
+    assert.equal(e.category, 'config');
   });
 
   test('warnings and plan', () => {
@@ -203,21 +158,23 @@ describe('policy', () => {
   test('preflight', async () => {
     const t = verifyGitlabToken(await s.mint(), jwks, config);
     const creds = [{ name: 'gitlab', issuer: s.issuer, subject: s.subject, audiences: [s.audience] }];
-    const yes = preflight(t, JSON.stringify(creds));
+    const yes = preflight(t, creds);
     assert.equal(yes.accepted, true);
     assert.equal(yes.acceptedBy, 'gitlab');
     creds[0].subject = s.subject.replace(':main', ':dev');
-    const no = preflight(t.claims, JSON.stringify(creds));
+    const no = preflight(t.payload, JSON.stringify(creds));
     assert.equal(no.accepted, false);
+    assert.equal(no.nearest, 'gitlab');
     assert.ok(no.differences.some((d) => d.includes('AADSTS700213')));
-    throwsKind(() => preflight(t, 'nope'), PolicyError, 'credentials-json');
+    failure(() => preflight(t, 'nope'), 'credentials-json');
   });
 });
 
 describe('runtime', () => {
-  test('the exports are the versioned interfaces', () => {
+  test('the exports are the 0.2.0 interfaces', () => {
     const root = new Runtime().instance().root;
-    for (const name of ['gitlab-azure:oidc/verify@0.1.0', 'gitlab-azure:oidc/exchange@0.1.0', 'gitlab-azure:oidc/policy@0.1.0']) assert.ok(root[name], name);
+    for (const name of ['verify', 'gate', 'policy']) assert.ok(root[`gitlab-azure:oidc/${name}@0.2.0`], name);
+    assert.equal(root['gitlab-azure:oidc/exchange@0.2.0'], undefined);
   });
 
   test('a fault inside a guest call is followed by a fresh instance', async () => {
@@ -235,6 +192,12 @@ describe('runtime', () => {
         },
       },
     });
+    const certificate = {
+      privateKeyPem: readFileSync(join(TESTDATA, 'rsa-2048.key.pem'), 'utf8'),
+      certificatePem: readFileSync(join(TESTDATA, 'rsa-2048.cert.pem'), 'utf8'),
+    };
+    const gate = new Gate({ verifier: config, target: { tenant: s.tenant, clientId: s.client_id }, credential: certificate }, undefined, { runtime: rt });
+    gate.installJwks(jwks); // after construction: the rebuilt gate must get these keys
     const v = new Verifier(config, jwks, { runtime: rt });
     const p = new Policy(readFileSync(DEMO_POLICY, 'utf8'), { runtime: rt });
     const token = await s.mint();
@@ -242,18 +205,17 @@ describe('runtime', () => {
     assert.equal(rt.instancesCreated, 1);
 
     fail = true;
-    assert.throws(() => rt.buildAzureAssertion({ tenant: s.tenant, clientId: s.client_id }, certificate()),
-      (e) => e instanceof GuestTrap && e.kind === 'guest-trap' && /injected fault/.test(e.message));
+    assert.throws(() => gate.admit(token), (e) => e instanceof GuestTrap && e.kind === 'guest-trap' && /injected fault/.test(e.message));
     fail = false;
 
-    assert.equal(rt.buildAzureAssertion({ tenant: s.tenant, clientId: s.client_id }, certificate()).method, 'POST');
+    assert.equal(gate.admit(token).request.method, 'POST'); // rebuilt, keys and all, in the fresh instance
     assert.equal(rt.instancesCreated, 2);
-    const again = v.verify(token); // rebuilt in the fresh instance
+    const again = v.verify(token);
     assert.equal(again.claims.sub, s.subject);
-    assert.equal(p.decide(again.claims, token).allow, true);
-    assert.throws(() => v.verify('a.b'), VerifyError);
+    assert.equal(p.decide(again).allow, true);
+    assert.throws(() => v.verify('a.b'), OidcError);
     assert.equal(rt.instancesCreated, 2);
-    v.close(); p.close();
+    gate.close(); v.close(); p.close();
   });
 
   test('close() and [Symbol.dispose]() drop the resource deterministically', () => {

@@ -1,13 +1,13 @@
 // Interop with panva `jose`: tokens it signs (RS256, PS256, ES256) verify through the component
-// and the same tokens altered in one byte are refused; our certificate client assertion verifies
-// under jose.
+// and the same tokens altered in one byte are refused; the client assertion a gate with a
+// certificate credential signs verifies under jose.
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SignJWT, decodeProtectedHeader, exportJWK, importX509, jwtVerify } from 'jose';
-import { Verifier, VerifyError, buildAzureAssertion } from '../gitlab-azure-oidc.js';
+import { Gate, OidcError, Verifier } from '../gitlab-azure-oidc.js';
 import { ARM, TESTDATA } from './standin.js';
 
 const ISSUER = 'https://gitlab.example.com';
@@ -40,8 +40,8 @@ for (const alg of ALGS) {
     const token = verifier.verify(await sign(alg));
     assert.equal(token.header.alg, alg.toLowerCase());
     assert.equal(token.header.kid, `jose-${alg}`);
-    assert.equal(token.claims.gitlab.projectPath, 'acme/payments');
-    assert.equal(token.claims.gitlab.refProtected, true);
+    assert.equal(token.gitlab.projectPath, 'acme/payments');
+    assert.equal(token.gitlab.refProtected, true);
   });
 
   for (const [part, name] of [[0, 'header'], [1, 'payload'], [2, 'signature']]) {
@@ -52,7 +52,7 @@ for (const alg of ALGS) {
       const at = part === 0 ? raw.indexOf('JWT') + 1 : part === 1 ? raw.indexOf('acme') + 1 : raw.length >> 1;
       raw[at] ^= 0x01;
       parts[part] = b64(raw);
-      assert.throws(() => verifier.verify(parts.join('.')), (e) => e instanceof VerifyError && e.kind === 'bad-signature');
+      assert.throws(() => verifier.verify(parts.join('.')), (e) => e instanceof OidcError && e.kind === 'bad-signature');
     });
   }
 }
@@ -63,7 +63,13 @@ for (const algorithm of ['ps256', 'rs256']) {
     const privateKeyPem = readFileSync(join(TESTDATA, 'rsa-2048.key.pem'), 'utf8');
     const tenant = '72f988bf-86f1-41af-91ab-2d7cd011db47';
     const clientId = '2b3c4d5e-6f70-4a81-9b2c-3d4e5f607182';
-    const request = buildAzureAssertion({ tenant, clientId, scopes: [ARM] }, { privateKeyPem, certificatePem, algorithm });
+    const gate = new Gate({
+      verifier: { issuer: ISSUER, audiences: [AUDIENCE], algorithms: ['rs256', 'ps256', 'es256'] },
+      target: { tenant, clientId, scopes: [ARM] },
+      credential: { privateKeyPem, certificatePem, algorithm },
+    }, jwks);
+    const { request } = gate.admit(await sign('ES256'));
+    gate.close();
     const assertion = new URLSearchParams(request.body).get('client_assertion');
     const alg = algorithm.toUpperCase();
     const { payload, protectedHeader } = await jwtVerify(assertion, await importX509(certificatePem, alg), {

@@ -1,6 +1,7 @@
 // Interop with @azure/msal-node (ConfidentialClientApplication with clientAssertion):
-// 1. our federated token request equals MSAL's field by field (names, values, encoding), both
-//    captured by a loopback HTTP server written here;
+// 1. the federated token request a gate admits with equals MSAL's field by field (names, values,
+//    encoding), both captured by a loopback HTTP server written here, and the gate reads the
+//    answer MSAL read;
 // 2. MSAL accepts the Entra stand-in's answers, success and error.
 //
 // MSAL telemetry fields ignored in the comparison (TELEMETRY below): x-client-SKU, x-client-VER,
@@ -12,7 +13,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
 import { ConfidentialClientApplication } from '@azure/msal-node';
-import { buildAzureAssertion } from '../gitlab-azure-oidc.js';
+import { Gate } from '../gitlab-azure-oidc.js';
 import { LOGIN, LoopbackNetworkClient, msalConfig } from './msal-loopback.js';
 import { ARM, startStandIn } from './standin.js';
 
@@ -52,9 +53,17 @@ test('our federated token request equals msal-node\'s, field by field', async ()
     const msal = new ConfidentialClientApplication(msalConfig({ tenant: s.tenant, clientId: s.client_id, assertion: token, networkClient: new LoopbackNetworkClient(server.base) }));
     const result = await msal.acquireTokenByClientCredential({ scopes: [ARM] });
     assert.equal(result.accessToken, 'eyJ0eXAiOiJKV1QifQ.e30.c2ln');
-    // Ours, sent by plain fetch to the same server.
-    const ours = buildAzureAssertion({ tenant: s.tenant, clientId: s.client_id, scopes: [ARM], insecureAuthorityUrl: server.base }, token);
-    await fetch(ours.url, { method: ours.method, headers: ours.headers, body: ours.body });
+    // Ours: a verifying gate for the same app, its request sent by plain fetch to the same server.
+    const gate = new Gate({
+      verifier: { issuer: s.issuer, audiences: [s.audience] },
+      target: { tenant: s.tenant, clientId: s.client_id, scopes: [ARM] },
+      dangerousAuthorityUrl: server.base,
+    }, await s.jwks());
+    const ours = gate.admit(token).request;
+    const res = await fetch(ours.url, { method: ours.method, headers: ours.headers, body: ours.body });
+    const access = gate.finish(res.status, res.headers, await res.arrayBuffer());
+    gate.close();
+    assert.equal(access.token, result.accessToken);
 
     assert.equal(server.captured.length, 2, 'MSAL made no other request: no network discovery');
     const [fromMsal, fromUs] = server.captured;
