@@ -136,9 +136,10 @@ describe('failures', () => {
     assert.throws(() => new Gate({ target, credential: 42 }), TypeError);
     failure(() => new Gate({ verifier, policy, target }), 'policy-and-target');
     failure(() => new Gate({ verifier }), 'no-target');
-    // A policy without a verifier is refused, though as `no-target` ("give a policy, or a tenant
-    // and a client id"): the component's glue checks verifier and target before the policy.
-    assert.equal(failure(() => new Gate({ policy }), 'no-target').category, 'config');
+    // A policy needs verified claims, and a gate that signs its own assertion must verify what
+    // it vouches for: only a federated exchange may skip verification (Entra verifies then).
+    assert.equal(failure(() => new Gate({ policy }), 'policy-without-verification').category, 'config');
+    failure(() => new Gate({ target, credential: certificate() }), 'unverified-credential');
     failure(() => new Gate({ verifier, policy }, '{"keys": 1}'), 'jwks-no-keys-array');
     failure(() => new Gate({ verifier, policy: '{' }), 'policy-json');
   });

@@ -47,7 +47,8 @@ def test_what_if_claims_written_by_hand(stand_in, verifier, policy):
     assert not decision.allow and any("ref_protected is false" in line for line in decision.lines)
     with pytest.raises(OidcError) as e:
         policy.decide("not json")
-    assert e.value.category == "token"
+    # Claims written by hand are tooling input: a usage problem, not a refused token.
+    assert (e.value.category, e.value.http_status) == ("config", 400)
 
 
 @pytest.mark.parametrize("document,kind,location", [
