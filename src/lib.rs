@@ -41,6 +41,7 @@ mod jws;
 mod limits;
 pub mod offload;
 pub mod policy;
+pub mod rbac;
 mod verify;
 
 // Only in the component build (wasm32-wasip2): the Envoy filter links this crate for
