@@ -16,9 +16,10 @@
 //!    root, a management group or a subscription.
 //!
 //!    An assignment with either finding gets no others: the fix removes it.
-//! 3. **actions-wider-than-needed**: the role grants patterns that no declared need at, above
-//!    or under its scope covers (high when one of them writes, medium when the extra is data
-//!    access, low when it only reads); or it serves no declared need at all.
+//! 3. **actions-wider-than-needed**: the role grants patterns that none of the needs it serves
+//!    covers (high when one of them writes, medium when the extra is data access, low when it
+//!    only reads); or it serves no declared need at all. An assignment *serves* a need at,
+//!    above or under its scope when one role covers the other.
 //! 4. **scope-wider-than-needed**: it sits above every need it serves (high when the role is
 //!    write-capable, else medium). Management-group assignments in an `--include-inherited`
 //!    export count as above the subscription.

@@ -166,6 +166,30 @@ impl Catalogue {
             .map(|(_, name)| name)
     }
 
+    /// The narrowest built-in role that allows every operation (pattern) in `actions` and
+    /// `data_actions`, e.g. `["Microsoft.ContainerRegistry/registries/push/write"]` gives
+    /// AcrPush. `None` when no built-in role allows them all.
+    pub fn narrowest_for_actions(
+        &self,
+        actions: &[&str],
+        data_actions: &[&str],
+    ) -> Option<&RoleDefinition> {
+        let owned = |list: &[&str]| list.iter().map(|a| (*a).to_owned()).collect();
+        let needed = RoleDefinition {
+            id: String::new(),
+            name: String::new(),
+            role_name: String::new(),
+            role_type: String::new(),
+            permissions: vec![Permission {
+                actions: owned(actions),
+                data_actions: owned(data_actions),
+                ..Permission::default()
+            }],
+            assignable_scopes: Vec::new(),
+        };
+        self.narrowest_covering(&[&needed])
+    }
+
     /// The narrowest built-in role that covers every role in `needed` (see
     /// [`RoleDefinition::covers`]); the measure is [`RoleDefinition`]'s breadth: fewer and more
     /// specific patterns are narrower. `None` when no built-in role covers them all.

@@ -284,6 +284,18 @@ pub(crate) fn validated(identities: &[Identity]) -> Result<Vec<Identity>, RbacEr
         };
         let mut identity = identity.clone();
         identity.client_id = guid(&identity.client_id, "client_id")?;
+        if let Some(other) = out.iter().find(|o| o.client_id == identity.client_id) {
+            return Err(RbacError::InvalidValue {
+                at: format!("{at}.client_id"),
+                value: identity.client_id,
+                expected: format!(
+                    "a client id no other identity has (identity {} has it too): merge the rules \
+                     of one app into one identity, with all their needs and the widest \
+                     reachability",
+                    other.name
+                ),
+            });
+        }
         identity.principal_id =
             identity.principal_id.as_deref().map(|p| guid(p, "principal_id")).transpose()?;
         identity.groups =

@@ -353,14 +353,19 @@ impl RoleDefinition {
     }
 
     /// A rough measure of how much the role allows, for choosing the narrowest of several
-    /// roles: each effective pattern counts 1, and one with `*` counts more the fewer path
-    /// segments precede its first `*` (`*` and `*/read` count most).
+    /// roles: each effective pattern counts 1, one with `*` counts more the fewer path segments
+    /// precede its first `*` (`*` and `*/read` count most), and a pattern that is not a read
+    /// counts four times as much. Ancillary patterns count 1.
     pub(crate) fn breadth(&self) -> u64 {
         let mut total = 0u64;
         for block in &self.permissions {
             for plane in Plane::BOTH {
                 for pattern in block.effective(plane) {
-                    total += match pattern.find('*') {
+                    if is_ancillary(plane, pattern) {
+                        total += 1;
+                        continue;
+                    }
+                    let reach = match pattern.find('*') {
                         None => 1,
                         Some(star) => {
                             let slashes = pattern.get(..star).unwrap_or_default().matches('/');
@@ -368,6 +373,7 @@ impl RoleDefinition {
                             1 + (4096u64 >> shift)
                         }
                     };
+                    total += if is_read(pattern) { reach } else { reach * 4 };
                 }
             }
         }

@@ -212,3 +212,27 @@ fn the_narrowest_covering_built_in_role_is_the_task_role() {
         "no built-in role has both registry actions and secret data actions"
     );
 }
+
+#[test]
+fn the_narrowest_role_for_a_set_of_operations() {
+    let catalogue = builtin();
+    let name = |actions: &[&str], data: &[&str]| {
+        catalogue.narrowest_for_actions(actions, data).map(|r| r.role_name.as_str())
+    };
+    assert_eq!(name(&["Microsoft.ContainerRegistry/registries/push/write"], &[]), Some("AcrPush"));
+    assert_eq!(name(&["Microsoft.ContainerRegistry/registries/pull/read"], &[]), Some("AcrPull"));
+    assert_eq!(
+        name(&[], &["Microsoft.KeyVault/vaults/secrets/getSecret/action"]),
+        Some("Key Vault Secrets User")
+    );
+    assert_eq!(
+        name(&[], &["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write"]),
+        Some("Storage Blob Data Contributor")
+    );
+    assert_eq!(name(&["Microsoft.Web/sites/write"], &[]), Some("Website Contributor"));
+    assert_eq!(
+        name(&["Microsoft.Authorization/roleAssignments/write"], &[]),
+        Some("Role Based Access Control Administrator")
+    );
+    assert_eq!(name(&[], &["Microsoft.Nothing/at/all"]), None);
+}
