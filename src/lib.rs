@@ -19,6 +19,7 @@
 //! | [`verify`] | the GitLab token: JWS, JWKS, claims ([`CLAIMS`] is the claim table) |
 //! | [`policy`] | which job may become which Azure identity, explained and audited; the plan |
 //! | [`entra`] | the Azure target, the token request and response, the federated credentials |
+//! | [`rbac`] | what the identity may do in Azure: role assignments planned and audited |
 //!
 //! Every input is bounded ([`Limits`]) and every failure is a typed error that names the offending
 //! value and says what to do next. Nothing in the core panics on input: `unwrap`, `expect` and
@@ -48,6 +49,7 @@
 pub mod entra;
 pub mod gate;
 pub mod policy;
+pub mod rbac;
 mod text;
 pub mod verify;
 
