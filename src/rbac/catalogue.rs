@@ -15,6 +15,7 @@ use super::error::{json_type, RbacError};
 use super::guid::parse_guid;
 use super::permissions::Permission;
 use super::{MAX_DEFINITIONS, MAX_EXPORT_BYTES, MAX_PATTERN_LEN};
+use crate::text::ident::distance;
 
 /// The vendored built-in roles (see `src/rbac/README.md`).
 const BUILTIN_ROLES: &str = include_str!("builtin-roles.json");
@@ -160,7 +161,7 @@ impl Catalogue {
         let limit = (wanted.chars().count() / 3).max(2);
         self.roles
             .iter()
-            .map(|r| (levenshtein(&wanted, &squash(&r.role_name)), r.role_name.as_str()))
+            .map(|r| (distance(&wanted, &squash(&r.role_name)), r.role_name.as_str()))
             .filter(|(distance, _)| *distance <= limit)
             .min_by_key(|(distance, name)| (*distance, name.len()))
             .map(|(_, name)| name)
@@ -399,28 +400,6 @@ fn permission(value: &Value, at: &str) -> Result<Permission, RbacError> {
 /// A name with case, spaces, `-` and `_` removed, for fuzzy comparison.
 fn squash(name: &str) -> String {
     name.chars().filter(|c| !matches!(c, ' ' | '-' | '_')).flat_map(char::to_lowercase).collect()
-}
-
-/// The Levenshtein edit distance between two strings, by characters.
-pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = Vec::with_capacity(b.len() + 1);
-        current.push(i + 1);
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous
-                .get(j)
-                .copied()
-                .unwrap_or(usize::MAX)
-                .saturating_add(usize::from(ca != *cb));
-            let delete = previous.get(j + 1).copied().unwrap_or(usize::MAX).saturating_add(1);
-            let insert = current.get(j).copied().unwrap_or(usize::MAX).saturating_add(1);
-            current.push(substitute.min(delete).min(insert));
-        }
-        previous = current;
-    }
-    previous.last().copied().unwrap_or_default()
 }
 
 #[cfg(test)]

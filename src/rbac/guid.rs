@@ -16,6 +16,8 @@
 
 use ring::digest;
 
+use crate::text::ident::{canonical_guid, format_uuid};
+
 /// The namespace UUID of ARM's `guid()`: `11fb06fb-712d-4ddd-98c7-e71bbd588830`.
 const ARM_GUID_NAMESPACE: [u8; 16] = [
     0x11, 0xfb, 0x06, 0xfb, 0x71, 0x2d, 0x4d, 0xdd, 0x98, 0xc7, 0xe7, 0x1b, 0xbd, 0x58, 0x88, 0x30,
@@ -40,33 +42,12 @@ pub fn arm_guid(name: &str) -> String {
     }
     bytes[6] = (bytes[6] & 0x0f) | 0x50; // version 5
     bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    format_guid(&bytes)
+    format_uuid(&bytes)
 }
 
-/// `bytes` as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lowercase.
-fn format_guid(bytes: &[u8; 16]) -> String {
-    let mut out = String::with_capacity(36);
-    for (i, byte) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
-}
-
-/// `value` as a canonical lowercase GUID when it is one (`8-4-4-4-12` hex digits, optionally in
-/// braces as .NET prints them).
+/// `value` as a canonical lowercase GUID when it is one.
 pub(crate) fn parse_guid(value: &str) -> Option<String> {
-    let inner = value.strip_prefix('{').and_then(|v| v.strip_suffix('}')).unwrap_or(value);
-    if inner.len() != 36 {
-        return None;
-    }
-    let well_formed = inner.char_indices().all(|(i, c)| match i {
-        8 | 13 | 18 | 23 => c == '-',
-        _ => c.is_ascii_hexdigit(),
-    });
-    well_formed.then(|| inner.to_ascii_lowercase())
+    canonical_guid(value)
 }
 
 #[cfg(test)]

@@ -25,19 +25,34 @@ pub(crate) fn is_domain_name(s: &str) -> bool {
         && s.rsplit('.').next().is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// `bytes` as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lowercase.
+pub(crate) fn format_uuid(bytes: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
 /// Formats 16 random bytes as a version 4, variant 1 UUID (RFC 9562 section 5.4), lowercase.
 pub(crate) fn uuid_v4(mut bytes: [u8; 16]) -> String {
     // Constant indices into a [u8; 16]: checked at compile time.
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    // 32 ASCII hex digits: every range below is in bounds and on a character boundary.
-    let part = |from: usize, to: usize| hex.get(from..to).unwrap_or_default();
-    format!("{}-{}-{}-{}-{}", part(0, 8), part(8, 12), part(12, 16), part(16, 20), part(20, 32))
+    format_uuid(&bytes)
 }
 
-/// Levenshtein distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
+/// `value` as a canonical lowercase GUID when it is one (also in braces, as .NET prints them).
+pub(crate) fn canonical_guid(value: &str) -> Option<String> {
+    let inner = value.strip_prefix('{').and_then(|v| v.strip_suffix('}')).unwrap_or(value);
+    is_guid(inner).then(|| inner.to_ascii_lowercase())
+}
+
+/// Levenshtein distance by characters, for "did you mean".
+pub(crate) fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -99,6 +114,11 @@ mod tests {
         assert!(!is_guid("72f988bf-86f1-41af-91ab-2d7cd011db47-0"));
         assert!(!is_guid("72f988bf86f141af91ab2d7cd011db47"));
         assert!(!is_guid("72f988bg-86f1-41af-91ab-2d7cd011db47"));
+        assert_eq!(
+            canonical_guid("{72F988BF-86F1-41AF-91AB-2D7CD011DB47}").as_deref(),
+            Some("72f988bf-86f1-41af-91ab-2d7cd011db47")
+        );
+        assert_eq!(canonical_guid("72f988bf"), None);
     }
 
     #[test]

@@ -125,11 +125,12 @@ fn unknown_names_get_the_closest_built_in_name() {
 }
 
 #[test]
-fn levenshtein_counts_characters() {
-    assert_eq!(levenshtein("", ""), 0);
-    assert_eq!(levenshtein("kitten", "sitting"), 3);
-    assert_eq!(levenshtein("ä", "a"), 1);
-    assert_eq!(levenshtein("abc", ""), 3);
+fn distances_count_characters() {
+    use crate::text::ident::distance;
+    assert_eq!(distance("", ""), 0);
+    assert_eq!(distance("kitten", "sitting"), 3);
+    assert_eq!(distance("ä", "a"), 1);
+    assert_eq!(distance("abc", ""), 3);
 }
 
 #[test]
