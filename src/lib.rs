@@ -40,6 +40,7 @@ mod jwk;
 mod jws;
 mod limits;
 pub mod offload;
+pub mod pipeline;
 pub mod policy;
 mod verify;
 
