@@ -9,7 +9,8 @@ use super::document::IncludeNote;
 use super::error::PipelineError;
 use super::expr::{Tri, Var};
 use super::job::{
-    guess_tier, secrets_in_lines, secrets_in_variables, JobModel, RuleSpec, SecretHit,
+    guess_tier, legacy_in_variables, secrets_in_lines, secrets_in_variables, JobModel, RuleSpec,
+    SecretHit,
 };
 use super::reach::{
     compile_rules, eval_only_except, eval_rules, flatten, group_runs, slug, Candidate, Kind,
@@ -282,6 +283,23 @@ impl<'a> Linter<'a> {
         let hits = secrets_in_variables(&pipeline.variables, "variables");
         let at = At { job: None, file: &origin.file, line: origin.line };
         self.secrets_found(sink, &at, hits, false);
+        for (name, key) in legacy_in_variables(&pipeline.variables) {
+            sink.push(
+                FindingKind::LegacyJobJwt,
+                Severity::Major,
+                &at,
+                &key,
+                name,
+                format!(
+                    "the global `{key}` reads `{name}`, which GitLab removed in 17.0: it is \
+                     empty now in every job"
+                ),
+                format!(
+                    "remove it, and give the jobs that need a token `id_tokens: AZURE_ID_TOKEN: \
+                     {{aud: {ENTRA_AUDIENCE}}}`"
+                ),
+            );
+        }
 
         let mut any_azure = false;
         for job in pipeline.jobs() {
@@ -376,7 +394,7 @@ impl<'a> Linter<'a> {
 
     fn secrets_found(&self, sink: &mut Sink, at: &At<'_>, hits: Vec<SecretHit>, job_level: bool) {
         for hit in hits {
-            if let Some(value) = &hit.value {
+            if let (Some(value), true) = (&hit.value, hit.literal) {
                 sink.secrets.push(value.clone());
             }
             let hash = hit

@@ -17,6 +17,8 @@ use super::regex::{split_literal, Regex, Unsupported};
 const MAX_EXPRESSION_CHARS: usize = 4096;
 /// Deepest accepted parenthesis nesting.
 const MAX_NESTING: usize = 32;
+/// Most `&&` and `||` in one expression (evaluation recurses once per connective).
+const MAX_CONNECTIVES: usize = 64;
 
 /// A truth value that may be unknown (Kleene's logic).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -329,6 +331,13 @@ impl Expr {
             });
         }
         let tokens = tokenize(source)?;
+        let connectives = tokens.iter().filter(|(_, t)| matches!(t, Token::And | Token::Or));
+        if let Some((column, _)) = connectives.clone().nth(MAX_CONNECTIVES) {
+            return Err(SyntaxError {
+                column: column + 1,
+                expected: format!("at most {MAX_CONNECTIVES} `&&` and `||` in one expression"),
+            });
+        }
         let mut parser = Parser { tokens, pos: 0, depth: 0, len };
         let expr = parser.or()?;
         if parser.pos < parser.tokens.len() {

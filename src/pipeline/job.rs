@@ -214,6 +214,20 @@ fn reference_only(value: &str) -> Option<String> {
         .then(|| name.to_owned())
 }
 
+/// Legacy JWT variables read by a `variables:` mapping: `(name, key path)`.
+pub(crate) fn legacy_in_variables(vars: &Map<String, Value>) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for name in LEGACY_JWT {
+        for (var, value) in vars {
+            if variable_value(value).is_some_and(|(v, _)| reads(&v, name)) {
+                out.push((name, format!("variables.{var}")));
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// Static credentials in a `variables:` mapping (`prefix` is its key path).
 pub(crate) fn secrets_in_variables(vars: &Map<String, Value>, prefix: &str) -> Vec<SecretHit> {
     let mut out = Vec::new();
@@ -425,11 +439,9 @@ impl<'a> JobModel<'a> {
                     note(name, key.clone());
                 }
             }
-            for (var, value) in self.own.iter().chain(self.globals.iter()) {
-                if variable_value(value).is_some_and(|(v, _)| reads(&v, name)) {
-                    note(name, format!("variables.{var}"));
-                }
-            }
+        }
+        for found in legacy_in_variables(&self.own) {
+            note(found.0, found.1);
         }
         out
     }

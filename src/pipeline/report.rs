@@ -419,7 +419,7 @@ impl Report {
                 .map(|f| {
                     let job = f.job.as_deref().map(|j| format!("job {j}: ")).unwrap_or_default();
                     json!({
-                        "description": format!("{job}{} Fix: {}", f.message, f.fix),
+                        "description": format!("{job}{}; fix: {}", f.message, f.fix),
                         "check_name": f.kind.name(),
                         "fingerprint": f.fingerprint,
                         "severity": f.severity.as_str(),

@@ -293,6 +293,18 @@ fn legacy_ci_job_jwt_is_reported_once() {
 }
 
 #[test]
+fn a_global_variable_on_the_legacy_jwt_is_reported_once_for_the_pipeline() {
+    let config = json!({
+        "variables": {"VAULT_JWT": "$CI_JOB_JWT"},
+        "a": {"script": ["vault login"]},
+        "b": {"script": ["vault read x"]},
+    });
+    let report = lint(&inline(config), &context(), None, None).unwrap();
+    assert_eq!(kinds(&report), pairs(&[("", "legacy-job-jwt")]));
+    assert_eq!(report.findings[0].key, "variables.VAULT_JWT");
+}
+
+#[test]
 fn static_client_secrets_are_found_by_name_and_by_value() {
     let report = lint(&pipeline("client-secret.json"), &context(), None, None).unwrap();
     assert_eq!(kinds(&report), pairs(&[("", "static-secret"), ("deploy", "static-secret")]));
@@ -662,4 +674,86 @@ fn a_pipeline_at_the_job_limit_is_linted() {
     let report = lint(&inline(Value::Object(config)), &context(), None, Some(&creds)).unwrap();
     assert_eq!(report.jobs.len(), MAX_JOBS);
     eprintln!("{} jobs linted in {:?}", MAX_JOBS, started.elapsed());
+}
+
+/// A small deterministic generator of hostile configurations: whatever the shape, the linter
+/// answers with a report or a typed error, never a panic.
+#[test]
+fn arbitrary_configurations_never_panic() {
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            usize::try_from(self.0 % n as u64).unwrap_or(0)
+        }
+    }
+    const KEYS: [&str; 16] = [
+        "script",
+        "rules",
+        "if",
+        "extends",
+        "!reference",
+        "only",
+        "except",
+        "variables",
+        "id_tokens",
+        "aud",
+        "environment",
+        "name",
+        "include",
+        "local",
+        "default",
+        "when",
+    ];
+    const STRINGS: [&str; 12] = [
+        "$CI_COMMIT_BRANCH == \"main\"",
+        "az login --federated-token $T",
+        "/^v\\d+(/",
+        ".a",
+        "never",
+        "$CI_PIPELINE_SOURCE =~ /merge/",
+        "api://AzureADTokenExchange",
+        "main",
+        "((($A",
+        "${X}",
+        "-----BEGIN PRIVATE KEY-----",
+        "merge_requests",
+    ];
+    fn value(rng: &mut Rng, depth: usize) -> Value {
+        match if depth > 5 { rng.next(3) } else { rng.next(6) } {
+            0 => Value::from(STRINGS[rng.next(STRINGS.len())]),
+            1 => Value::from(rng.next(3) as u64),
+            2 => Value::Null,
+            3 | 4 => {
+                let mut map = serde_json::Map::new();
+                for _ in 0..rng.next(4) {
+                    map.insert(KEYS[rng.next(KEYS.len())].to_owned(), value(rng, depth + 1));
+                }
+                Value::Object(map)
+            }
+            _ => Value::Array((0..rng.next(4)).map(|_| value(rng, depth + 1)).collect()),
+        }
+    }
+    let creds =
+        credentials(json!([main_credential(), flexible("any", "claims['sub'] matches '*'")]));
+    let policy = Policy::parse(&testdata("planted.policy.json")).unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut linted = 0;
+    for _ in 0..1000 {
+        let mut root = serde_json::Map::new();
+        for name in ["a", "b", ".a", "c", "default", "workflow", "variables", "include"] {
+            if rng.next(3) == 0 {
+                root.insert(name.to_owned(), value(&mut rng, 1));
+            }
+        }
+        let included = vec![Document::new("main", value(&mut rng, 0))];
+        if let Ok(p) = Pipeline::resolve(Document::new("ci.yml", Value::Object(root)), included) {
+            let report = lint(&p, &context(), Some(&policy), Some(&creds)).unwrap();
+            let _ = (report.to_text(), report.to_json(), report.to_code_quality());
+            linted += 1;
+        }
+    }
+    assert!(linted > 200, "only {linted} configurations got past resolve");
 }

@@ -79,6 +79,8 @@ fn syntax_errors_name_the_column() {
     assert!(Expr::parse("($A").is_err());
     assert!(Expr::parse("$A == 'unterminated").is_err());
     assert!(Expr::parse(&"(".repeat(40)).is_err());
+    assert!(Expr::parse(&vec!["$A"; 66].join(" && ")).is_err());
+    assert!(Expr::parse(&vec!["$A"; 65].join(" || ")).is_ok());
 }
 
 #[test]
