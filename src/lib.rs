@@ -20,6 +20,7 @@
 //! | [`policy`] | which job may become which Azure identity, explained and audited; the plan |
 //! | [`entra`] | the Azure target, the token request and response, the federated credentials |
 //! | [`rbac`] | what the identity may do in Azure: role assignments planned and audited |
+//! | [`pipeline`] | a `.gitlab-ci.yml`, linted against the policy and the federated credentials |
 //!
 //! Every input is bounded ([`Limits`]) and every failure is a typed error that names the offending
 //! value and says what to do next. Nothing in the core panics on input: `unwrap`, `expect` and
@@ -48,6 +49,7 @@
 
 pub mod entra;
 pub mod gate;
+pub mod pipeline;
 pub mod policy;
 pub mod rbac;
 mod text;
