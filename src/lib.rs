@@ -48,6 +48,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod entra;
+pub mod findings;
 pub mod gate;
 pub mod pipeline;
 pub mod policy;

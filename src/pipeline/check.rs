@@ -24,7 +24,9 @@ use super::resolve::{Pipeline, ResolvedJob};
 use crate::entra::federated::{
     preflight, ClaimsMatchingExpression, Expression, FederatedCredential, Preflight,
 };
-use crate::policy::{plan, AppPlan, Decision, Effect, Mismatch, Plan, PlanWarning, Policy, Verdict};
+use crate::policy::{
+    plan, AppPlan, Decision, Effect, Mismatch, Plan, PlanWarning, Policy, Verdict,
+};
 use crate::Claims;
 
 /// Claims a CI file cannot tell; a policy rule that tests one is "not evaluated", not "denied".
@@ -74,9 +76,7 @@ pub fn lint(
     );
     let app_id = context.app_id.clone().unwrap_or_else(|| {
         let ids: BTreeSet<&str> = policy
-            .map(|p| {
-                p.rules().iter().filter_map(|r| r.target()).map(|t| t.client_id()).collect()
-            })
+            .map(|p| p.rules().iter().filter_map(|r| r.target()).map(|t| t.client_id()).collect())
             .unwrap_or_default();
         match ids.into_iter().collect::<Vec<_>>().as_slice() {
             [only] => (*only).to_owned(),
@@ -270,7 +270,7 @@ impl<'a> Linter<'a> {
             let at = At { job: Some(&broken.name), file: &broken.file, line: broken.line };
             sink.push(
                 FindingKind::InvalidJob,
-                Severity::Major,
+                Severity::High,
                 &at,
                 broken.error.key(),
                 broken.error.kind(),
@@ -286,7 +286,7 @@ impl<'a> Linter<'a> {
         for (name, key) in legacy_in_variables(&pipeline.variables) {
             sink.push(
                 FindingKind::LegacyJobJwt,
-                Severity::Major,
+                Severity::High,
                 &at,
                 &key,
                 name,
@@ -329,7 +329,7 @@ impl<'a> Linter<'a> {
                     let at = At { job: None, file: &file, line: None };
                     sink.push(
                         FindingKind::IncludeMissing,
-                        Severity::Major,
+                        Severity::High,
                         &at,
                         &key,
                         &path,
@@ -405,7 +405,7 @@ impl<'a> Linter<'a> {
                 .unwrap_or_default();
             let (severity, message) = match (&hit.from, hit.name.as_str()) {
                 (Some(from), name) => (
-                    Severity::Major,
+                    Severity::High,
                     format!(
                         "`{name}` passes {} from the CI/CD variable `{from}`: a static credential \
                          that works from any job, any ref and any machine until it expires",
@@ -450,7 +450,7 @@ impl<'a> Linter<'a> {
             Err(error) => {
                 sink.push(
                     FindingKind::InvalidJob,
-                    Severity::Major,
+                    Severity::High,
                     &at,
                     error.key(),
                     error.kind(),
@@ -468,7 +468,7 @@ impl<'a> Linter<'a> {
         for (name, key) in &model.legacy {
             sink.push(
                 FindingKind::LegacyJobJwt,
-                Severity::Major,
+                Severity::High,
                 &at,
                 key,
                 name,
@@ -510,7 +510,7 @@ impl<'a> Linter<'a> {
         {
             sink.push(
                 FindingKind::AzureWithoutIdToken,
-                Severity::Major,
+                Severity::High,
                 &at,
                 "id_tokens",
                 "",
@@ -529,7 +529,7 @@ impl<'a> Linter<'a> {
         if azure.secret_login && !named_secret {
             sink.push(
                 FindingKind::StaticSecret,
-                Severity::Major,
+                Severity::High,
                 &at,
                 "script",
                 "secret-login",
@@ -767,7 +767,7 @@ impl<'a> Linter<'a> {
         let suggested = self.suggested_audience();
         sink.push(
             FindingKind::AudienceNotAccepted,
-            Severity::Major,
+            Severity::High,
             at,
             &format!("id_tokens.{token}.aud"),
             token,
@@ -1022,7 +1022,7 @@ impl<'a> Linter<'a> {
         );
         let (severity, fix) = match &c.kind {
             Kind::Other => (
-                Severity::Minor,
+                Severity::Medium,
                 "restrict the job's `rules:` to the refs that deploy, e.g. `- if: \
                  $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH`; a credential for every branch would \
                  let any pushed branch reach Azure"
@@ -1049,9 +1049,9 @@ impl<'a> Linter<'a> {
                     }
                     None => format!("add a credential for each name that matches {regex}"),
                 };
-                (Severity::Minor, fix)
+                (Severity::Medium, fix)
             }
-            _ => (Severity::Major, self.command(Ok(variant.sub.clone()), c, &audience)),
+            _ => (Severity::High, self.command(Ok(variant.sub.clone()), c, &audience)),
         };
         sink.push(
             FindingKind::NoMatchingCredential,
@@ -1314,7 +1314,7 @@ impl<'a> Linter<'a> {
                 let place = first.map(|o| o.place.clone()).unwrap_or_default();
                 sink.push(
                     FindingKind::PolicyDenies,
-                    Severity::Major,
+                    Severity::High,
                     at,
                     "policy",
                     "",
@@ -1337,7 +1337,7 @@ impl<'a> Linter<'a> {
             if let (true, Some(open)) = (protected, open) {
                 sink.push(
                     FindingKind::ProtectedRefReachable,
-                    Severity::Major,
+                    Severity::High,
                     at,
                     "policy",
                     &rule,
@@ -1349,7 +1349,7 @@ impl<'a> Linter<'a> {
             if let (Some(what), true) = (self.hidden.get(&rule).cloned(), direct) {
                 sink.push(
                     FindingKind::PolicyConditionNotInEntra,
-                    Severity::Major,
+                    Severity::High,
                     at,
                     "policy",
                     &rule,

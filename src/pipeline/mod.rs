@@ -36,7 +36,7 @@
 //! }));
 //! let pipeline = Pipeline::resolve(root, Vec::new())?;
 //! let report = pipeline::lint(&pipeline, &LintContext::new("acme/app"), None, None)?;
-//! assert!(report.fails(Severity::Major)); // the audience is not Entra's
+//! assert!(report.fails(Severity::High)); // the audience is not Entra's
 //! print!("{}", report.to_text());
 //! # Ok(()) }
 //! ```

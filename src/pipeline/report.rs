@@ -3,49 +3,10 @@
 use std::fmt;
 use std::fmt::Write as _;
 
-use ring::digest;
 use serde_json::{json, Value};
 
-/// How bad a finding is, in GitLab Code Quality's terms (ordered).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// Worth knowing; nothing to fix (a construct not evaluated, an include not followed).
-    Info,
-    /// Likely to fail or to be broader than meant; fix when convenient.
-    Minor,
-    /// Fails, or weakens the identity boundary; fix before merging.
-    Major,
-    /// Lets the wrong code reach Azure, or exposes a credential; fix now.
-    Critical,
-    /// Not used by the linter; accepted as a threshold.
-    Blocker,
-}
-
-impl Severity {
-    /// `info`, `minor`, `major`, `critical` or `blocker`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Minor => "minor",
-            Self::Major => "major",
-            Self::Critical => "critical",
-            Self::Blocker => "blocker",
-        }
-    }
-
-    /// Reads a severity name (as [`Severity::as_str`] writes it).
-    pub fn parse(name: &str) -> Option<Self> {
-        [Self::Info, Self::Minor, Self::Major, Self::Critical, Self::Blocker]
-            .into_iter()
-            .find(|s| s.as_str() == name)
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::findings::code_quality_issue;
+pub use crate::findings::Severity;
 
 /// What a finding is about. The names ([`FindingKind::name`]) are stable: scripts and
 /// Code Quality fingerprints rely on them.
@@ -210,11 +171,7 @@ pub struct Report {
 
 /// SHA-256 of `text`, hex, first `chars` characters.
 pub(crate) fn sha256_hex(text: &str, chars: usize) -> String {
-    let digest = digest::digest(&digest::SHA256, text.as_bytes());
-    let mut out = String::new();
-    for byte in digest.as_ref() {
-        let _ = write!(out, "{byte:02x}");
-    }
+    let mut out = crate::token_fingerprint(text);
     out.truncate(chars);
     out
 }
@@ -328,12 +285,13 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "{} jobs ({} using Azure): {} critical, {} major, {} minor, {} info",
+            "{} jobs ({} using Azure): {} critical, {} high, {} medium, {} low, {} info",
             self.jobs.len(),
             azure_jobs.len(),
             self.count(Severity::Critical),
-            self.count(Severity::Major),
-            self.count(Severity::Minor),
+            self.count(Severity::High),
+            self.count(Severity::Medium),
+            self.count(Severity::Low),
             self.count(Severity::Info)
         );
         out
@@ -392,10 +350,10 @@ impl Report {
             .collect();
         let summary: serde_json::Map<String, Value> = [
             Severity::Info,
-            Severity::Minor,
-            Severity::Major,
+            Severity::Medium,
+            Severity::High,
             Severity::Critical,
-            Severity::Blocker,
+            Severity::Critical,
         ]
         .into_iter()
         .map(|s| (s.as_str().to_owned(), Value::from(self.count(s))))
@@ -418,13 +376,14 @@ impl Report {
                 .iter()
                 .map(|f| {
                     let job = f.job.as_deref().map(|j| format!("job {j}: ")).unwrap_or_default();
-                    json!({
-                        "description": format!("{job}{}; fix: {}", f.message, f.fix),
-                        "check_name": f.kind.name(),
-                        "fingerprint": f.fingerprint,
-                        "severity": f.severity.as_str(),
-                        "location": { "path": f.file, "lines": { "begin": f.line.unwrap_or(1) } },
-                    })
+                    code_quality_issue(
+                        &format!("{job}{}; fix: {}", f.message, f.fix),
+                        f.kind.name(),
+                        &f.fingerprint,
+                        f.severity,
+                        &f.file,
+                        u64::from(f.line.unwrap_or(1)),
+                    )
                 })
                 .collect(),
         )

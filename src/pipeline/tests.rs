@@ -102,7 +102,7 @@ fn gitlab_azure_tutorial_audience_is_fine_when_the_credential_names_it() {
     // The job also runs on every other branch and tag, which no credential accepts.
     let misses: Vec<&Finding> = report.of_kind(FindingKind::NoMatchingCredential).collect();
     assert_eq!(misses.len(), 2);
-    assert!(misses.iter().all(|f| f.severity == Severity::Minor));
+    assert!(misses.iter().all(|f| f.severity == Severity::Medium));
     assert!(misses[0].fix.contains("restrict the job's `rules:`"), "{}", misses[0].fix);
 }
 
@@ -255,7 +255,7 @@ fn a_policy_rule_without_ref_protected_is_reachable_from_merge_requests() {
     ctx.project_id = Some("4242".into());
     let report = lint(&pipeline("mr-deploy.json"), &ctx, Some(&loose), None).unwrap();
     let f = report.of_kind(FindingKind::ProtectedRefReachable).next().unwrap();
-    assert_eq!(f.severity, Severity::Major);
+    assert_eq!(f.severity, Severity::High);
     assert!(f.message.contains("policy rule deploy"), "{}", f.message);
     assert!(f.fix.contains("\"ref_protected\": true"), "{}", f.fix);
 
@@ -310,7 +310,7 @@ fn static_client_secrets_are_found_by_name_and_by_value() {
     let report = lint(&pipeline("client-secret.json"), &context(), None, None).unwrap();
     assert_eq!(kinds(&report), pairs(&[("", "static-secret"), ("deploy", "static-secret")]));
     let global = &report.findings[0];
-    assert_eq!(global.severity, Severity::Major);
+    assert_eq!(global.severity, Severity::High);
     assert!(global.message.contains("CI/CD variable `SP_SECRET`"), "{}", global.message);
     let literal = &report.findings[1];
     assert_eq!(literal.severity, Severity::Critical);
@@ -333,7 +333,7 @@ fn a_secret_login_without_a_secret_in_the_file_is_still_reported() {
     let config = json!({"deploy": {"script": ["az login --service-principal -u $ID -p $SP_PASSWORD --tenant $T"]}});
     let report = lint(&inline(config), &context(), None, None).unwrap();
     assert_eq!(kinds(&report), pairs(&[("deploy", "static-secret")]));
-    assert_eq!(report.findings[0].severity, Severity::Major);
+    assert_eq!(report.findings[0].severity, Severity::High);
 }
 
 #[test]
@@ -645,7 +645,7 @@ fn text_report_groups_by_job_one_line_per_finding() {
     let text = planted().to_text();
     assert!(text.contains("job secret (.gitlab-ci.yml)\n  critical static-secret [variables.AZURE_CLIENT_SECRET]: "), "{text}");
     assert!(
-        text.ends_with("8 jobs (8 using Azure): 2 critical, 6 major, 0 minor, 0 info\n"),
+        text.ends_with("8 jobs (8 using Azure): 2 critical, 6 high, 0 medium, 0 low, 0 info\n"),
         "{text}"
     );
 }
@@ -653,9 +653,9 @@ fn text_report_groups_by_job_one_line_per_finding() {
 #[test]
 fn fails_at_the_threshold() {
     let report = lint(&pipeline("legacy-jwt.json"), &context(), None, None).unwrap();
-    assert!(report.fails(Severity::Major));
+    assert!(report.fails(Severity::High));
     assert!(!report.fails(Severity::Critical));
-    assert_eq!(Severity::parse("minor"), Some(Severity::Minor));
+    assert_eq!(Severity::parse("medium"), Some(Severity::Medium));
     assert_eq!(Severity::parse("fatal"), None);
 }
 

@@ -9,75 +9,12 @@
 use std::fmt;
 use std::fmt::Write as _;
 
-use ring::digest;
+use crate::findings::{code_quality_issue, fingerprint};
 use serde_json::{json, Value};
 
 use super::need::Reachability;
 
-/// How serious a finding is. The variants are in increasing order: `Ord` compares them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// Worth knowing; nothing to fix.
-    Info,
-    /// Tidy up when convenient.
-    Low,
-    /// Fix soon.
-    Medium,
-    /// Fix before the next deploy.
-    High,
-    /// Fix now: the identity can do far more than it should.
-    Critical,
-}
-
-impl Severity {
-    /// Every severity, lowest first.
-    pub const ALL: [Severity; 5] =
-        [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
-
-    /// `info`, `low`, `medium`, `high` or `critical`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-
-    /// The severity named `name` (as [`as_str`](Self::as_str) prints it, any case), for
-    /// `--fail-on`.
-    pub fn parse(name: &str) -> Option<Severity> {
-        Self::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(name))
-    }
-
-    /// One step higher, capped at `Critical`.
-    pub fn raised(self) -> Severity {
-        match self {
-            Self::Info => Self::Low,
-            Self::Low => Self::Medium,
-            Self::Medium => Self::High,
-            Self::High | Self::Critical => Self::Critical,
-        }
-    }
-
-    /// GitLab Code Quality's name for it: `info`, `minor`, `major`, `critical`, `blocker`.
-    pub fn code_quality(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Low => "minor",
-            Self::Medium => "major",
-            Self::High => "critical",
-            Self::Critical => "blocker",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::findings::Severity;
 
 /// What a finding is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -170,21 +107,13 @@ impl Finding {
         message: String,
         fix: String,
     ) -> Finding {
-        let mut context = digest::Context::new(&digest::SHA256);
-        for part in [
+        let fingerprint = fingerprint(&[
             kind.as_str(),
             identity.unwrap_or_default(),
             &assignment_id.unwrap_or_default().to_ascii_lowercase(),
             &role_key.to_ascii_lowercase(),
             &scope.to_ascii_lowercase(),
-        ] {
-            context.update(part.as_bytes());
-            context.update(&[0]);
-        }
-        let fingerprint = context.finish().as_ref().iter().fold(String::new(), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        });
+        ]);
         Finding {
             kind,
             severity,
@@ -384,13 +313,14 @@ impl Report {
             .iter()
             .map(|f| {
                 let who = f.identity.as_deref().unwrap_or("unknown principal");
-                json!({
-                    "description": format!("{who}: {}. Fix: {}", f.message, f.fix),
-                    "check_name": format!("gitlab-azure-oidc/rbac/{}", f.kind),
-                    "fingerprint": f.fingerprint,
-                    "severity": f.severity.code_quality(),
-                    "location": { "path": path, "lines": { "begin": 1 } },
-                })
+                code_quality_issue(
+                    &format!("{who}: {}. Fix: {}", f.message, f.fix),
+                    &format!("gitlab-azure-oidc/rbac/{}", f.kind),
+                    &f.fingerprint,
+                    f.severity,
+                    path,
+                    1,
+                )
             })
             .collect();
         format!("{:#}\n", Value::Array(issues))

@@ -386,14 +386,7 @@ impl Verifier {
 /// A SHA-256 fingerprint of a token, hex-encoded: what to log to correlate a token without
 /// logging the token itself (which is a bearer credential until it expires).
 pub fn token_fingerprint(token: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = digest::digest(&digest::SHA256, token.as_bytes());
-    let mut hex = String::with_capacity(2 * digest.as_ref().len());
-    for byte in digest.as_ref() {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    hex
+    crate::text::hex(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
 }
 
 #[cfg(test)]
