@@ -286,6 +286,36 @@ fn the_authority_override_reaches_every_policy_target() {
 }
 
 #[test]
+fn an_authority_host_sends_every_target_to_that_cloud_and_a_url_overrides_it() {
+    let build = |edit: fn(GateConfigBuilder) -> GateConfigBuilder| {
+        edit(GateConfig::builder(verifier()).policy(Policy::parse(DEMO.as_bytes()).unwrap()))
+            .build()
+    };
+    let mut gate =
+        Gate::new(build(|b| b.authority_host("https://login.microsoftonline.us/")).unwrap());
+    gate.install_jwks(jwks(&key()));
+    let token = token();
+    let admission = gate.admit(&token, NOW).unwrap();
+    let request = gate.request(&admission, &token, NOW, &SystemRandom::new()).unwrap();
+    assert_eq!(request.url, format!("https://login.microsoftonline.us/{TENANT}/oauth2/v2.0/token"));
+    // The admission carries the target as sent.
+    assert_eq!(admission.target().unwrap().authority_host(), Some("login.microsoftonline.us"));
+    assert!(gate.take_audit()[0].contains(CLIENT_ID));
+
+    let unknown = build(|b| b.authority_host("login.microsoftonline.de")).unwrap_err();
+    assert_eq!(unknown.kind(), "unknown-authority-host", "{unknown}");
+
+    let both = build(|b| {
+        b.authority_host("login.microsoftonline.us").dangerous().authority_url("http://127.0.0.1:9")
+    });
+    let mut gate = Gate::new(both.unwrap());
+    gate.install_jwks(jwks(&key()));
+    let admission = gate.admit(&token, NOW).unwrap();
+    let request = gate.request(&admission, &token, NOW, &SystemRandom::new()).unwrap();
+    assert_eq!(request.url, format!("http://127.0.0.1:9/{TENANT}/oauth2/v2.0/token"));
+}
+
+#[test]
 fn a_certificate_assertion_is_signed_once_and_reused_while_valid() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/entra/testdata/");
     let read = |f: &str| std::fs::read_to_string(format!("{dir}{f}")).unwrap();
