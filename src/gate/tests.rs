@@ -387,3 +387,51 @@ fn failures_never_carry_the_token() {
         assert!(!text.contains(&token));
     }
 }
+
+/// A signature backend that leaves every check to ring and counts them.
+#[derive(Debug, Default)]
+struct CountingBackend(std::sync::atomic::AtomicUsize);
+
+impl crate::offload::SignatureBackend for CountingBackend {
+    fn verify(&self, _: &crate::offload::SignatureCheck<'_>) -> crate::offload::Offloaded {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::offload::Offloaded::Unsupported
+    }
+}
+
+/// Issue 16, "forged `kid`s flush the caches": a token naming an unknown key makes a host
+/// refetch, and the keys it installs are mostly the same. What an unchanged key (same `kid`,
+/// same key material) vouched for stays: the verified token is not checked again and its
+/// decision is reused. What a changed or withdrawn key vouched for goes.
+#[test]
+fn issue_16_new_keys_keep_what_unchanged_keys_vouched_for() {
+    let checks = Arc::new(CountingBackend::default());
+    let config = GateConfig::builder(verifier())
+        .policy(Policy::parse(DEMO.as_bytes()).unwrap())
+        .dangerous()
+        .signature_backend(checks.clone())
+        .build()
+        .unwrap();
+    let mut gate = Gate::new(config);
+    gate.install_jwks(jwks(&key()));
+    let token = token();
+    assert!(gate.admit(&token, NOW).unwrap().fresh);
+    let checked = || checks.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(checked(), 1);
+
+    // The same key, and one more: everything stays.
+    let rotated = RsaKey::fixture_2048_rotated();
+    gate.install_jwks(
+        Jwks::parse(testkit::jwks(&[key().jwk(), rotated.jwk()]).as_bytes()).unwrap(),
+    );
+    assert_eq!(gate.decisions_kept(), 1);
+    assert!(!gate.admit(&token, NOW + 1).unwrap().fresh, "the decision is reused");
+    assert_eq!(checked(), 1, "the verification is reused");
+
+    // Another key under the same kid: nothing the old material vouched for stays.
+    let impostor = RsaKey::fixture_2048_rotated().with_kid(key().kid());
+    gate.install_jwks(Jwks::parse(testkit::jwks(&[impostor.jwk()]).as_bytes()).unwrap());
+    assert_eq!(gate.decisions_kept(), 0);
+    assert_eq!(gate.admit(&token, NOW + 2).unwrap_err().kind(), "bad-signature");
+    assert_eq!(checked(), 2, "verified again, against the new material");
+}

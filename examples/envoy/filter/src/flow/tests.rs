@@ -699,3 +699,36 @@ fn with_the_native_check_off_no_counter_is_defined() {
     let proxy = ready(&config_json(|c| c["envoy_verify_signature"] = json!(false)));
     assert!(counters(&proxy).is_empty());
 }
+
+// --- Issue 16: the JWKS during outages, withdrawals and forged kids ---------------------------
+
+/// Issue 16, "forged `kid`s flush the caches": a token naming an unknown key makes the worker
+/// refetch, and installing the same keys again keeps what they vouch for: the verified token
+/// and its decision stay, so the next request is neither verified nor decided again.
+#[test]
+fn issue_16_a_forged_kid_refetch_keeps_the_caches_of_unchanged_keys() {
+    let host = MockHost::new(NOW * 1000);
+    host.state().foreign = Some(Box::new(|_: &[u8]| Ok(Some(verdict(true, "")))));
+    let mut proxy = Proxy::configure(host, &remote());
+    proxy.fetch_keys();
+    let token = token();
+    proxy.get(&token);
+    proxy.entra_grants("azure-1");
+    assert_eq!(counters(&proxy)[0].1, 1, "one signature checked");
+    assert_eq!(proxy.audit().len(), 1, "one decision");
+
+    // Anyone can write one: a header naming a key nobody has, any payload, any signature.
+    let header = testkit::b64(json!({"alg": "RS256", "kid": "forged"}).to_string().as_bytes());
+    let forged = format!("{header}.{}.AAAA", token.split('.').nth(1).expect("a payload"));
+    proxy.advance(61);
+    let (id, _) = proxy.get(&forged);
+    proxy.tick();
+    proxy.serve_jwks(&[&testutil::key()]);
+    assert_refused(&proxy.sent(id), 401, "unknown-kid", &forged);
+
+    let (id, action) = proxy.get(&token);
+    assert_eq!(action, Action::Continue, "{:?}", proxy.seen(id));
+    assert_eq!(counters(&proxy)[0].1, 1, "not verified again");
+    let decisions = proxy.audit().into_iter().filter(|e| e["decision"] == "allow").count();
+    assert_eq!(decisions, 1, "not decided again");
+}
