@@ -49,12 +49,15 @@ pub fn cache_control_max_age(value: &str) -> Option<u64> {
     max_age
 }
 
-/// How long to keep a fetched JWKS: the answer's `max-age` (or the default) within the bounds.
+/// How long a fetched JWKS may be used: the answer's `max-age` (or the default) within the
+/// bounds, and never longer than `max_lifetime`, whatever the issuer says, so a withdrawn key
+/// stops verifying in bounded time.
 pub fn jwks_lifetime(remote: &RemoteJwks, cache_control: Option<&str>) -> u64 {
     cache_control
         .and_then(cache_control_max_age)
         .unwrap_or(remote.default_max_age)
         .clamp(remote.min_max_age, remote.max_max_age)
+        .min(remote.max_lifetime)
 }
 
 /// An Azure token as cached in a shared-data slot.

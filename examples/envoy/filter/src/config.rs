@@ -77,6 +77,10 @@ pub struct RemoteJwks {
     pub max_max_age: u64,
     /// Cache lifetime when the answer has no `max-age`, seconds. Defaults to 300.
     pub default_max_age: u64,
+    /// The longest the keys are used, whatever `max-age` says, seconds: they are refreshed in
+    /// the background once three quarters of their lifetime have passed, and verify nothing once
+    /// it is over. Defaults to 3600.
+    pub max_lifetime: u64,
     /// A token with an unknown `kid` triggers a refetch at most once per this many seconds.
     /// Defaults to 60.
     pub unknown_kid_interval: u64,
@@ -193,6 +197,8 @@ struct RawJwks {
     max_max_age: u64,
     #[serde(default = "default_default_max_age")]
     default_max_age: u64,
+    #[serde(default = "default_max_lifetime")]
+    max_lifetime: u64,
     #[serde(default = "default_unknown_kid_interval")]
     unknown_kid_interval: u64,
     #[serde(default = "default_retry_interval")]
@@ -264,6 +270,9 @@ fn default_max_max_age() -> u64 {
 }
 fn default_default_max_age() -> u64 {
     300
+}
+fn default_max_lifetime() -> u64 {
+    3600
 }
 fn default_unknown_kid_interval() -> u64 {
     60
@@ -444,6 +453,9 @@ fn jwks_source(
             if raw.timeout_ms == 0 {
                 return Err(invalid("jwks.timeout_ms", "must be positive"));
             }
+            if !(60..=86_400).contains(&raw.max_lifetime) {
+                return Err(invalid("jwks.max_lifetime", "must be between 60 and 86400 seconds"));
+            }
             Ok(JwksSource::Remote(RemoteJwks {
                 cluster,
                 authority,
@@ -452,6 +464,7 @@ fn jwks_source(
                 min_max_age: raw.min_max_age,
                 max_max_age: raw.max_max_age,
                 default_max_age: raw.default_max_age,
+                max_lifetime: raw.max_lifetime,
                 unknown_kid_interval: raw.unknown_kid_interval,
                 retry_interval: raw.retry_interval,
             }))

@@ -58,8 +58,10 @@ struct Forwarding {
 pub struct Worker {
     config: Rc<FilterConfig>,
     gate: Gate,
-    /// When the current keys were fetched, and when to refresh them.
+    /// When the current keys were fetched, when to refresh them in the background, and when
+    /// they lapse (they verify nothing after it).
     fetched_at: u64,
+    refresh_at: u64,
     expires_at: u64,
     /// The last fetch started (milliseconds since the epoch), if one is in flight.
     in_flight_ms: Option<u64>,
@@ -93,6 +95,7 @@ impl Worker {
         Self {
             gate,
             fetched_at: 0,
+            refresh_at: u64::MAX,
             expires_at: u64::MAX,
             in_flight_ms: None,
             last_attempt: None,
@@ -121,20 +124,39 @@ impl Worker {
     /// Admits `token` at `now` (seconds) through the gate, or says why not and whether waiting
     /// for a fetch may help.
     pub fn check(&mut self, token: &str, now: u64) -> Check {
+        if now >= self.expires_at {
+            // The keys lapsed (`jwks.max_lifetime`): they verify nothing until a fetch succeeds.
+            return self.no_keys(now);
+        }
         match self.gate.admit(token, now) {
             Ok(admission) => Check::Admitted(admission),
-            Err(Failure::NoKeys) => match (&self.last_failure, self.in_flight_ms, self.remote()) {
-                (Some((at, detail)), None, Some(remote)) if now < at + remote.retry_interval => {
-                    let retry_after = at + remote.retry_interval - now;
-                    Check::Unavailable { detail: detail.clone(), retry_after }
-                }
-                _ => Check::Wait,
-            },
+            Err(Failure::NoKeys) => self.no_keys(now),
             Err(failure) if failure.refetch_jwks() && self.may_refetch(now) => {
                 self.refetch_wanted = true;
                 Check::Wait
             }
+            Err(failure) if failure.refetch_jwks() => match (&self.last_failure, self.remote()) {
+                // The issuer is down: the token may be signed with a key it has not served yet.
+                (Some((_, detail)), Some(remote)) => {
+                    let next = self.last_attempt.unwrap_or(now) + remote.unknown_kid_interval;
+                    let retry_after = next.saturating_sub(now);
+                    Check::Unavailable { detail: detail.clone(), retry_after }
+                }
+                _ => Check::Refuse(failure),
+            },
             Err(failure) => Check::Refuse(failure),
+        }
+    }
+
+    /// No usable keys: 503 while the last fetch failed less than `retry_interval` ago, else
+    /// wait for the next fetch.
+    fn no_keys(&self, now: u64) -> Check {
+        match (&self.last_failure, self.in_flight_ms, self.remote()) {
+            (Some((at, detail)), None, Some(remote)) if now < at + remote.retry_interval => {
+                let retry_after = at + remote.retry_interval - now;
+                Check::Unavailable { detail: detail.clone(), retry_after }
+            }
+            _ => Check::Wait,
         }
     }
 
@@ -218,8 +240,9 @@ impl Worker {
         self.gate.set_audit_enabled(enabled);
     }
 
-    /// True when a fetch should start now: no keys yet, keys expired, or an unknown `kid`; never
-    /// while one is in flight, and never sooner than the intervals allow.
+    /// True when a fetch should start now: no keys yet, keys due for their background refresh
+    /// (three quarters of their lifetime passed), or an unknown `kid`; never while one is in
+    /// flight, and never sooner than the intervals allow.
     pub fn wants_fetch(&mut self, now_ms: u64) -> bool {
         let Some(remote) = self.remote().cloned() else { return false };
         let now = now_ms / 1000;
@@ -234,7 +257,7 @@ impl Worker {
         let since = |interval: u64| self.last_attempt.is_none_or(|at| now >= at + interval);
         (!self.gate.ready() && since(remote.retry_interval))
             || (self.refetch_wanted && since(remote.unknown_kid_interval))
-            || (now >= self.expires_at && since(remote.retry_interval))
+            || (now >= self.refresh_at && since(remote.retry_interval))
     }
 
     /// True when the worker may adopt `record` (fetched by another worker): it is newer.
@@ -265,6 +288,8 @@ impl Worker {
         self.gate.install_jwks(jwks);
         self.gate.summarize(now);
         self.fetched_at = record.fetched_at;
+        let lifetime = record.expires_at.saturating_sub(record.fetched_at);
+        self.refresh_at = record.fetched_at.saturating_add(lifetime - lifetime / 4);
         self.expires_at = record.expires_at;
         self.in_flight_ms = None;
         self.refetch_wanted = false;

@@ -15,6 +15,7 @@ fn minimal_remote_configuration_gets_the_defaults() {
     assert_eq!(remote.authority, "gitlab.example.com");
     assert_eq!(remote.path, "/oauth/discovery/keys");
     assert_eq!((remote.min_max_age, remote.max_max_age), (60, 86_400));
+    assert_eq!(remote.max_lifetime, 3600);
     assert_eq!(config.token_header, HeaderSpec::default());
     assert_eq!(config.azure_header, HeaderSpec::default());
     let verifier = config.gate.verifier().expect("the filter verifies");
@@ -178,4 +179,15 @@ fn the_audit_settings_have_defaults_and_bounds() {
     }
     assert!(refused(config_json(|c| c["audit"] = json!({"every_requests": true})))
         .contains("every_requests"));
+}
+
+#[test]
+fn the_jwks_max_lifetime_is_bounded() {
+    let config = testutil::parse(&config_json(|c| c["jwks"]["max_lifetime"] = json!(600)));
+    let JwksSource::Remote(remote) = &config.jwks else { panic!("remote expected") };
+    assert_eq!(remote.max_lifetime, 600);
+    for bad in [0, 59, 86_401] {
+        let message = refused(config_json(|c| c["jwks"]["max_lifetime"] = json!(bad)));
+        assert!(message.starts_with("`jwks.max_lifetime`"), "{message}");
+    }
 }

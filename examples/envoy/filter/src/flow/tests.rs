@@ -476,14 +476,14 @@ fn an_unknown_kid_is_refused_within_the_interval_then_refetches_once_and_verifie
 }
 
 #[test]
-fn stale_keys_are_refreshed_in_the_background_while_they_still_verify() {
-    let mut proxy = ready(&remote());
+fn keys_are_refreshed_in_the_background_while_they_still_verify() {
+    let mut proxy = ready(&remote()); // max-age=3600
     let token = token_with(json!({"exp": NOW + 7200}));
-    proxy.advance(3600);
+    proxy.advance(2700);
     let (id, _) = proxy.get(&token);
-    assert_eq!(proxy.calls_to(ENTRA), 1, "admitted with the stale keys: {:?}", proxy.seen(id));
+    assert_eq!(proxy.calls_to(ENTRA), 1, "admitted: {:?}", proxy.seen(id));
     proxy.tick();
-    assert_eq!(proxy.pending(GITLAB).len(), 1, "refreshed after max-age");
+    assert_eq!(proxy.pending(GITLAB).len(), 1, "refreshed at three quarters of the lifetime");
 }
 
 // --- Entra's answers ------------------------------------------------------------------------
@@ -701,6 +701,99 @@ fn with_the_native_check_off_no_counter_is_defined() {
 }
 
 // --- Issue 16: the JWKS during outages, withdrawals and forged kids ---------------------------
+
+/// Issue 16, "JWKS outage reported as a bad token": while the issuer is down and a refetch has
+/// just failed, a token signed with a new key cannot be judged; it gets 503 with `Retry-After`
+/// (when the next refetch may run), so a job can tell an outage from a bad token.
+#[test]
+fn issue_16_an_outage_during_a_refetch_is_503_jwks_unavailable_not_unknown_kid() {
+    let mut proxy = ready(&remote());
+    let rotated = testutil::token(&testutil::rotated(), json!({"job_id": "2"}));
+    proxy.advance(61);
+    let (parked, action) = proxy.get(&rotated);
+    assert_eq!(action, Action::Pause, "parked for the refetch");
+    proxy.tick();
+    let call = proxy.only_pending(GITLAB);
+    proxy.answer(&call, Some(503), &[], "down for maintenance");
+    let sent = proxy.sent(parked);
+    let body = assert_refused(&sent, 503, "jwks-unavailable", &rotated);
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("HTTP 503")), "{body}");
+    assert_eq!(sent.header("retry-after"), Some("60"), "when the next refetch may run");
+    proxy.advance(20);
+    let (id, _) = proxy.get(&rotated);
+    let sent = proxy.sent(id);
+    assert_refused(&sent, 503, "jwks-unavailable", &rotated);
+    assert_eq!(sent.header("retry-after"), Some("40"));
+    // The keys in use still verify their tokens meanwhile.
+    let (ok, _) = proxy.get(&token());
+    proxy.entra_grants("azure-1");
+    assert_eq!(proxy.seen(ok).resumed, 1);
+    // Once the interval has passed, the next such token refetches, and the issuer is back.
+    proxy.advance(40);
+    let (id, action) = proxy.get(&rotated);
+    assert_eq!(action, Action::Pause);
+    proxy.tick();
+    proxy.serve_jwks(&[&testutil::key(), &testutil::rotated()]);
+    proxy.entra_grants("azure-2");
+    assert_eq!(proxy.seen(id).header("authorization"), Some("Bearer azure-2"));
+}
+
+/// The issuer answers the pending JWKS fetch with `keys` and the `max-age` GitLab sends.
+fn serve_jwks_for_a_day(proxy: &mut Proxy, keys: &[&testkit::RsaKey]) {
+    let call = proxy.only_pending(GITLAB);
+    let jwks = testutil::jwks(keys);
+    proxy.answer(&call, Some(200), &[("cache-control", "max-age=86400")], &jwks);
+}
+
+/// Issue 16, "a withdrawn key stays trusted": GitLab's `max-age=86400` no longer keeps a key for
+/// a day. The keys are refreshed in the background before `jwks.max_lifetime` (an hour by
+/// default) lapses, so a key the issuer withdrew stops verifying within the hour.
+#[test]
+fn issue_16_a_withdrawn_key_is_dropped_by_a_background_refresh_within_the_hour() {
+    let mut proxy = Proxy::start(&remote());
+    proxy.tick();
+    serve_jwks_for_a_day(&mut proxy, &[&testutil::key()]);
+    let old = token_with(json!({"exp": NOW + 86_400}));
+    proxy.get(&old);
+    proxy.entra_grants("azure-1");
+    proxy.advance(2700);
+    proxy.tick();
+    assert_eq!(proxy.pending(GITLAB).len(), 1, "refreshed before the hour is out");
+    serve_jwks_for_a_day(&mut proxy, &[&testutil::rotated()]);
+    let (id, _) = proxy.get(&old);
+    assert_refused(&proxy.sent(id), 401, "unknown-kid", &old);
+}
+
+/// Issue 16: keys that cannot be refreshed lapse after `jwks.max_lifetime` (an hour by
+/// default); they verify nothing after it (503 until the issuer answers), so revocation is
+/// bounded in time even when the refresh is blocked.
+#[test]
+fn issue_16_keys_that_cannot_be_refreshed_lapse_after_the_max_lifetime() {
+    let mut proxy = Proxy::start(&remote());
+    proxy.tick();
+    serve_jwks_for_a_day(&mut proxy, &[&testutil::key()]);
+    let old = token_with(json!({"exp": NOW + 86_400}));
+    proxy.get(&old);
+    proxy.entra_grants("azure-1");
+    proxy.advance(3599);
+    proxy.tick();
+    if let Some(call) = proxy.pending(GITLAB).first() {
+        proxy.answer(call, None, &[], "");
+    }
+    let (id, _) = proxy.get(&old);
+    assert!(proxy.seen(id).sent.is_none(), "the keys still stand at 3599 s");
+    proxy.entra_grants("azure-2");
+    proxy.advance(1);
+    let (id, _) = proxy.get(&old);
+    let sent = proxy.sent(id);
+    assert_refused(&sent, 503, "jwks-unavailable", &old);
+    assert_eq!(sent.header("retry-after"), Some("4"));
+    // A second worker does not adopt the lapsed keys from shared data either.
+    let mut second = Proxy::start_beside(&proxy, &remote());
+    second.get(&old);
+    second.tick();
+    assert_eq!(second.pending(GITLAB).len(), 1, "it fetches instead");
+}
 
 /// Issue 16, "forged `kid`s flush the caches": a token naming an unknown key makes the worker
 /// refetch, and installing the same keys again keeps what they vouch for: the verified token

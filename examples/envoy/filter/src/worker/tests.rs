@@ -86,14 +86,27 @@ fn unknown_kid_refetches_at_most_once_per_interval() {
 }
 
 #[test]
-fn keys_are_refreshed_after_they_expire_while_still_in_use() {
+fn keys_are_refreshed_in_the_background_while_in_use_and_lapse_at_the_end_of_their_lifetime() {
     let mut worker = remote_worker(|_| {});
     worker.fetch_started(NOW_MS);
-    worker.install(&record(&[&testutil::key()], NOW), NOW).expect("installed");
-    assert!(!worker.wants_fetch((NOW + 3599) * 1000));
-    assert!(worker.wants_fetch((NOW + 3600) * 1000));
+    worker.install(&record(&[&testutil::key()], NOW), NOW).expect("installed"); // An hour.
+    assert!(!worker.wants_fetch((NOW + 2699) * 1000));
+    assert!(worker.wants_fetch((NOW + 2700) * 1000), "at three quarters of the hour");
     let token = testutil::token(&testutil::key(), json!({"exp": NOW + 7200}));
-    assert_eq!(status(worker.check(&token, NOW + 3600)), 200, "stale keys still verify");
+    assert_eq!(status(worker.check(&token, NOW + 3599)), 200, "still in use until the end");
+    assert_eq!(status(worker.check(&token, NOW + 3600)), 0, "lapsed: wait for the fetch");
+    worker.fetch_started((NOW + 3600) * 1000);
+    worker.fetch_failed(NOW + 3600, "the issuer answered HTTP 503".to_owned());
+    assert_eq!(status(worker.check(&token, NOW + 3601)), 503);
+}
+
+#[test]
+fn the_jwks_lifetime_is_bounded_by_max_lifetime_whatever_max_age_says() {
+    let config = testutil::parse(&config_json(|_| {}));
+    let JwksSource::Remote(remote) = &config.jwks else { panic!("remote") };
+    assert_eq!(remote.max_lifetime, 3600);
+    assert_eq!(crate::cache::jwks_lifetime(remote, Some("max-age=86400")), 3600);
+    assert_eq!(crate::cache::jwks_lifetime(remote, Some("max-age=600")), 600);
 }
 
 #[test]
