@@ -106,6 +106,7 @@ pub struct GateConfigBuilder {
     decision_cache: Option<usize>,
     signature_backend: Option<Arc<dyn SignatureBackend>>,
     authority_url: Option<String>,
+    authority_host: Option<String>,
 }
 
 impl GateConfigBuilder {
@@ -118,6 +119,7 @@ impl GateConfigBuilder {
             decision_cache: None,
             signature_backend: None,
             authority_url: None,
+            authority_host: None,
         }
     }
 
@@ -143,6 +145,16 @@ impl GateConfigBuilder {
     /// again. Defaults to the verifier's verified-token cache size; 0 keeps none.
     pub fn decision_cache(mut self, entries: usize) -> Self {
         self.decision_cache = Some(entries);
+        self
+    }
+
+    /// Sends every token request to the authority of one Microsoft cloud, whatever the targets
+    /// say: one of [`crate::entra::KNOWN_AUTHORITY_HOSTS`] (a `https://` prefix and a trailing
+    /// slash are accepted, as in `AZURE_AUTHORITY_HOST`). For a proxy that serves one cloud.
+    /// Defaults to each target's own host; [`DangerousGateConfig::authority_url`] takes
+    /// precedence.
+    pub fn authority_host(mut self, host: impl Into<String>) -> Self {
+        self.authority_host = Some(host.into());
         self
     }
 
@@ -187,9 +199,16 @@ impl GateConfigBuilder {
         let effective = named
             .into_iter()
             .map(|target| {
-                let effective = match &self.authority_url {
-                    Some(url) => target.with_authority_url(url)?,
-                    None => target.clone(),
+                let effective = match (&self.authority_url, &self.authority_host) {
+                    (Some(url), _) => target.with_authority_url(url)?,
+                    (None, Some(host)) => {
+                        let mut builder = AzureTarget::builder(target.tenant(), target.client_id());
+                        for scope in target.scopes() {
+                            builder = builder.scope(scope.clone());
+                        }
+                        builder.authority_host(host.clone()).build()?
+                    }
+                    (None, None) => target.clone(),
                 };
                 Ok((target, effective))
             })
@@ -256,7 +275,7 @@ impl DangerousGateConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GateConfigError {
-    /// The authority URL override is not usable.
+    /// The authority URL or authority host override is not usable.
     AuthorityUrl(TargetError),
     /// The certificate credential is not usable.
     Certificate(crate::entra::CredentialError),

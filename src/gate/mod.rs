@@ -44,7 +44,7 @@ use decisions::{Decisions, Reuse};
 use crate::entra::{self, AccessToken, AzureTarget, RequestError, TokenRequest};
 use crate::policy::{AuditEvent, Decision};
 use crate::text::ident::uuid_v4;
-use crate::{token_fingerprint, Claims, Jwks, VerifiedToken, Verifier};
+use crate::{token_fingerprint, Algorithm, Claims, Jwks, VerifiedToken, Verifier};
 
 /// The members of the full audit event that a reuse summary repeats, so a summary names the
 /// decision and the job without being joined to the full event.
@@ -66,6 +66,9 @@ pub struct Decided {
     summary_members: String,
     decided_until: u64,
     azure_key: Option<String>,
+    /// The `kid` and `alg` of the token's signature, so new keys keep the decision only while
+    /// its key is unchanged.
+    signer: Option<(String, Algorithm)>,
 }
 
 impl Decided {
@@ -179,6 +182,7 @@ impl Gate {
                 summary_members: String::new(),
                 decided_until: u64::MAX,
                 azure_key: None,
+                signer: None,
             })),
             Authorization::Policy(_) => None,
         };
@@ -213,18 +217,28 @@ impl Gate {
     }
 
     /// Installs the issuer's keys (fetched by the host), replacing any before. Verified tokens
-    /// and decisions are forgotten: a key that left the set may have been withdrawn on purpose.
+    /// and decisions stay only while the key that signed their token is in the new set with the
+    /// same `kid`, `alg` and material ([`Verifier::replace_jwks`]): a key that left the set or
+    /// changed may have been withdrawn on purpose, and a refetch that brings the same keys (as
+    /// one a forged `kid` forces) costs no verification or decision.
     pub fn install_jwks(&mut self, jwks: Jwks) {
         let Some(config) = &self.config.verifier else { return };
         match &mut self.verifier {
-            Some(verifier) => verifier.replace_jwks(jwks),
+            Some(verifier) => {
+                let old = verifier.jwks();
+                self.decisions.retain(|decided| {
+                    let signer = decided.signer.as_ref();
+                    signer.is_some_and(|(kid, alg)| old.vouches_again(&jwks, kid, *alg))
+                });
+                verifier.replace_jwks(jwks);
+            }
             None => {
                 let mut verifier = Verifier::new(config.clone(), jwks);
                 verifier.dangerous().set_signature_backend(self.config.signature_backend.clone());
                 self.verifier = Some(verifier);
+                self.decisions.clear();
             }
         }
-        self.decisions.clear();
     }
 
     /// Whether audit events are queued (a host whose log drops them turns this off, so none is
@@ -301,7 +315,17 @@ impl Gate {
             (Some(bound), Some(iat)) => iat.saturating_add(bound),
             _ => u64::MAX,
         };
-        Decided { decision, target, audit_members, summary_members, decided_until, azure_key }
+        let header = &verified.header;
+        let signer = header.kid.clone().map(|kid| (kid, header.alg));
+        Decided {
+            decision,
+            target,
+            audit_members,
+            summary_members,
+            decided_until,
+            azure_key,
+            signer,
+        }
     }
 
     /// The Entra token request for an admitted job, with the gate's credential: the job's token

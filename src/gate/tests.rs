@@ -302,6 +302,36 @@ fn the_authority_override_reaches_every_policy_target() {
     assert!(gate.take_audit()[0].contains(CLIENT_ID));
 }
 
+#[test]
+fn an_authority_host_sends_every_target_to_that_cloud_and_a_url_overrides_it() {
+    let build = |edit: fn(GateConfigBuilder) -> GateConfigBuilder| {
+        edit(GateConfig::builder(verifier()).policy(Policy::parse(DEMO.as_bytes()).unwrap()))
+            .build()
+    };
+    let mut gate =
+        Gate::new(build(|b| b.authority_host("https://login.microsoftonline.us/")).unwrap());
+    gate.install_jwks(jwks(&key()));
+    let token = token();
+    let admission = gate.admit(&token, NOW).unwrap();
+    let request = gate.request(&admission, &token, NOW, &SystemRandom::new()).unwrap();
+    assert_eq!(request.url, format!("https://login.microsoftonline.us/{TENANT}/oauth2/v2.0/token"));
+    // The admission carries the target as sent.
+    assert_eq!(admission.target().unwrap().authority_host(), Some("login.microsoftonline.us"));
+    assert!(gate.take_audit()[0].contains(CLIENT_ID));
+
+    let unknown = build(|b| b.authority_host("login.microsoftonline.de")).unwrap_err();
+    assert_eq!(unknown.kind(), "unknown-authority-host", "{unknown}");
+
+    let both = build(|b| {
+        b.authority_host("login.microsoftonline.us").dangerous().authority_url("http://127.0.0.1:9")
+    });
+    let mut gate = Gate::new(both.unwrap());
+    gate.install_jwks(jwks(&key()));
+    let admission = gate.admit(&token, NOW).unwrap();
+    let request = gate.request(&admission, &token, NOW, &SystemRandom::new()).unwrap();
+    assert_eq!(request.url, format!("http://127.0.0.1:9/{TENANT}/oauth2/v2.0/token"));
+}
+
 fn certificate() -> CertificateCredential {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/entra/testdata/");
     let read = |f: &str| std::fs::read_to_string(format!("{dir}{f}")).unwrap();
@@ -381,4 +411,52 @@ fn failures_never_carry_the_token() {
     for text in [failure.to_string(), format!("{failure:?}"), failure.hint().unwrap_or_default()] {
         assert!(!text.contains(&token));
     }
+}
+
+/// A signature backend that leaves every check to ring and counts them.
+#[derive(Debug, Default)]
+struct CountingBackend(std::sync::atomic::AtomicUsize);
+
+impl crate::offload::SignatureBackend for CountingBackend {
+    fn verify(&self, _: &crate::offload::SignatureCheck<'_>) -> crate::offload::Offloaded {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::offload::Offloaded::Unsupported
+    }
+}
+
+/// Issue 16, "forged `kid`s flush the caches": a token naming an unknown key makes a host
+/// refetch, and the keys it installs are mostly the same. What an unchanged key (same `kid`,
+/// same key material) vouched for stays: the verified token is not checked again and its
+/// decision is reused. What a changed or withdrawn key vouched for goes.
+#[test]
+fn issue_16_new_keys_keep_what_unchanged_keys_vouched_for() {
+    let checks = Arc::new(CountingBackend::default());
+    let config = GateConfig::builder(verifier())
+        .policy(Policy::parse(DEMO.as_bytes()).unwrap())
+        .dangerous()
+        .signature_backend(checks.clone())
+        .build()
+        .unwrap();
+    let mut gate = Gate::new(config);
+    gate.install_jwks(jwks(&key()));
+    let token = token();
+    assert!(gate.admit(&token, NOW).unwrap().fresh);
+    let checked = || checks.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(checked(), 1);
+
+    // The same key, and one more: everything stays.
+    let rotated = RsaKey::fixture_2048_rotated();
+    gate.install_jwks(
+        Jwks::parse(testkit::jwks(&[key().jwk(), rotated.jwk()]).as_bytes()).unwrap(),
+    );
+    assert_eq!(gate.decisions_kept(), 1);
+    assert!(!gate.admit(&token, NOW + 1).unwrap().fresh, "the decision is reused");
+    assert_eq!(checked(), 1, "the verification is reused");
+
+    // Another key under the same kid: nothing the old material vouched for stays.
+    let impostor = RsaKey::fixture_2048_rotated().with_kid(key().kid());
+    gate.install_jwks(Jwks::parse(testkit::jwks(&[impostor.jwk()]).as_bytes()).unwrap());
+    assert_eq!(gate.decisions_kept(), 0);
+    assert_eq!(gate.admit(&token, NOW + 2).unwrap_err().kind(), "bad-signature");
+    assert_eq!(checked(), 2, "verified again, against the new material");
 }

@@ -139,9 +139,16 @@ impl VerifiedCache {
         true
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.slots.clear();
-        self.order.clear();
+    /// Forgets the tokens `keep` says no to, oldest order kept.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&VerifiedToken) -> bool) {
+        self.slots.retain(|_, entries| {
+            entries.retain(|e| keep(&e.verified));
+            !entries.is_empty()
+        });
+        let slots = &self.slots;
+        self.order.retain(|(key, token)| {
+            slots.get(key).is_some_and(|entries| entries.iter().any(|e| same(&e.token, token)))
+        });
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -171,6 +171,20 @@ impl Jwks {
         }
     }
 
+    /// True when every key of this set that could have verified a token naming `kid` with `alg`
+    /// is in `new` too, with the same `alg` member and key material: what it vouched for, the
+    /// new set vouches for. False when this set has no such key.
+    pub(crate) fn vouches_again(&self, new: &Self, kid: &str, alg: Algorithm) -> bool {
+        let mut signers =
+            self.entries.iter().filter(|e| e.kid.as_deref() == Some(kid) && e.fits(alg).is_ok());
+        let mut any = false;
+        let kept = signers.all(|old| {
+            any = true;
+            new.entries.iter().any(|e| e.kid == old.kid && e.alg == old.alg && e.key.same(&old.key))
+        });
+        any && kept
+    }
+
     fn verify_with_kid(
         &self,
         kid: &str,
@@ -243,6 +257,19 @@ impl Entry {
 }
 
 impl PublicKey {
+    /// The same key material.
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Rsa { components: a, .. }, Self::Rsa { components: b, .. }) => {
+                a.n == b.n && a.e == b.e
+            }
+            (Self::Ec { curve: a, point: p }, Self::Ec { curve: b, point: q }) => {
+                a == b && p.as_ref() == q.as_ref()
+            }
+            (Self::Rsa { .. }, Self::Ec { .. }) | (Self::Ec { .. }, Self::Rsa { .. }) => false,
+        }
+    }
+
     /// Checks a signature. `alg` fits this key (`Entry::fits`). The length checks come first and
     /// are the core's own, so a lenient backend cannot accept a signature ring would refuse.
     fn verify(

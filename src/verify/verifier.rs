@@ -244,11 +244,18 @@ impl Verifier {
         &self.jwks
     }
 
-    /// Replaces the JWKS, e.g. after [`VerifyError::UnknownKid`] and a refetch. Forgets every
-    /// cached verification: a key that left the JWKS may have been withdrawn on purpose.
+    /// Replaces the JWKS, e.g. after [`VerifyError::UnknownKid`] and a refetch. A cached
+    /// verification stays only when the key that made it is in the new set with the same `kid`,
+    /// `alg` and key material (a refetch that brings the same keys, as one a forged `kid` forces,
+    /// costs nothing); the rest is forgotten, as a key that left the JWKS or changed may have
+    /// been withdrawn on purpose. A token without a `kid` is always verified again.
     pub fn replace_jwks(&mut self, jwks: Jwks) {
-        self.jwks = jwks;
-        self.cache.clear();
+        let old = std::mem::replace(&mut self.jwks, jwks);
+        let new = &self.jwks;
+        self.cache.retain(|verified| {
+            let header = &verified.header;
+            header.kid.as_deref().is_some_and(|kid| old.vouches_again(new, kid, header.alg))
+        });
     }
 
     /// Like [`Verifier::verify`], but a token verified before (the exact same string, still

@@ -269,6 +269,22 @@ def test_jwks_down_at_start_gives_503_until_it_comes_back(start_envoy, stand_in)
              lambda: envoy.get(token)[0] == 200, timeout=10, interval=0.3)
 
 
+def test_issue_16_an_issuer_outage_during_rotation_is_503_not_a_bad_token(envoy, stand_in):
+    """While the issuer is down and the refetch for a new key has failed, a token signed with
+    that key is told to retry (503 with Retry-After), not that it is a bad token."""
+    assert envoy.get(stand_in.mint())[0] == 200  # the keys are fetched
+    stand_in.rotate()
+    new = stand_in.mint(job_id=fresh_job())
+    stand_in.down(True)
+    time.sleep(2.2)  # past unknown_kid_interval (2 s): the new kid makes the filter refetch
+    headers, body = assert_refused(envoy.get(new), 503, "jwks-unavailable")
+    assert int(headers["retry-after"]) >= 1
+    assert new not in json.dumps(body)
+    stand_in.down(False)
+    wait_for("the new key to verify once the issuer is back",
+             lambda: envoy.get(new)[0] == 200, timeout=10, interval=0.5)
+
+
 # --- Entra failures --------------------------------------------------------------------------
 
 AADSTS_CLIENT_ERRORS = [70021, 700016, 700024, 700027, 700211, 700212, 700213, 7002137, 7002138,

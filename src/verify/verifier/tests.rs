@@ -538,3 +538,38 @@ fn the_cache_is_bounded() {
     }
     assert_eq!(v.cached(), 3);
 }
+
+/// Issue 16, "forged `kid`s flush the caches": replacing the JWKS keeps the verified tokens of
+/// every key that is still in the new set with the same material, and forgets the rest (a
+/// withdrawn key, another key under the same `kid`, a token without a `kid`).
+#[test]
+fn issue_16_replacing_the_jwks_keeps_the_tokens_of_unchanged_keys() {
+    let key = RsaKey::fixture_2048();
+    let rotated = RsaKey::fixture_2048_rotated();
+    let mut v = verifier_for(&key);
+    let token = token_with(&key, |_| {});
+    let header = json!({"alg": "RS256", "typ": "JWT"}).to_string();
+    let claims = gitlab_claims(ISS, NOW - 10).to_string();
+    let without_kid = mint_raw(&Key::Rsa(&key, "RS256"), header.as_bytes(), claims.as_bytes());
+    v.verify_cached(&token, NOW).unwrap();
+    v.verify_cached(&without_kid, NOW).unwrap();
+    assert_eq!(v.cached(), 2);
+
+    v.replace_jwks(Jwks::parse(jwks(&[rotated.jwk(), key.jwk()]).as_bytes()).unwrap());
+    assert_eq!(v.cached(), 1, "the token naming the unchanged key stays; the one without kid goes");
+    v.replace_jwks(Jwks::parse(jwks(&[key.jwk()]).as_bytes()).unwrap());
+    assert_eq!(v.cached(), 1, "the rotated key leaving changes nothing for it");
+
+    let impostor = RsaKey::fixture_2048_rotated().with_kid(key.kid());
+    v.replace_jwks(Jwks::parse(jwks(&[impostor.jwk()]).as_bytes()).unwrap());
+    assert_eq!(v.cached(), 0, "same kid, other material");
+    assert!(matches!(v.verify_cached(&token, NOW), Err(VerifyError::BadSignature { .. })));
+
+    // A key whose `alg` member changed no longer vouches for tokens of the old `alg`.
+    let mut v = verifier_for(&key);
+    v.verify_cached(&token, NOW).unwrap();
+    let mut restricted = key.jwk();
+    restricted["alg"] = json!("RS384");
+    v.replace_jwks(Jwks::parse(json!({"keys": [restricted]}).to_string().as_bytes()).unwrap());
+    assert_eq!(v.cached(), 0);
+}

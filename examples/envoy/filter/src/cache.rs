@@ -1,10 +1,9 @@
 //! Cache keys, records and expiry. Records shared across Envoy workers are bytes (proxy-wasm
 //! shared data), so each worker re-parses what it reads.
 
-use gitlab_azure_oidc::{token_fingerprint, Claims};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{PreparedTarget, RemoteJwks};
+use crate::config::RemoteJwks;
 
 /// The shared-data key of the JWKS record.
 pub const JWKS_KEY: &str = "gitlab-azure-oidc.jwks";
@@ -50,12 +49,15 @@ pub fn cache_control_max_age(value: &str) -> Option<u64> {
     max_age
 }
 
-/// How long to keep a fetched JWKS: the answer's `max-age` (or the default) within the bounds.
+/// How long a fetched JWKS may be used: the answer's `max-age` (or the default) within the
+/// bounds, and never longer than `max_lifetime`, whatever the issuer says, so a withdrawn key
+/// stops verifying in bounded time.
 pub fn jwks_lifetime(remote: &RemoteJwks, cache_control: Option<&str>) -> u64 {
     cache_control
         .and_then(cache_control_max_age)
         .unwrap_or(remote.default_max_age)
         .clamp(remote.min_max_age, remote.max_max_age)
+        .min(remote.max_lifetime)
 }
 
 /// An Azure token as cached in a shared-data slot.
@@ -82,25 +84,8 @@ impl AzureRecord {
     }
 }
 
-/// The Azure token cache key: the target (tenant, client, scopes, token endpoint) and the job's
-/// identity (issuer, subject, project and job ids), hashed.
-pub fn azure_key(target: &PreparedTarget, claims: &Claims) -> String {
-    let raw = |name: &str| claims.raw.get(name).map(|v| v.to_string()).unwrap_or_default();
-    let parts = [
-        target.entra.token_endpoint(),
-        target.entra.client_id().to_owned(),
-        target.entra.scopes().join(" "),
-        claims.iss.clone(),
-        claims.sub.clone().unwrap_or_default(),
-        raw("project_id"),
-        raw("job_id"),
-    ];
-    // Length-prefixed, so no two different tuples give the same input.
-    let input: String = parts.iter().map(|p| format!("{}:{p};", p.len())).collect();
-    token_fingerprint(&input)
-}
-
-/// The shared-data slot of a key: a fixed number of slots bounds the memory Azure tokens use.
+/// The shared-data slot of an Azure token cache key (the core's `Decided::azure_key`, hex): a
+/// fixed number of slots bounds the memory Azure tokens use.
 pub fn azure_slot(key: &str, slots: u32) -> String {
     let n = u32::from_str_radix(key.get(..8).unwrap_or("0"), 16).unwrap_or(0) % slots.max(1);
     format!("gitlab-azure-oidc.azure.{n}")

@@ -5,10 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
-use gitlab_azure_oidc::entra::{self, TargetError};
-use gitlab_azure_oidc::policy::{self, Policy, PolicyError};
-use gitlab_azure_oidc::{Jwks, JwksError, VerifierConfig};
+use gitlab_azure_oidc::gate::GateConfigError;
+use gitlab_azure_oidc::offload::SignatureBackend;
+use gitlab_azure_oidc::policy::{Policy, PolicyError};
+use gitlab_azure_oidc::{GateConfig, Jwks, JwksError, VerifierConfig};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -31,15 +33,8 @@ pub enum ConfigError {
     Verifier(gitlab_azure_oidc::ConfigError),
     /// The inline JWKS does not parse.
     Jwks(JwksError),
-    /// The policy document does not parse.
+    /// The policy document does not parse (its Azure targets are checked with it).
     Policy(PolicyError),
-    /// An allow rule's Azure target is not one Entra would accept.
-    Target {
-        /// The rule.
-        rule: String,
-        /// What is wrong with its target.
-        error: TargetError,
-    },
 }
 
 impl fmt::Display for ConfigError {
@@ -50,7 +45,6 @@ impl fmt::Display for ConfigError {
             Self::Verifier(e) => write!(f, "verifier settings: {e}"),
             Self::Jwks(e) => write!(f, "`jwks.inline`: {e}"),
             Self::Policy(e) => write!(f, "`policy`: {e}"),
-            Self::Target { rule, error } => write!(f, "`policy`: rule {rule}: azure: {error}"),
         }
     }
 }
@@ -83,6 +77,10 @@ pub struct RemoteJwks {
     pub max_max_age: u64,
     /// Cache lifetime when the answer has no `max-age`, seconds. Defaults to 300.
     pub default_max_age: u64,
+    /// The longest the keys are used, whatever `max-age` says, seconds: they are refreshed in
+    /// the background once three quarters of their lifetime have passed, and verify nothing once
+    /// it is over. Defaults to 3600.
+    pub max_lifetime: u64,
     /// A token with an unknown `kid` triggers a refetch at most once per this many seconds.
     /// Defaults to 60.
     pub unknown_kid_interval: u64,
@@ -91,34 +89,15 @@ pub struct RemoteJwks {
     pub retry_interval: u64,
 }
 
-/// An allow rule's Azure target, ready for the core's request builder and for Envoy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PreparedTarget {
-    /// The policy's target (tenant, client id, scopes): the cache key's first half.
-    pub policy: policy::AzureTarget,
-    /// The checked Entra target.
-    pub entra: entra::AzureTarget,
-    /// `:authority` for the token request.
-    pub authority: String,
-    /// `:path` for the token request.
-    pub path: String,
-}
-
 /// The checked configuration.
 #[derive(Debug)]
 pub struct FilterConfig {
-    /// What tokens must satisfy.
-    pub verifier: VerifierConfig,
+    /// The core's part: the verifier settings (the verified-token cache is
+    /// `cache.verified_tokens`, and so is the decision cache), the policy, the authority
+    /// override and, with `envoy_verify_signature`, Envoy's signature check.
+    pub gate: GateConfig,
     /// Where the keys come from.
     pub jwks: JwksSource,
-    /// The policy.
-    pub policy: Policy,
-    /// The smallest `max_token_age` of the policy's rules: the only way time enters a decision,
-    /// so a decision about a token stands until its `iat` plus this. `None`: decisions depend
-    /// on the claims alone.
-    pub decision_age_bound: Option<u64>,
-    /// One prepared target per distinct policy target.
-    pub targets: Vec<PreparedTarget>,
     /// The Envoy cluster that reaches Entra.
     pub entra_cluster: String,
     /// The token request timeout in milliseconds.
@@ -129,8 +108,6 @@ pub struct FilterConfig {
     pub azure_header: HeaderSpec,
     /// Request header name → claim name, sorted by header.
     pub claim_headers: Vec<(String, String)>,
-    /// Most verified tokens cached per worker; 0 turns the cache off.
-    pub verified_tokens: usize,
     /// Azure tokens are reused until their expiry minus this many seconds.
     pub azure_margin: u64,
     /// Number of shared-data slots for Azure tokens (bounds the memory used).
@@ -149,11 +126,6 @@ pub struct FilterConfig {
 }
 
 impl FilterConfig {
-    /// The prepared target for a policy target.
-    pub fn target(&self, target: &policy::AzureTarget) -> Option<&PreparedTarget> {
-        self.targets.iter().find(|t| &t.policy == target)
-    }
-
     /// How long a request may wait for a JWKS fetch, in milliseconds.
     pub fn max_wait_ms(&self) -> u64 {
         match &self.jwks {
@@ -225,6 +197,8 @@ struct RawJwks {
     max_max_age: u64,
     #[serde(default = "default_default_max_age")]
     default_max_age: u64,
+    #[serde(default = "default_max_lifetime")]
+    max_lifetime: u64,
     #[serde(default = "default_unknown_kid_interval")]
     unknown_kid_interval: u64,
     #[serde(default = "default_retry_interval")]
@@ -297,6 +271,9 @@ fn default_max_max_age() -> u64 {
 fn default_default_max_age() -> u64 {
     300
 }
+fn default_max_lifetime() -> u64 {
+    3600
+}
 fn default_unknown_kid_interval() -> u64 {
     60
 }
@@ -320,11 +297,24 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { field, reason: reason.into() }
 }
 
-/// Parses and checks the plugin configuration (JSON bytes).
+/// Parses and checks the plugin configuration (JSON bytes), with every signature checked in the
+/// filter.
 ///
 /// # Errors
 /// The first problem found, as a [`ConfigError`] naming the field.
 pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
+    parse_with_backend(bytes, || None)
+}
+
+/// Like [`parse`]; when `envoy_verify_signature` is on, `backend` is asked once for the
+/// signature backend that calls Envoy's `verify_signature`.
+///
+/// # Errors
+/// The first problem found, as a [`ConfigError`] naming the field.
+pub fn parse_with_backend(
+    bytes: &[u8],
+    backend: impl FnOnce() -> Option<Arc<dyn SignatureBackend>>,
+) -> Result<FilterConfig, ConfigError> {
     let raw: RawConfig =
         serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
 
@@ -350,8 +340,6 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         _ => return Err(invalid("policy", "expected the policy document (an object or a string)")),
     };
     let policy = Policy::parse(&policy_bytes).map_err(ConfigError::Policy)?;
-    let decision_age_bound = policy.rules().iter().filter_map(policy::Rule::max_token_age).min();
-    let targets = prepare_targets(&policy, &raw.entra)?;
     if raw.entra.cluster.is_empty() {
         return Err(invalid("entra.cluster", "name the Envoy cluster that reaches Entra"));
     }
@@ -387,18 +375,35 @@ pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
     if !(1..=3600).contains(&raw.audit.summary_seconds) {
         return Err(invalid("audit.summary_seconds", "must be between 1 and 3600"));
     }
+    // Last: the backend defines Envoy counters, for a configuration that is used.
+    let mut gate = GateConfig::builder(verifier).policy(policy);
+    if let Some(host) = &raw.entra.authority_host {
+        gate = gate.authority_host(host.clone());
+    }
+    let authority_field = match &raw.entra.insecure_authority_url {
+        Some(url) => {
+            gate = gate.dangerous().authority_url(url.clone());
+            "entra.insecure_authority_url"
+        }
+        None => "entra.authority_host",
+    };
+    if raw.envoy_verify_signature {
+        if let Some(backend) = backend() {
+            gate = gate.dangerous().signature_backend(backend);
+        }
+    }
+    let gate = gate.build().map_err(|e| match e {
+        GateConfigError::AuthorityUrl(e) => invalid(authority_field, e.to_string()),
+        other => invalid("policy", other.to_string()),
+    })?;
     Ok(FilterConfig {
-        verifier,
+        gate,
         jwks,
-        policy,
-        decision_age_bound,
-        targets,
         entra_cluster: raw.entra.cluster,
         entra_timeout_ms: raw.entra.timeout_ms,
         token_header,
         azure_header,
         claim_headers,
-        verified_tokens: raw.cache.verified_tokens,
         azure_margin: raw.cache.azure_token_margin_seconds,
         azure_slots: raw.cache.azure_token_slots,
         max_waiters: raw.max_waiting_requests,
@@ -448,6 +453,9 @@ fn jwks_source(
             if raw.timeout_ms == 0 {
                 return Err(invalid("jwks.timeout_ms", "must be positive"));
             }
+            if !(60..=86_400).contains(&raw.max_lifetime) {
+                return Err(invalid("jwks.max_lifetime", "must be between 60 and 86400 seconds"));
+            }
             Ok(JwksSource::Remote(RemoteJwks {
                 cluster,
                 authority,
@@ -456,38 +464,12 @@ fn jwks_source(
                 min_max_age: raw.min_max_age,
                 max_max_age: raw.max_max_age,
                 default_max_age: raw.default_max_age,
+                max_lifetime: raw.max_lifetime,
                 unknown_kid_interval: raw.unknown_kid_interval,
                 retry_interval: raw.retry_interval,
             }))
         }
     }
-}
-
-fn prepare_targets(policy: &Policy, raw: &RawEntra) -> Result<Vec<PreparedTarget>, ConfigError> {
-    let mut targets: Vec<PreparedTarget> = Vec::new();
-    for rule in policy.rules() {
-        let Some(target) = rule.target() else { continue };
-        if targets.iter().any(|t| &t.policy == target) {
-            continue;
-        }
-        let mut builder = entra::AzureTarget::builder(&target.tenant, &target.client_id);
-        for scope in &target.scopes {
-            builder = builder.scope(scope.clone());
-        }
-        if let Some(host) = &raw.authority_host {
-            builder = builder.authority_host(host.clone());
-        }
-        if let Some(url) = &raw.insecure_authority_url {
-            builder = builder.insecure_authority_url(url.clone());
-        }
-        let entra = builder
-            .build()
-            .map_err(|error| ConfigError::Target { rule: rule.name().to_owned(), error })?;
-        let (authority, path) = split_url(&entra.token_endpoint())
-            .ok_or_else(|| invalid("entra", "the token endpoint is not a URL"))?;
-        targets.push(PreparedTarget { policy: target.clone(), entra, authority, path });
-    }
-    Ok(targets)
 }
 
 fn header_spec(field: &'static str, raw: Option<RawHeader>) -> Result<HeaderSpec, ConfigError> {

@@ -32,6 +32,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use gitlab_azure_oidc::offload::{KeyMaterial, Offloaded, SignatureBackend, SignatureCheck};
 use gitlab_azure_oidc::Algorithm;
 
+use crate::host::{LogLevel, Status};
+
 /// The arguments of one `verify_signature` call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arguments<'a> {
@@ -238,8 +240,8 @@ fn der_wrap(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
-/// What the filter needs from the host to check a signature there (the proxy-wasm glue on
-/// Envoy; a fake in the tests).
+/// What the filter needs from the host to check a signature there ([`HostCalls`] over the
+/// proxy-wasm host; a fake in the tests).
 pub trait Host {
     /// Calls `verify_signature` with encoded [`Arguments`]; the encoded result.
     ///
@@ -250,6 +252,67 @@ pub trait Host {
     fn count(&self, outcome: Outcome);
     /// Says something worth an info line, once per worker.
     fn note(&self, message: &str);
+}
+
+/// Envoy's side of the native signature check, over the proxy-wasm host: the `verify_signature`
+/// foreign function, a counter per outcome (`gitlab_azure_oidc.verify_signature.{valid,invalid,
+/// not_checked}`, under Envoy's `wasmcustom.` stats) and info logs.
+#[derive(Debug)]
+pub struct HostCalls<H> {
+    host: H,
+    counters: Option<[u32; 3]>,
+}
+
+impl<H: crate::host::Host> HostCalls<H> {
+    const COUNTERS: [&'static str; 3] = [
+        "gitlab_azure_oidc.verify_signature.valid",
+        "gitlab_azure_oidc.verify_signature.invalid",
+        "gitlab_azure_oidc.verify_signature.not_checked",
+    ];
+
+    /// Defines the counters (once per worker, when the native check is configured).
+    pub fn new(host: H) -> Self {
+        let mut ids = [0; 3];
+        for (id, name) in ids.iter_mut().zip(Self::COUNTERS) {
+            match host.define_counter(name) {
+                Ok(defined) => *id = defined,
+                Err(status) => {
+                    let message = format!("could not define the counter {name}: {status:?}");
+                    crate::flow::log(&host, LogLevel::Warn, &message);
+                    return Self { host, counters: None };
+                }
+            }
+        }
+        Self { host, counters: Some(ids) }
+    }
+}
+
+impl<H: crate::host::Host> Host for HostCalls<H> {
+    fn call(&self, arguments: &[u8]) -> Result<Vec<u8>, CallError> {
+        match self.host.call_foreign_function("verify_signature", arguments) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(CallError::Failed("no result".to_owned())),
+            Err(Status::NotFound) => Err(CallError::NotFound),
+            Err(status) => Err(CallError::Failed(format!("{status:?}"))),
+        }
+    }
+
+    fn count(&self, outcome: Outcome) {
+        let Some(ids) = self.counters else { return };
+        let id = match outcome {
+            Outcome::Valid => ids[0],
+            Outcome::Invalid => ids[1],
+            Outcome::NotChecked => ids[2],
+        };
+        if let Err(status) = self.host.increment_counter(id, 1) {
+            let message = format!("could not count a signature check: {status:?}");
+            crate::flow::log(&self.host, LogLevel::Warn, &message);
+        }
+    }
+
+    fn note(&self, message: &str) {
+        crate::flow::log(&self.host, LogLevel::Info, message);
+    }
 }
 
 /// Why a foreign-function call gave no result.

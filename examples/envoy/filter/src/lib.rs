@@ -7,12 +7,23 @@
 //!
 //! ## Design
 //!
-//! The decisions are the core's ([`gitlab_azure_oidc`]): verification, policy, the Entra token
-//! request and its answer. This crate adds what an Envoy filter needs, in plain functions with
-//! native tests: the configuration ([`config`]), cache keys and expiry ([`cache`]), what the
-//! requests of one verified token share ([`admission`]), the replies
-//! ([`reply`]), header plans ([`request`]) and one worker's state ([`worker`]). The proxy-wasm
-//! glue (`filter`, wasm32 only) wires host calls to them.
+//! The exchange is the core's [`Gate`](gitlab_azure_oidc::Gate), in the order it owns: the
+//! filter fetches the keys and installs them, `admit`s the token (verification, the policy, the
+//! verified-token and decision caches, the audit queue), sends the gate's token request to Entra
+//! and `finish`es with the answer; every refusal is the core's
+//! [`Failure`](gitlab_azure_oidc::Failure), which gives the reply's status, kind, hint and
+//! `Retry-After`. This crate adds only what an Envoy filter needs:
+//!
+//! - [`flow`]: the root context's and an HTTP context's callbacks, generic over
+//!   [`host::Host`], the trait behind which every proxy-wasm host call sits (Envoy's in
+//!   `host/envoy.rs`, a recording mock in `host/mock.rs`), so native tests drive whole requests;
+//! - [`worker`]: one worker's state around its gate: the JWKS fetch schedule, parked requests,
+//!   the worker's copy of a token's header changes;
+//! - [`config`] (the plugin configuration, parsed into a `GateConfig` and Envoy's settings),
+//!   [`cache`] (the JWKS and Azure token records in shared data, `Cache-Control`), [`reply`],
+//!   [`request`] (the token header, header plans) and [`foreign`] (Envoy's `verify_signature`).
+//!
+//! The proxy-wasm glue (`filter`, wasm32 only) forwards Envoy's callbacks to [`flow`].
 //!
 //! - The root context owns the configuration, the JWKS (fetched with `dispatch_http_call`,
 //!   shared across workers with `set_shared_data`) and the requests waiting for it. An HTTP
@@ -26,10 +37,11 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod admission;
 pub mod cache;
 pub mod config;
+pub mod flow;
 pub mod foreign;
+pub mod host;
 pub mod reply;
 pub mod request;
 pub mod worker;

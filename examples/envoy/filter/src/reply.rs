@@ -1,9 +1,10 @@
 //! Local replies: every refusal as an HTTP status, a few headers and a small JSON body that names
-//! the error kind and a hint. Bodies never contain the token.
+//! the error kind and a hint. The core's [`Failure`] gives the status, the kind, the hint and
+//! `Retry-After`; only what happens before the core is asked (no token, too many waiting, Entra
+//! out of reach) is the filter's own. Bodies never contain the token.
 
-use gitlab_azure_oidc::entra::EntraError;
-use gitlab_azure_oidc::policy::Decision;
-use gitlab_azure_oidc::{token_fingerprint, VerifyError};
+use gitlab_azure_oidc::gate::Category;
+use gitlab_azure_oidc::{token_fingerprint, Failure};
 use serde_json::{json, Value};
 
 use crate::request::MissingToken;
@@ -61,29 +62,51 @@ pub fn missing_token(header: &str, why: MissingToken) -> Reply {
     Reply::new(401, "missing-token", &hint).header("www-authenticate", "Bearer".to_owned())
 }
 
-/// 401: the token did not verify. The hint is the core's message, which names claims and keys but
-/// never holds the token.
-pub fn invalid_token(error: &VerifyError) -> Reply {
-    Reply::new(401, error.kind(), &error.to_string()).header(
-        "www-authenticate",
-        format!("Bearer error=\"invalid_token\", error_description=\"{}\"", error.kind()),
-    )
+/// The reply for a failure of the gate, as the core classifies it: 401 for a refused token and
+/// 403 for a deny (each with a `WWW-Authenticate` challenge), 403 for Entra's refusal of the
+/// identity with its AADSTS hint, 503 with `Retry-After` for what may pass later, 502 for the
+/// rest. The hint is the core's message (it names claims and keys, never the token); a deny's
+/// is the decision's summary, as the per-rule explanation goes to the audit log only, so callers
+/// do not learn the policy.
+pub fn failure(failure: &Failure) -> Reply {
+    let mut body = json!({});
+    let hint = match failure.entra_response() {
+        Some(entra) => {
+            body["entra_error"] = json!(entra.error);
+            body["aadsts"] = json!(entra.error_codes);
+            if let Some(trace) = &entra.trace_id {
+                body["trace_id"] = json!(trace);
+            }
+            failure.hint()
+        }
+        None => None,
+    };
+    body["hint"] = json!(hint.unwrap_or_else(|| failure.to_string()));
+    let reply = Reply::json(u32::from(failure.http_status()), failure.kind(), body);
+    let reply = match failure.category() {
+        Category::Token => reply.header(
+            "www-authenticate",
+            format!("Bearer error=\"invalid_token\", error_description=\"{}\"", failure.kind()),
+        ),
+        Category::Denied => reply.header(
+            "www-authenticate",
+            "Bearer error=\"insufficient_scope\", error_description=\"policy-denied\"".to_owned(),
+        ),
+        _ => reply,
+    };
+    match failure.retry_after() {
+        Some(seconds) => reply.header("retry-after", seconds.to_string()),
+        None => reply,
+    }
 }
 
-/// 403: the policy denied the job. The hint is the decision's summary; the per-rule explanation
-/// goes to the audit log only, so callers do not learn the policy.
-pub fn denied(decision: &Decision) -> Reply {
-    Reply::new(403, "policy-denied", &decision.summary()).header(
-        "www-authenticate",
-        "Bearer error=\"insufficient_scope\", error_description=\"policy-denied\"".to_owned(),
-    )
-}
-
-/// 503: no JWKS yet (the issuer is unreachable); `Retry-After` says when the next fetch may run.
+/// The gate has no keys because the issuer could not be reached ([`Failure::NoKeys`]);
+/// `Retry-After` says when the next fetch may run, and the hint says why the last one failed.
 pub fn jwks_unavailable(detail: &str, retry_after: u64) -> Reply {
+    let failure = Failure::NoKeys;
     Reply::new(
-        503,
-        "jwks-unavailable",
+        u32::from(failure.http_status()),
+        failure.kind(),
         &format!("the issuer's signing keys could not be fetched ({detail}); retry later"),
     )
     .header("retry-after", retry_after.max(1).to_string())
@@ -100,40 +123,10 @@ pub fn entra_unreachable(detail: &str) -> Reply {
     Reply::new(503, "entra-unreachable", &format!("Entra did not answer ({detail}); retry later"))
 }
 
-/// 502: the token request could not be built (the core refused the token's shape), or the
-/// configuration names no target for the rule.
+/// 502: the filter cannot handle the request (no configuration, a token endpoint that is not a
+/// URL); neither happens with a configuration Envoy accepted.
 pub fn internal(kind: &str, detail: &str) -> Reply {
     Reply::new(502, kind, detail)
-}
-
-/// Maps Entra's refusal: 403 with the AADSTS hint for client errors; 503 with `Retry-After` for
-/// throttling, timeouts (504) and temporary failures; 502 for other server errors and answers
-/// that are not Entra's.
-pub fn entra_error(error: &EntraError) -> Reply {
-    let status = match error {
-        EntraError::RateLimited { .. } => 503,
-        // 503 is Entra's "try later"; 504 is also what Envoy answers a callout that timed out.
-        EntraError::ServerError { status: 503 | 504, .. } => 503,
-        EntraError::Entra(e) if e.is_retryable() => 503,
-        EntraError::Entra(_) => 403,
-        _ => 502,
-    };
-    let mut body = json!({});
-    if let Some(entra) = error.entra_response() {
-        body["entra_error"] = json!(entra.error);
-        body["aadsts"] = json!(entra.error_codes);
-        if let Some(trace) = &entra.trace_id {
-            body["trace_id"] = json!(trace);
-        }
-        body["hint"] = json!(entra.hint());
-    } else {
-        body["hint"] = json!(error.to_string());
-    }
-    let reply = Reply::json(status, error.kind(), body);
-    match error.retry_after() {
-        Some(retry) => reply.header("retry-after", retry.raw.clone()),
-        None => reply,
-    }
 }
 
 /// The audit line of a request refused before the policy ran (no token, invalid token, keys

@@ -1,26 +1,35 @@
-//! One Envoy worker's state: the keys, the fetch in flight, the requests waiting for it and the
-//! verified-token cache. Pure: the proxy-wasm glue feeds it time and fetched bytes.
+//! One Envoy worker's state: the core's [`Gate`] and what only a proxy-wasm filter needs around
+//! it: when to fetch the JWKS, the requests parked until it arrives, and the worker's copy of the
+//! header changes that forward a token's requests. Pure: the flow ([`crate::flow`]) feeds it time
+//! and fetched bytes.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use gitlab_azure_oidc::offload::SignatureBackend;
-use gitlab_azure_oidc::{Jwks, JwksError, VerifiedToken, Verifier};
+use gitlab_azure_oidc::gate::Decided;
+use gitlab_azure_oidc::{Admission, Failure, Gate, Jwks, JwksError, Limits};
 
-use crate::admission::{Admissions, Admitted};
 use crate::cache::JwksRecord;
 use crate::config::{FilterConfig, JwksSource, RemoteJwks};
-use crate::reply::{self, Reply};
+use crate::request::HeaderPlan;
 
 /// What to do with a token.
 #[derive(Debug)]
 pub enum Check {
-    /// It verified (now, or earlier and cached).
-    Verified(Arc<VerifiedToken>),
+    /// Admitted (now, or by a kept decision): forward it.
+    Admitted(Admission),
     /// The keys are being fetched (or about to be): park the request until they arrive.
     Wait,
-    /// Refuse the request.
-    Reject(Reply),
+    /// The gate refused it (a bad token, a deny): reply with the failure.
+    Refuse(Failure),
+    /// The issuer's keys could not be fetched: 503 until the next try.
+    Unavailable {
+        /// Why the last fetch failed.
+        detail: String,
+        /// Seconds until the next fetch may run.
+        retry_after: u64,
+    },
 }
 
 /// A request parked until a JWKS fetch completes.
@@ -34,13 +43,25 @@ pub struct Waiter {
     pub since_ms: u64,
 }
 
+/// The header changes that forward one token's requests with a usable Azure token, for the
+/// decision they were made under.
+#[derive(Debug)]
+struct Forwarding {
+    decided: Arc<Decided>,
+    /// The shared record's `use_until`: the Azure token's expiry minus the margin.
+    use_until: u64,
+    plan: HeaderPlan,
+}
+
 /// One worker's state.
 #[derive(Debug)]
 pub struct Worker {
     config: Rc<FilterConfig>,
-    verifier: Option<Verifier>,
-    /// When the current keys were fetched, and when to refresh them.
+    gate: Gate,
+    /// When the current keys were fetched, when to refresh them in the background, and when
+    /// they lapse (they verify nothing after it).
     fetched_at: u64,
+    refresh_at: u64,
     expires_at: u64,
     /// The last fetch started (milliseconds since the epoch), if one is in flight.
     in_flight_ms: Option<u64>,
@@ -51,41 +72,39 @@ pub struct Worker {
     /// A token named an unknown `kid`: refetch when the interval allows.
     refetch_wanted: bool,
     waiters: Vec<Waiter>,
-    /// Decisions per verified token, bounded like the verified-token cache.
-    admissions: Admissions,
-    /// When the kept admissions' reuse counts are next summarized (seconds).
+    /// By token fingerprint; bounded like the gate's caches. A repeat skips the shared-data read,
+    /// its JSON parse and the header plan.
+    forwardings: HashMap<String, Forwarding>,
+    /// When the kept decisions' reuse counts are next summarized (seconds).
     next_summary: u64,
     /// Whether the host logs at info level, where the audit events go.
     audit_enabled: bool,
-    /// The host's native signature check, given to every verifier this worker builds.
-    signature_backend: Option<Arc<dyn SignatureBackend>>,
 }
 
 impl Worker {
     /// A worker for `config`; with an inline JWKS it is ready at once.
     pub fn new(config: Rc<FilterConfig>) -> Self {
-        let verifier = match &config.jwks {
+        let mut gate = Gate::new(config.gate.clone());
+        gate.set_audit_every_request(config.audit_every_request);
+        if let JwksSource::Inline(jwks) = &config.jwks {
             // Checked when the configuration was parsed, so this only fails on a bug.
-            JwksSource::Inline(jwks) => {
-                Jwks::parse_with_limits(jwks.as_bytes(), config.verifier.limits())
-                    .ok()
-                    .map(|jwks| Verifier::new(config.verifier.clone(), jwks))
+            if let Ok(jwks) = Jwks::parse_with_limits(jwks.as_bytes(), &limits(&config)) {
+                gate.install_jwks(jwks);
             }
-            JwksSource::Remote(_) => None,
-        };
+        }
         Self {
-            verifier,
+            gate,
             fetched_at: 0,
+            refresh_at: u64::MAX,
             expires_at: u64::MAX,
             in_flight_ms: None,
             last_attempt: None,
             last_failure: None,
             refetch_wanted: false,
             waiters: Vec::new(),
-            admissions: Admissions::new(config.verified_tokens),
+            forwardings: HashMap::new(),
             next_summary: 0,
             audit_enabled: true,
-            signature_backend: None,
             config,
         }
     }
@@ -102,24 +121,42 @@ impl Worker {
         }
     }
 
-    /// Verifies `token` at `now` (seconds); the core's verifier answers repeats from its
-    /// bounded cache (time claims re-checked, forgotten with the keys it was verified under).
+    /// Admits `token` at `now` (seconds) through the gate, or says why not and whether waiting
+    /// for a fetch may help.
     pub fn check(&mut self, token: &str, now: u64) -> Check {
-        let Some(verifier) = &mut self.verifier else {
-            return match (&self.last_failure, self.in_flight_ms, self.remote()) {
-                (Some((at, detail)), None, Some(remote)) if now < at + remote.retry_interval => {
-                    Check::Reject(reply::jwks_unavailable(detail, at + remote.retry_interval - now))
-                }
-                _ => Check::Wait,
-            };
-        };
-        match verifier.verify_cached(token, now) {
-            Ok(verified) => Check::Verified(verified),
-            Err(e) if e.suggests_jwks_refresh() && self.may_refetch(now) => {
+        if now >= self.expires_at {
+            // The keys lapsed (`jwks.max_lifetime`): they verify nothing until a fetch succeeds.
+            return self.no_keys(now);
+        }
+        match self.gate.admit(token, now) {
+            Ok(admission) => Check::Admitted(admission),
+            Err(Failure::NoKeys) => self.no_keys(now),
+            Err(failure) if failure.refetch_jwks() && self.may_refetch(now) => {
                 self.refetch_wanted = true;
                 Check::Wait
             }
-            Err(e) => Check::Reject(reply::invalid_token(&e)),
+            Err(failure) if failure.refetch_jwks() => match (&self.last_failure, self.remote()) {
+                // The issuer is down: the token may be signed with a key it has not served yet.
+                (Some((_, detail)), Some(remote)) => {
+                    let next = self.last_attempt.unwrap_or(now) + remote.unknown_kid_interval;
+                    let retry_after = next.saturating_sub(now);
+                    Check::Unavailable { detail: detail.clone(), retry_after }
+                }
+                _ => Check::Refuse(failure),
+            },
+            Err(failure) => Check::Refuse(failure),
+        }
+    }
+
+    /// No usable keys: 503 while the last fetch failed less than `retry_interval` ago, else
+    /// wait for the next fetch.
+    fn no_keys(&self, now: u64) -> Check {
+        match (&self.last_failure, self.in_flight_ms, self.remote()) {
+            (Some((at, detail)), None, Some(remote)) if now < at + remote.retry_interval => {
+                let retry_after = at + remote.retry_interval - now;
+                Check::Unavailable { detail: detail.clone(), retry_after }
+            }
+            _ => Check::Wait,
         }
     }
 
@@ -130,62 +167,82 @@ impl Worker {
             || self.last_attempt.is_none_or(|at| now >= at + remote.unknown_kid_interval)
     }
 
-    /// The decision on a verified token at `now`, with what its requests share: made once per
-    /// token while it stands (see [`crate::admission::Admission`]); a request that reuses it is
-    /// counted for the next summary.
-    pub fn admit(&mut self, verified: &Arc<VerifiedToken>, now: u64) -> Admitted {
-        self.admissions.admit(&self.config, verified, now)
+    /// The gate.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
-    /// The audit summaries to log at `now`: those of admissions that left the set (evicted, or
-    /// forgotten with the keys) at once, and every `audit.summary_seconds` those of the kept
-    /// admissions with counted requests. Called on the root's tick.
-    pub fn audit_summaries(&mut self, now: u64) -> Vec<String> {
-        if now < self.next_summary {
-            return self.retired_audit_summaries(now);
+    /// The gate, to build a token request or take its audit events.
+    pub fn gate_mut(&mut self) -> &mut Gate {
+        &mut self.gate
+    }
+
+    /// The worker's header changes for an admitted token, while its Azure token is usable at
+    /// `now` and the decision is the one they were made under.
+    pub fn forwarding(&self, admission: &Admission, now: u64) -> Option<&HeaderPlan> {
+        let verified = admission.verified.as_ref()?;
+        let kept = self.forwardings.get(&verified.fingerprint)?;
+        (Arc::ptr_eq(&kept.decided, &admission.decided) && now < kept.use_until)
+            .then_some(&kept.plan)
+    }
+
+    /// Keeps the header changes that forward an admitted token's requests until `use_until`.
+    pub fn keep_forwarding(
+        &mut self,
+        admission: &Admission,
+        now: u64,
+        use_until: u64,
+        plan: HeaderPlan,
+    ) {
+        let Some(verified) = &admission.verified else { return };
+        let capacity = limits(&self.config).verified_cache_entries;
+        if capacity == 0 {
+            return;
         }
-        self.next_summary = now.saturating_add(self.config.audit_summary_seconds);
-        self.admissions.summaries(now)
+        if self.forwardings.len() >= capacity {
+            // Bounded without bookkeeping: forget what no longer counts, else everything (the
+            // shared data still has the Azure tokens).
+            self.forwardings.retain(|_, f| now < f.use_until);
+            if self.forwardings.len() >= capacity {
+                self.forwardings.clear();
+            }
+        }
+        let forwarding = Forwarding { decided: Arc::clone(&admission.decided), use_until, plan };
+        self.forwardings.insert(verified.fingerprint.clone(), forwarding);
     }
 
-    /// The audit summaries at `now` of admissions that left the set (evicted, re-decided, or
-    /// forgotten with the keys); nothing is allocated when there are none.
-    pub fn retired_audit_summaries(&mut self, now: u64) -> Vec<String> {
-        self.admissions.retired_summaries(now)
+    /// The audit events at `now`, with every kept decision's reuse summary when
+    /// `audit.summary_seconds` have passed since the last ones. Called on the root's tick.
+    pub fn audit_summaries(&mut self, now: u64) -> Vec<String> {
+        if now >= self.next_summary {
+            self.next_summary = now.saturating_add(self.config.audit_summary_seconds);
+            self.gate.summarize(now);
+        }
+        self.gate.take_audit()
     }
 
-    /// Every audit summary at `now`, due or not (the worker is going away).
-    pub fn flush_audit_summaries(&mut self, now: u64) -> Vec<String> {
-        self.admissions.summaries(now)
+    /// Every audit event and summary at `now`, due or not (the worker is going away).
+    pub fn flush_audit(&mut self, now: u64) -> Vec<String> {
+        self.gate.summarize(now);
+        self.gate.take_audit()
     }
 
-    /// The number of tokens with a kept decision.
-    pub fn admitted(&self) -> usize {
-        self.admissions.len()
-    }
-
-    /// Whether audit events are logged: the host's log level is info or finer. Building an
+    /// Whether audit events are logged: the host logs at info level or finer. Building an
     /// event the host would drop is wasted work on every request.
     pub fn audit_enabled(&self) -> bool {
         self.audit_enabled
     }
 
-    /// Hands signature checks to the host's native crypto (`None`: ring in the filter), for the
-    /// current keys and every later set.
-    pub fn set_signature_backend(&mut self, backend: Option<Arc<dyn SignatureBackend>>) {
-        if let Some(verifier) = &mut self.verifier {
-            verifier.set_signature_backend(backend.clone());
-        }
-        self.signature_backend = backend;
-    }
-
-    /// Records the host's log level (read on the root's tick, as it may change at run time).
+    /// Records the host's log level (read on the root's tick, as it may change at run time); the
+    /// gate builds no event while it is off.
     pub fn set_audit_enabled(&mut self, enabled: bool) {
         self.audit_enabled = enabled;
+        self.gate.set_audit_enabled(enabled);
     }
 
-    /// True when a fetch should start now: no keys yet, keys expired, or an unknown `kid`; never
-    /// while one is in flight, and never sooner than the intervals allow.
+    /// True when a fetch should start now: no keys yet, keys due for their background refresh
+    /// (three quarters of their lifetime passed), or an unknown `kid`; never while one is in
+    /// flight, and never sooner than the intervals allow.
     pub fn wants_fetch(&mut self, now_ms: u64) -> bool {
         let Some(remote) = self.remote().cloned() else { return false };
         let now = now_ms / 1000;
@@ -198,14 +255,14 @@ impl Worker {
             self.in_flight_ms = None;
         }
         let since = |interval: u64| self.last_attempt.is_none_or(|at| now >= at + interval);
-        (self.verifier.is_none() && since(remote.retry_interval))
+        (!self.gate.ready() && since(remote.retry_interval))
             || (self.refetch_wanted && since(remote.unknown_kid_interval))
-            || (now >= self.expires_at && since(remote.retry_interval))
+            || (now >= self.refresh_at && since(remote.retry_interval))
     }
 
     /// True when the worker may adopt `record` (fetched by another worker): it is newer.
     pub fn is_newer(&self, record: &JwksRecord) -> bool {
-        self.verifier.is_none() || record.fetched_at > self.fetched_at
+        !self.gate.ready() || record.fetched_at > self.fetched_at
     }
 
     /// Records that a fetch started.
@@ -221,37 +278,34 @@ impl Worker {
         self.last_failure = Some((now, detail));
     }
 
-    /// Installs a JWKS record (fetched here or by another worker).
+    /// Installs a JWKS record (fetched here or by another worker) in the gate, which keeps only
+    /// what the new keys still vouch for; the decisions it forgets are summarized at `now`.
     ///
     /// # Errors
     /// [`JwksError`] when the document does not parse; nothing changes then.
-    pub fn install(&mut self, record: &JwksRecord) -> Result<(), JwksError> {
-        let jwks = Jwks::parse_with_limits(record.jwks.as_bytes(), self.config.verifier.limits())?;
-        let mut verifier = Verifier::new(self.config.verifier.clone(), jwks);
-        verifier.set_signature_backend(self.signature_backend.clone());
-        self.verifier = Some(verifier);
+    pub fn install(&mut self, record: &JwksRecord, now: u64) -> Result<(), JwksError> {
+        let jwks = Jwks::parse_with_limits(record.jwks.as_bytes(), &limits(&self.config))?;
+        self.gate.install_jwks(jwks);
+        self.gate.summarize(now);
         self.fetched_at = record.fetched_at;
+        let lifetime = record.expires_at.saturating_sub(record.fetched_at);
+        self.refresh_at = record.fetched_at.saturating_add(lifetime - lifetime / 4);
         self.expires_at = record.expires_at;
         self.in_flight_ms = None;
         self.refetch_wanted = false;
         self.last_failure = None;
         self.last_attempt = Some(self.last_attempt.unwrap_or(0).max(record.fetched_at));
-        // The new verifier starts with an empty verified-token cache: keys may have been
-        // withdrawn, so every token is verified again against the new set, and decided again.
-        self.admissions.clear();
         Ok(())
     }
 
-    /// Parks a request until the fetch completes.
-    ///
-    /// # Errors
-    /// A 503 reply when too many requests are waiting already.
-    pub fn park(&mut self, context_id: u32, token: &str, now_ms: u64) -> Result<(), Reply> {
+    /// Parks a request until the fetch completes; false when too many are waiting already (the
+    /// caller answers 503).
+    pub fn park(&mut self, context_id: u32, token: &str, now_ms: u64) -> bool {
         if self.waiters.len() >= self.config.max_waiters {
-            return Err(reply::overloaded());
+            return false;
         }
         self.waiters.push(Waiter { context_id, token: token.to_owned(), since_ms: now_ms });
-        Ok(())
+        true
     }
 
     /// The parked requests, when no fetch is in flight any more (they are to be run again).
@@ -281,11 +335,11 @@ impl Worker {
     pub fn waiting(&self) -> usize {
         self.waiters.len()
     }
+}
 
-    /// The number of cached verified tokens.
-    pub fn verified_cached(&self) -> usize {
-        self.verifier.as_ref().map_or(0, Verifier::cached)
-    }
+/// The configuration's input limits (the filter's gate always verifies, so it has them).
+fn limits(config: &FilterConfig) -> Limits {
+    config.gate.verifier().map(|v| v.limits().clone()).unwrap_or_default()
 }
 
 #[cfg(test)]

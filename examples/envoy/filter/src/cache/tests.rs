@@ -1,10 +1,8 @@
-use std::rc::Rc;
-
 use serde_json::json;
 
 use super::*;
 use crate::config::JwksSource;
-use crate::testutil::{self, config_json, NOW};
+use crate::testutil::{self, config_json};
 
 #[test]
 fn max_age_is_read_from_cache_control() {
@@ -33,43 +31,6 @@ fn jwks_records_round_trip() {
     let record = JwksRecord { fetched_at: 1, expires_at: 2, jwks: "{\"keys\":[]}".to_owned() };
     assert_eq!(JwksRecord::decode(&record.encode()), Some(record));
     assert_eq!(JwksRecord::decode(b"garbage"), None);
-}
-
-fn verified_token(overrides: serde_json::Value) -> gitlab_azure_oidc::VerifiedToken {
-    let config = testutil::parse(&config_json(|c| {
-        c["jwks"] = json!({"inline": testutil::jwks(&[&testutil::key()])});
-    }));
-    let mut worker = crate::worker::Worker::new(Rc::new(config));
-    match worker.check(&testutil::token(&testutil::key(), overrides), NOW) {
-        crate::worker::Check::Verified(v) => (*v).clone(),
-        other => panic!("expected a verified token, got {other:?}"),
-    }
-}
-
-fn claims(overrides: serde_json::Value) -> gitlab_azure_oidc::Claims {
-    verified_token(overrides).claims
-}
-
-#[test]
-fn azure_keys_depend_on_target_and_job_identity() {
-    let config = testutil::parse(&config_json(|_| {}));
-    let target = &config.targets[0];
-    let a = azure_key(target, &claims(json!({})));
-    assert_eq!(a.len(), 64);
-    assert_eq!(a, azure_key(target, &claims(json!({"jti": "other"}))));
-    assert_ne!(a, azure_key(target, &claims(json!({"job_id": "5550002"}))));
-    assert_ne!(
-        a,
-        azure_key(target, &claims(json!({"sub": "project_path:x:ref_type:branch:ref:main"})))
-    );
-    let mut other = target.clone();
-    other.entra = gitlab_azure_oidc::entra::AzureTarget::builder(
-        "contoso.onmicrosoft.com",
-        "33333333-0000-0000-0000-000000000001",
-    )
-    .build()
-    .expect("target");
-    assert_ne!(a, azure_key(&other, &claims(json!({}))));
 }
 
 #[test]

@@ -15,9 +15,11 @@ fn minimal_remote_configuration_gets_the_defaults() {
     assert_eq!(remote.authority, "gitlab.example.com");
     assert_eq!(remote.path, "/oauth/discovery/keys");
     assert_eq!((remote.min_max_age, remote.max_max_age), (60, 86_400));
+    assert_eq!(remote.max_lifetime, 3600);
     assert_eq!(config.token_header, HeaderSpec::default());
     assert_eq!(config.azure_header, HeaderSpec::default());
-    assert_eq!(config.verified_tokens, 1024);
+    let verifier = config.gate.verifier().expect("the filter verifies");
+    assert_eq!(verifier.limits().verified_cache_entries, 1024);
     assert_eq!(config.azure_margin, 300);
     assert!(config.envoy_verify_signature, "Envoy's native check is used when it exists");
     assert_eq!(
@@ -29,14 +31,39 @@ fn minimal_remote_configuration_gets_the_defaults() {
     );
 }
 
+/// The token request the configured gate builds for an allowed job.
+fn token_request(config: &FilterConfig) -> gitlab_azure_oidc::entra::TokenRequest {
+    let mut gate = gitlab_azure_oidc::Gate::new(config.gate.clone());
+    let jwks = testutil::jwks(&[&testutil::key()]);
+    gate.install_jwks(gitlab_azure_oidc::Jwks::parse(jwks.as_bytes()).expect("jwks"));
+    let token = testutil::token(&testutil::key(), json!({}));
+    let admission = gate.admit(&token, testutil::NOW).expect("allowed");
+    let rng = ring::rand::SystemRandom::new();
+    gate.request(&admission, &token, testutil::NOW, &rng).expect("a request")
+}
+
 #[test]
-fn allow_rule_targets_are_prepared_with_the_loopback_authority() {
+fn allow_rule_targets_go_to_the_loopback_authority() {
     let config = testutil::parse(&config_json(|_| {}));
-    assert_eq!(config.targets.len(), 1);
-    let target = &config.targets[0];
-    assert_eq!(target.authority, "127.0.0.1:9");
-    assert_eq!(target.path, "/contoso.onmicrosoft.com/oauth2/v2.0/token");
-    assert_eq!(target.entra.client_id(), testutil::CLIENT_ID);
+    let request = token_request(&config);
+    assert_eq!(
+        split_url(&request.url),
+        Some(("127.0.0.1:9".to_owned(), "/contoso.onmicrosoft.com/oauth2/v2.0/token".to_owned()))
+    );
+    assert!(request.body.contains(testutil::CLIENT_ID));
+}
+
+#[test]
+fn an_authority_host_sends_every_target_to_that_cloud() {
+    let config = testutil::parse(&config_json(|c| {
+        c["entra"] = json!({"cluster": "entra", "authority_host": "login.microsoftonline.us"});
+    }));
+    let request = token_request(&config);
+    assert!(request.url.starts_with("https://login.microsoftonline.us/"), "{}", request.url);
+    let message = refused(config_json(|c| {
+        c["entra"] = json!({"cluster": "entra", "authority_host": "login.example.com"});
+    }));
+    assert!(message.starts_with("`entra.authority_host`"), "{message}");
 }
 
 #[test]
@@ -44,7 +71,7 @@ fn policy_may_be_given_as_a_string() {
     let config = testutil::parse(&config_json(|c| {
         c["policy"] = json!(testutil::policy().to_string());
     }));
-    assert_eq!(config.policy.rules().len(), 2);
+    assert_eq!(config.gate.policy().expect("a policy").rules().len(), 2);
 }
 
 #[test]
@@ -100,7 +127,7 @@ fn a_plain_http_authority_that_is_not_loopback_is_refused() {
     let message = refused(config_json(|c| {
         c["entra"]["insecure_authority_url"] = json!("http://entra.example.com");
     }));
-    assert!(message.contains("rule deploy-main"), "{message}");
+    assert!(message.starts_with("`entra.insecure_authority_url`"), "{message}");
 }
 
 #[test]
@@ -152,4 +179,15 @@ fn the_audit_settings_have_defaults_and_bounds() {
     }
     assert!(refused(config_json(|c| c["audit"] = json!({"every_requests": true})))
         .contains("every_requests"));
+}
+
+#[test]
+fn the_jwks_max_lifetime_is_bounded() {
+    let config = testutil::parse(&config_json(|c| c["jwks"]["max_lifetime"] = json!(600)));
+    let JwksSource::Remote(remote) = &config.jwks else { panic!("remote expected") };
+    assert_eq!(remote.max_lifetime, 600);
+    for bad in [0, 59, 86_401] {
+        let message = refused(config_json(|c| c["jwks"]["max_lifetime"] = json!(bad)));
+        assert!(message.starts_with("`jwks.max_lifetime`"), "{message}");
+    }
 }

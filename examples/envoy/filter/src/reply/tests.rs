@@ -1,4 +1,5 @@
 use gitlab_azure_oidc::entra::parse_token_response;
+use gitlab_azure_oidc::VerifyError;
 use serde_json::{json, Value};
 
 use super::*;
@@ -22,17 +23,19 @@ fn missing_token_is_401_with_a_bearer_challenge() {
 
 #[test]
 fn invalid_token_names_the_kind_and_never_the_token() {
-    let error = VerifyError::Expired { exp: 1, now: 2000, leeway: 60 };
-    let reply = invalid_token(&error);
+    let error = Failure::Token(VerifyError::Expired { exp: 1, now: 2000, leeway: 60 });
+    let reply = failure(&error);
     assert_eq!(reply.status, 401);
     assert_eq!(body(&reply)["error"], "expired");
     assert!(header(&reply, "www-authenticate").is_some_and(|v| v.contains("invalid_token")));
 }
 
-fn entra(status: u16, headers: &[(&str, &str)], body: &str) -> EntraError {
+fn entra(status: u16, headers: &[(&str, &str)], body: &str) -> Failure {
     let headers: Vec<(String, String)> =
         headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
-    parse_token_response(status, &headers, body.as_bytes(), 1000).expect_err("an error")
+    Failure::Entra(
+        parse_token_response(status, &headers, body.as_bytes(), 1000).expect_err("an error"),
+    )
 }
 
 #[test]
@@ -43,7 +46,7 @@ fn aadsts_client_errors_are_403_with_the_hint() {
         &json!({"error": "invalid_client", "error_description": "AADSTS700213: No matching federated identity record found",
                 "error_codes": [700213], "trace_id": "t-1"}).to_string(),
     );
-    let reply = entra_error(&error);
+    let reply = failure(&error);
     assert_eq!(reply.status, 403);
     let b = body(&reply);
     assert_eq!(b["error"], "entra-error");
@@ -54,19 +57,19 @@ fn aadsts_client_errors_are_403_with_the_hint() {
 
 #[test]
 fn throttling_is_503_with_retry_after_passed_on() {
-    let reply = entra_error(&entra(429, &[("retry-after", "7")], ""));
+    let reply = failure(&entra(429, &[("retry-after", "7")], ""));
     assert_eq!(reply.status, 503);
     assert_eq!(header(&reply, "retry-after"), Some("7"));
 }
 
 #[test]
 fn server_errors_and_garbage_are_502() {
-    assert_eq!(entra_error(&entra(500, &[], "")).status, 502);
+    assert_eq!(failure(&entra(500, &[], "")).status, 502);
     let html = entra(200, &[("content-type", "text/html")], "<html><title>Hi</title></html>");
-    assert_eq!(entra_error(&html).status, 502);
-    assert_eq!(entra_error(&entra(503, &[("retry-after", "3")], "")).status, 503);
+    assert_eq!(failure(&html).status, 502);
+    assert_eq!(failure(&entra(503, &[("retry-after", "3")], "")).status, 503);
     // Envoy answers a callout that timed out with its own 504.
-    assert_eq!(entra_error(&entra(504, &[], "upstream request timeout")).status, 503);
+    assert_eq!(failure(&entra(504, &[], "upstream request timeout")).status, 503);
 }
 
 #[test]
@@ -76,7 +79,7 @@ fn temporarily_unavailable_is_503() {
         &[("content-type", "application/json")],
         &json!({"error": "temporarily_unavailable", "error_codes": [50196]}).to_string(),
     );
-    assert_eq!(entra_error(&error).status, 503);
+    assert_eq!(failure(&error).status, 503);
 }
 
 #[test]

@@ -1,0 +1,827 @@
+//! Whole requests through the flow, natively: a driver plays Envoy's dispatcher (it creates
+//! contexts, calls them with the active and effective context set, delivers callout answers to
+//! the context that dispatched them) over the recording mock host.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::host::mock::{Call, MockHost, Request, Sent};
+use crate::testutil::{self, config_json, NOW};
+
+const ROOT: u32 = 1;
+const GITLAB: &str = "gitlab";
+const ENTRA: &str = "entra";
+
+/// One Envoy worker: its root context, its request contexts and its host.
+struct Proxy {
+    host: MockHost,
+    root: Root<MockHost>,
+    streams: HashMap<u32, Stream<MockHost>>,
+    answered: HashSet<u32>,
+    next_id: u32,
+}
+
+impl Proxy {
+    fn start(config: &Value) -> Self {
+        Self::configure(MockHost::new(NOW * 1000), config)
+    }
+
+    /// A second worker of the same VM: it shares the shared data with `other`.
+    fn start_beside(other: &Self, config: &Value) -> Self {
+        Self::configure(MockHost::sharing_with(&other.host, other.now_ms()), config)
+    }
+
+    fn configure(host: MockHost, config: &Value) -> Self {
+        host.state().plugin_configuration = Some(config.to_string().into_bytes());
+        let mut proxy = Self {
+            root: Root::new(host.clone(), ROOT),
+            host,
+            streams: HashMap::new(),
+            answered: HashSet::new(),
+            next_id: ROOT + 1,
+        };
+        proxy.enter(ROOT);
+        assert!(proxy.root.on_configure(), "{:?}", proxy.host.logs_with("rejected"));
+        proxy
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.host.state().now_ms
+    }
+
+    fn advance(&mut self, seconds: u64) {
+        self.host.state().now_ms += seconds * 1000;
+    }
+
+    /// What Envoy's dispatcher does before it calls into a context.
+    fn enter(&self, context_id: u32) {
+        let mut state = self.host.state();
+        state.active = context_id;
+        state.effective = context_id;
+    }
+
+    /// A request with these headers: its context id and the action the filter returned.
+    fn request(&mut self, headers: &[(&str, &str)]) -> (u32, Action) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let headers = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        self.host.state().requests.insert(id, Request { headers, ..Request::default() });
+        self.enter(id);
+        let mut stream = self.root.create_http_context(id);
+        let action = stream.on_http_request_headers();
+        self.streams.insert(id, stream);
+        (id, action)
+    }
+
+    /// A request with `Authorization: Bearer <token>` and a spoofed claim header.
+    fn get(&mut self, token: &str) -> (u32, Action) {
+        let bearer = format!("Bearer {token}");
+        self.request(&[("authorization", &bearer), ("x-gitlab-project-path", "spoofed")])
+    }
+
+    fn tick(&mut self) {
+        self.enter(ROOT);
+        self.root.on_tick();
+    }
+
+    fn end(&mut self, id: u32) {
+        self.enter(id);
+        if let Some(mut stream) = self.streams.remove(&id) {
+            stream.on_done();
+        }
+        self.host.state().gone.insert(id);
+    }
+
+    /// What happened to the request.
+    fn seen(&self, id: u32) -> Request {
+        self.host.state().requests.get(&id).cloned().unwrap_or_default()
+    }
+
+    fn sent(&self, id: u32) -> Sent {
+        self.seen(id).sent.unwrap_or_else(|| panic!("request {id} got no reply"))
+    }
+
+    /// The callouts to `cluster` not answered yet.
+    fn pending(&self, cluster: &str) -> Vec<Call> {
+        let state = self.host.state();
+        let calls = state.calls.iter().filter(|c| c.cluster == cluster);
+        calls.filter(|c| !self.answered.contains(&c.token)).cloned().collect()
+    }
+
+    fn calls_to(&self, cluster: &str) -> usize {
+        self.host.state().calls.iter().filter(|c| c.cluster == cluster).count()
+    }
+
+    /// The one unanswered callout to `cluster`.
+    fn only_pending(&self, cluster: &str) -> Call {
+        let pending = self.pending(cluster);
+        assert_eq!(pending.len(), 1, "one callout to {cluster}: {pending:?}");
+        pending.into_iter().next().expect("one")
+    }
+
+    /// Delivers an answer (no status: the call failed) to the context that dispatched `call`.
+    fn answer(&mut self, call: &Call, status: Option<u16>, headers: &[(&str, &str)], body: &str) {
+        assert!(self.answered.insert(call.token), "answered twice");
+        let mut all: Vec<(String, String)> =
+            status.map(|s| vec![(":status".to_owned(), s.to_string())]).unwrap_or_default();
+        all.extend(headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())));
+        self.host.state().answer = (all, body.as_bytes().to_vec());
+        self.enter(call.owner);
+        if call.owner == ROOT {
+            self.root.on_http_call_response(call.token, body.len());
+        } else if let Some(stream) = self.streams.get_mut(&call.owner) {
+            stream.on_http_call_response(call.token, body.len());
+        }
+    }
+
+    /// The issuer answers the pending JWKS fetch with `keys`.
+    fn serve_jwks(&mut self, keys: &[&testkit::RsaKey]) {
+        let call = self.only_pending(GITLAB);
+        assert_eq!(call.header(":path"), Some("/oauth/discovery/keys"));
+        assert_eq!(call.header(":authority"), Some("gitlab.example.com"));
+        let jwks = testutil::jwks(keys);
+        self.answer(&call, Some(200), &[("cache-control", "max-age=3600")], &jwks);
+    }
+
+    /// Fetches the keys: a tick starts the fetch, the issuer answers.
+    fn fetch_keys(&mut self) {
+        self.tick();
+        self.serve_jwks(&[&testutil::key()]);
+    }
+
+    /// Entra answers the pending token request.
+    fn entra_answers(&mut self, status: u16, headers: &[(&str, &str)], body: &str) {
+        let call = self.only_pending(ENTRA);
+        self.answer(&call, Some(status), headers, body);
+    }
+
+    fn entra_grants(&mut self, azure_token: &str) {
+        let body = json!({"token_type": "Bearer", "expires_in": 3599, "access_token": azure_token});
+        self.entra_answers(200, &[("content-type", "application/json")], &body.to_string());
+    }
+
+    /// Audit events logged (JSON lines).
+    fn audit(&self) -> Vec<Value> {
+        let state = self.host.state();
+        let lines = state.logs.iter().filter(|(_, l)| l.starts_with('{'));
+        lines.map(|(_, l)| serde_json::from_str(l).expect("an audit line is JSON")).collect()
+    }
+}
+
+fn remote() -> Value {
+    config_json(|_| {})
+}
+
+fn token() -> String {
+    testutil::token(&testutil::key(), json!({}))
+}
+
+fn token_with(overrides: Value) -> String {
+    testutil::token(&testutil::key(), overrides)
+}
+
+/// A worker with its keys fetched.
+fn ready(config: &Value) -> Proxy {
+    let mut proxy = Proxy::start(config);
+    proxy.fetch_keys();
+    proxy
+}
+
+/// No token in the request.
+const NO_TOKEN: &str = "\u{0}";
+
+/// Asserts a JSON refusal: status, `error`, a hint, and never the token.
+fn assert_refused(sent: &Sent, status: u32, kind: &str, token: &str) -> Value {
+    let body = sent.json();
+    assert_eq!((sent.status, body["error"].as_str()), (status, Some(kind)), "{body}");
+    assert!(body["hint"].as_str().is_some_and(|h| !h.is_empty()), "{body}");
+    assert_eq!(sent.header("content-type"), Some("application/json"));
+    assert!(!String::from_utf8_lossy(&sent.body).contains(token), "the token is never echoed");
+    body
+}
+
+// --- Allowed --------------------------------------------------------------------------------
+
+#[test]
+fn an_allowed_job_is_exchanged_once_then_forwarded_from_the_cache() {
+    let mut proxy = ready(&remote());
+    let token = token();
+    let (id, action) = proxy.get(&token);
+    assert_eq!(action, Action::Pause, "waiting for Entra");
+    let call = proxy.only_pending(ENTRA);
+    assert_eq!(call.owner, id, "the request's own callout");
+    assert_eq!(call.header(":method"), Some("POST"));
+    assert_eq!(call.header(":authority"), Some("127.0.0.1:9"));
+    assert_eq!(call.header(":path"), Some("/contoso.onmicrosoft.com/oauth2/v2.0/token"));
+    let form = &call.body;
+    assert!(form.contains(&format!("client_assertion={token}")), "{form}");
+    assert!(form.contains(&format!("client_id={}", testutil::CLIENT_ID)), "{form}");
+    proxy.entra_grants("azure-1");
+
+    let seen = proxy.seen(id);
+    assert_eq!(seen.resumed, 1);
+    assert!(seen.sent.is_none());
+    assert_eq!(seen.header("authorization"), Some("Bearer azure-1"));
+    assert_eq!(seen.header("x-gitlab-project-path"), Some("acme/payments"), "spoof replaced");
+    assert_eq!(seen.header("x-gitlab-ref"), Some("main"));
+
+    // The next requests are answered from the worker's copy: no callout, no pause.
+    for _ in 0..3 {
+        let (again, action) = proxy.get(&token);
+        assert_eq!(action, Action::Continue);
+        assert_eq!(proxy.seen(again).header("authorization"), Some("Bearer azure-1"));
+        assert_eq!(proxy.seen(again).header("x-gitlab-project-path"), Some("acme/payments"));
+    }
+    assert_eq!(proxy.calls_to(ENTRA), 1);
+    // The Azure token is shared with the other workers, under the core's key.
+    let shared: Vec<Vec<u8>> = proxy.host.shared().values().cloned().collect();
+    assert!(shared.iter().any(|v| String::from_utf8_lossy(v).contains("azure-1")));
+}
+
+#[test]
+fn a_second_worker_reuses_the_shared_azure_token_and_keys() {
+    let mut first = ready(&remote());
+    let token = token();
+    first.get(&token);
+    first.entra_grants("azure-shared");
+
+    let mut second = Proxy::start_beside(&first, &remote());
+    let (id, action) = second.get(&token);
+    assert_eq!(action, Action::Pause, "no keys yet");
+    second.tick();
+    assert_eq!(second.calls_to(GITLAB), 0, "the other worker's JWKS is adopted, not fetched");
+    let seen = second.seen(id);
+    assert_eq!(seen.resumed, 1);
+    assert_eq!(seen.header("authorization"), Some("Bearer azure-shared"));
+    assert_eq!(second.calls_to(ENTRA), 0, "the shared Azure token is used");
+}
+
+#[test]
+fn an_azure_token_near_its_expiry_is_used_once_and_not_cached() {
+    let mut proxy = ready(&remote());
+    let token = token();
+    proxy.get(&token);
+    // expires_in 200 is within the 300 s margin.
+    let body = json!({"token_type": "Bearer", "expires_in": 200, "access_token": "short"});
+    proxy.entra_answers(200, &[], &body.to_string());
+    let (_, action) = proxy.get(&token);
+    assert_eq!(action, Action::Pause, "exchanged again");
+    assert_eq!(proxy.calls_to(ENTRA), 2);
+}
+
+// --- Refused before the policy ----------------------------------------------------------------
+
+#[test]
+fn a_missing_token_is_401_with_a_bearer_challenge() {
+    let mut proxy = ready(&remote());
+    for headers in [vec![], vec![("authorization", "Basic dXNlcjpwYXNz")]] {
+        let (id, action) = proxy.request(&headers);
+        assert_eq!(action, Action::Pause);
+        let sent = proxy.sent(id);
+        assert_refused(&sent, 401, "missing-token", NO_TOKEN);
+        assert_eq!(sent.header("www-authenticate"), Some("Bearer"));
+    }
+    let rejects: Vec<Value> =
+        proxy.audit().into_iter().filter(|e| e["decision"] == "reject").collect();
+    assert_eq!(rejects.len(), 2);
+    assert!(rejects[0]["token_sha256"].is_null());
+}
+
+#[test]
+fn refused_tokens_are_401_with_the_cores_kind() {
+    let mut proxy = ready(&remote());
+    let good = token();
+    let (header, payload, signature) = {
+        let parts: Vec<&str> = good.split('.').collect();
+        (parts[0].to_owned(), parts[1].to_owned(), parts[2].to_owned())
+    };
+    let other_payload = token_with(json!({"project_path": "acme/other"}));
+    let other_payload = other_payload.split('.').nth(1).expect("a payload");
+    let cases = [
+        ("not-a-jwt".to_owned(), "not-compact"),
+        (token_with(json!({"exp": NOW - 3600, "iat": NOW - 7200, "nbf": NOW - 7200})), "expired"),
+        (token_with(json!({"aud": "https://vault.example.com"})), "audience-mismatch"),
+        (token_with(json!({"iss": "https://gitlab.evil.example"})), "issuer-mismatch"),
+        (format!("{header}.{other_payload}.{signature}"), "bad-signature"),
+        (format!("{header}.{payload}.{}AAAA", &signature[..signature.len() - 4]), "bad-signature"),
+    ];
+    for (token, kind) in cases {
+        let (id, _) = proxy.get(&token);
+        let sent = proxy.sent(id);
+        assert_refused(&sent, 401, kind, &token);
+        let challenge = sent.header("www-authenticate").expect("a challenge");
+        assert_eq!(
+            challenge,
+            format!("Bearer error=\"invalid_token\", error_description=\"{kind}\"")
+        );
+    }
+    assert_eq!(proxy.calls_to(ENTRA), 0);
+    let rejects = proxy.audit().into_iter().filter(|e| e["decision"] == "reject").count();
+    assert_eq!(rejects, 6, "each refusal is audited");
+    assert!(proxy.host.logs_with(&good).is_empty(), "the token is never logged");
+}
+
+// --- Policy ---------------------------------------------------------------------------------
+
+#[test]
+fn a_denied_job_is_403_with_the_decisions_summary_and_its_audit_event() {
+    let mut proxy = ready(&remote());
+    let token = token_with(json!({"ref": "feature/x"}));
+    let (id, action) = proxy.get(&token);
+    assert_eq!(action, Action::Pause);
+    let sent = proxy.sent(id);
+    let body = assert_refused(&sent, 403, "policy-denied", &token);
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("no-feature")), "{body}");
+    assert_eq!(
+        sent.header("www-authenticate"),
+        Some("Bearer error=\"insufficient_scope\", error_description=\"policy-denied\"")
+    );
+    assert_eq!(proxy.calls_to(ENTRA), 0, "denied jobs never reach Entra");
+    let events = proxy.audit();
+    assert_eq!(events.len(), 1, "the decision's event, not a reject line: {events:?}");
+    assert_eq!(events[0]["decision"], "deny");
+    assert_eq!(events[0]["token_sha256"], gitlab_azure_oidc::token_fingerprint(&token));
+}
+
+// --- The JWKS: first fetch, outage, rotation ------------------------------------------------
+
+#[test]
+fn first_requests_are_parked_until_the_first_fetch_then_served() {
+    let mut proxy = Proxy::start(&remote());
+    let token = token();
+    let (a, action) = proxy.get(&token);
+    assert_eq!(action, Action::Pause);
+    let (b, _) = proxy.get(&token);
+    assert_eq!(proxy.calls_to(GITLAB), 0, "the fetch starts on the tick");
+    proxy.tick();
+    assert_eq!(proxy.only_pending(GITLAB).owner, ROOT, "the root owns the fetch");
+    proxy.serve_jwks(&[&testutil::key()]);
+    // Both parked requests ran for the root; the root owns their token requests (one each: an
+    // exchange in flight is not shared).
+    let calls = proxy.pending(ENTRA);
+    assert_eq!(calls.iter().map(|c| c.owner).collect::<Vec<_>>(), [ROOT, ROOT]);
+    for (call, azure) in calls.iter().zip(["azure-1", "azure-2"]) {
+        let body = json!({"token_type": "Bearer", "expires_in": 3599, "access_token": azure});
+        proxy.answer(call, Some(200), &[], &body.to_string());
+    }
+    assert_eq!(proxy.seen(a).resumed, 1);
+    assert_eq!(proxy.seen(a).header("authorization"), Some("Bearer azure-1"));
+    assert_eq!(proxy.seen(b).resumed, 1);
+    assert_eq!(proxy.seen(b).header("authorization"), Some("Bearer azure-2"));
+    assert!(proxy.seen(a).sent.is_none() && proxy.seen(b).sent.is_none());
+    assert_eq!(proxy.host.state().effective, ROOT, "the root is effective again");
+    assert!(proxy.host.shared().contains_key(cache::JWKS_KEY), "shared with the other workers");
+}
+
+#[test]
+fn while_the_issuer_is_down_parked_and_new_requests_get_503_with_retry_after() {
+    let mut proxy = Proxy::start(&remote());
+    let token = token();
+    let (parked, _) = proxy.get(&token);
+    proxy.tick();
+    let call = proxy.only_pending(GITLAB);
+    proxy.answer(&call, Some(500), &[], "down");
+    let sent = proxy.sent(parked);
+    let body = assert_refused(&sent, 503, "jwks-unavailable", &token);
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("HTTP 500")), "{body}");
+    assert_eq!(sent.header("retry-after"), Some("5"));
+
+    proxy.advance(2);
+    let (id, _) = proxy.get(&token);
+    assert_eq!(proxy.sent(id).header("retry-after"), Some("3"));
+    // After the retry interval the next request waits for the next fetch, which succeeds.
+    proxy.advance(3);
+    let (id, action) = proxy.get(&token);
+    assert_eq!(action, Action::Pause);
+    proxy.fetch_keys();
+    proxy.entra_grants("azure-1");
+    assert_eq!(proxy.seen(id).resumed, 1);
+}
+
+#[test]
+fn a_fetch_that_gets_no_answer_or_is_refused_is_a_failure_too() {
+    let mut proxy = Proxy::start(&remote());
+    let token = token();
+    let (parked, _) = proxy.get(&token);
+    proxy.tick();
+    let call = proxy.only_pending(GITLAB);
+    proxy.answer(&call, None, &[], "");
+    assert_refused(&proxy.sent(parked), 503, "jwks-unavailable", &token);
+    proxy.advance(5);
+    proxy.host.state().refuse_calls = Some(crate::host::Status::BadArgument);
+    let (parked, _) = proxy.get(&token);
+    proxy.tick();
+    let body = assert_refused(&proxy.sent(parked), 503, "jwks-unavailable", &token);
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("cluster gitlab refused")), "{body}");
+}
+
+#[test]
+fn parked_requests_are_bounded_in_number_and_time() {
+    let mut proxy = Proxy::start(&config_json(|c| {
+        c["max_waiting_requests"] = json!(2);
+        c["jwks"]["timeout_ms"] = json!(1000);
+    }));
+    let token = token();
+    let (a, _) = proxy.get(&token);
+    let (b, _) = proxy.get(&token);
+    let (c, _) = proxy.get(&token);
+    assert_refused(&proxy.sent(c), 503, "overloaded", &token);
+    proxy.end(b); // The client gave up: forgotten.
+    proxy.tick();
+    // The fetch never answers; after the fetch timeout plus slack the request gets 503.
+    proxy.advance(3);
+    proxy.tick();
+    let sent = proxy.sent(a);
+    let body = assert_refused(&sent, 503, "jwks-unavailable", &token);
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("took too long")), "{body}");
+    assert!(proxy.seen(b).sent.is_none());
+}
+
+#[test]
+fn a_parked_request_whose_stream_ended_is_not_answered() {
+    let mut proxy = Proxy::start(&remote());
+    let (id, _) = proxy.get(&token());
+    proxy.tick();
+    proxy.host.state().gone.insert(id); // Gone without on_done reaching the worker.
+    proxy.serve_jwks(&[&testutil::key()]);
+    assert!(proxy.seen(id).sent.is_none() && proxy.seen(id).resumed == 0);
+    assert_eq!(proxy.calls_to(ENTRA), 0);
+}
+
+#[test]
+fn an_unknown_kid_is_refused_within_the_interval_then_refetches_once_and_verifies() {
+    let mut proxy = ready(&remote());
+    let old = token();
+    proxy.get(&old);
+    proxy.entra_grants("azure-old");
+    let rotated = testutil::token(&testutil::rotated(), json!({"job_id": "2"}));
+    proxy.advance(10);
+    let (id, _) = proxy.get(&rotated);
+    let body = assert_refused(&proxy.sent(id), 401, "unknown-kid", &rotated);
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("kid")), "{body}");
+    assert_eq!(proxy.calls_to(GITLAB), 1, "no refetch within the interval");
+
+    proxy.advance(51);
+    let (id, action) = proxy.get(&rotated);
+    assert_eq!(action, Action::Pause, "parked for the refetch");
+    proxy.tick();
+    proxy.serve_jwks(&[&testutil::rotated()]);
+    proxy.entra_grants("azure-new");
+    assert_eq!(proxy.seen(id).header("authorization"), Some("Bearer azure-new"));
+    // The old key left the set: its tokens no longer verify.
+    let (id, _) = proxy.get(&old);
+    assert_refused(&proxy.sent(id), 401, "unknown-kid", &old);
+}
+
+#[test]
+fn keys_are_refreshed_in_the_background_while_they_still_verify() {
+    let mut proxy = ready(&remote()); // max-age=3600
+    let token = token_with(json!({"exp": NOW + 7200}));
+    proxy.advance(2700);
+    let (id, _) = proxy.get(&token);
+    assert_eq!(proxy.calls_to(ENTRA), 1, "admitted: {:?}", proxy.seen(id));
+    proxy.tick();
+    assert_eq!(proxy.pending(GITLAB).len(), 1, "refreshed at three quarters of the lifetime");
+}
+
+// --- Entra's answers ------------------------------------------------------------------------
+
+/// A worker with keys, whose first request waits for Entra; Entra answers; the reply.
+fn entra_says(status: u16, headers: &[(&str, &str)], body: &str) -> (Sent, Proxy) {
+    let mut proxy = ready(&remote());
+    let (id, _) = proxy.get(&token());
+    proxy.entra_answers(status, headers, body);
+    (proxy.sent(id), proxy)
+}
+
+#[test]
+fn an_aadsts_refusal_is_403_with_its_hint_and_trace() {
+    let body = json!({"error": "invalid_client",
+        "error_description": "AADSTS700213: No matching federated identity record found",
+        "error_codes": [700213], "trace_id": "t-1"});
+    let (sent, proxy) = entra_says(400, &[("content-type", "application/json")], &body.to_string());
+    let body = assert_refused(&sent, 403, "entra-error", &token());
+    assert_eq!(body["aadsts"], json!([700213]));
+    assert_eq!(body["entra_error"], "invalid_client");
+    assert_eq!(body["trace_id"], "t-1");
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("subject")), "{body}");
+    assert!(sent.header("www-authenticate").is_none());
+    assert_eq!(proxy.host.logs_with("token exchange for").len(), 1);
+}
+
+#[test]
+fn throttling_is_503_with_entras_retry_after_and_nothing_is_cached() {
+    let (sent, mut proxy) = entra_says(429, &[("retry-after", "7")], "");
+    assert_refused(&sent, 503, "rate-limited", &token());
+    assert_eq!(sent.header("retry-after"), Some("7"));
+    // The client retries; the filter asks Entra again (failures are not cached).
+    let (id, _) = proxy.get(&token());
+    proxy.entra_grants("azure-1");
+    assert_eq!(proxy.seen(id).resumed, 1);
+}
+
+#[test]
+fn server_errors_timeouts_and_pages_that_are_not_entras_are_told_apart() {
+    let (sent, _) = entra_says(500, &[], "");
+    assert_refused(&sent, 502, "server-error", &token());
+    // Envoy answers a callout that timed out with its own 504.
+    let (sent, _) = entra_says(504, &[], "upstream request timeout");
+    let body = assert_refused(&sent, 503, "server-error", &token());
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("504")), "{body}");
+    let page = "<html><title>Sign in to the Wi-Fi</title></html>";
+    let (sent, _) = entra_says(200, &[("content-type", "text/html")], page);
+    let body = assert_refused(&sent, 502, "html-page", &token());
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("HTML")), "{body}");
+}
+
+#[test]
+fn no_answer_or_no_call_at_all_is_503_entra_unreachable() {
+    let mut proxy = ready(&remote());
+    let (id, _) = proxy.get(&token());
+    let call = proxy.only_pending(ENTRA);
+    proxy.answer(&call, None, &[], "");
+    assert_refused(&proxy.sent(id), 503, "entra-unreachable", &token());
+
+    proxy.host.state().refuse_calls = Some(crate::host::Status::BadArgument);
+    let (id, _) = proxy.get(&token_with(json!({"job_id": "2"})));
+    let body = assert_refused(&proxy.sent(id), 503, "entra-unreachable", NO_TOKEN);
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("cluster entra")), "{body}");
+}
+
+// --- Audit ----------------------------------------------------------------------------------
+
+#[test]
+fn a_decision_is_audited_once_and_its_reuses_are_summarized_on_the_tick() {
+    let mut proxy = ready(&config_json(|c| c["audit"] = json!({"summary_seconds": 5})));
+    let token = token();
+    proxy.get(&token);
+    proxy.entra_grants("azure-1");
+    for _ in 0..4 {
+        proxy.get(&token);
+    }
+    let events = proxy.audit();
+    assert_eq!(events.len(), 1, "one full event: {events:?}");
+    assert_eq!(events[0]["decision"], "allow");
+    assert_eq!(events[0]["time"], NOW);
+    proxy.advance(5);
+    proxy.tick();
+    let events = proxy.audit();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let summary = &events[1];
+    assert_eq!(summary["event"], "decision_reused");
+    assert_eq!(summary["requests"], 4);
+    for member in ["decision", "rule", "token_sha256", "jti", "project_path", "job_id"] {
+        assert_eq!(summary[member], events[0][member], "{member}");
+    }
+    assert!(proxy.host.logs_with(&token).is_empty(), "the token is never logged");
+}
+
+#[test]
+fn pending_reuse_counts_are_logged_when_the_vm_stops() {
+    let mut proxy = ready(&config_json(|c| c["audit"] = json!({"summary_seconds": 3600})));
+    proxy.tick(); // The first tick's summary; the next is an hour away.
+    let token = token();
+    proxy.get(&token);
+    proxy.entra_grants("azure-1");
+    proxy.get(&token);
+    proxy.get(&token);
+    assert_eq!(proxy.audit().len(), 1);
+    proxy.enter(ROOT);
+    assert!(proxy.root.on_done());
+    let events = proxy.audit();
+    assert_eq!(events.last().map(|e| e["requests"].clone()), Some(json!(2)), "{events:?}");
+}
+
+#[test]
+fn every_request_mode_logs_the_full_event_per_request() {
+    let mut proxy = ready(&config_json(|c| c["audit"] = json!({"every_request": true})));
+    let token = token();
+    proxy.get(&token);
+    proxy.entra_grants("azure-1");
+    proxy.get(&token);
+    proxy.get(&token);
+    proxy.advance(10);
+    proxy.tick();
+    let events = proxy.audit();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events.iter().all(|e| e["decision"] == "allow" && e["event"].is_null()));
+}
+
+#[test]
+fn above_info_no_audit_event_is_built_or_logged() {
+    let mut proxy = ready(&remote());
+    proxy.host.state().log_level = crate::host::LogLevel::Warn;
+    proxy.tick();
+    let (id, _) = proxy.get(&token_with(json!({"ref": "feature/x"})));
+    assert_eq!(proxy.sent(id).status, 403);
+    proxy.request(&[]);
+    assert!(proxy.audit().is_empty());
+}
+
+// --- Configuration and Envoy's signature check ------------------------------------------------
+
+#[test]
+fn a_bad_configuration_is_refused_with_the_reason() {
+    let host = MockHost::new(NOW * 1000);
+    let mut root = Root::new(host.clone(), ROOT);
+    assert!(!root.on_configure(), "no configuration");
+    host.state().plugin_configuration = Some(b"not json".to_vec());
+    assert!(!root.on_configure());
+    let policy =
+        config_json(|c| c["policy"] = json!({"rules": [{"name": "x", "effect": "allow"}]}));
+    host.state().plugin_configuration = Some(policy.to_string().into_bytes());
+    assert!(!root.on_configure());
+    let rejected = host.logs_with("rejected the plugin configuration");
+    assert_eq!(rejected.len(), 3, "{rejected:?}");
+    assert!(rejected[1].contains("not valid") && rejected[2].contains("`policy`"), "{rejected:?}");
+    assert!(host.state().tick_period.is_none());
+}
+
+#[test]
+fn a_request_before_any_configuration_is_answered() {
+    let host = MockHost::new(NOW * 1000);
+    let root = Root::new(host.clone(), ROOT);
+    host.state().requests.insert(7, Request::default());
+    host.state().effective = 7;
+    assert_eq!(root.create_http_context(7).on_http_request_headers(), Action::Pause);
+    assert_eq!(host.state().requests[&7].sent.as_ref().map(|s| s.status), Some(502));
+}
+
+/// A `VerifySignatureResult` message: `result` and `error`.
+fn verdict(result: bool, error: &str) -> Vec<u8> {
+    let mut out = vec![0x08, u8::from(result), 0x12, u8::try_from(error.len()).expect("short")];
+    out.extend_from_slice(error.as_bytes());
+    out
+}
+
+fn counters(proxy: &Proxy) -> Vec<(String, i64)> {
+    proxy.host.state().counters.clone()
+}
+
+#[test]
+fn rs256_goes_to_envoys_verify_signature_when_it_exists() {
+    let host = MockHost::new(NOW * 1000);
+    host.state().foreign = Some(Box::new(|_: &[u8]| Ok(Some(verdict(true, "")))));
+    let mut proxy = Proxy::configure(host, &remote());
+    proxy.fetch_keys();
+    let token = token();
+    proxy.get(&token);
+    proxy.get(&token); // From the verified-token cache: not checked again.
+    let valid = counters(&proxy);
+    assert_eq!(valid[0], ("gitlab_azure_oidc.verify_signature.valid".to_owned(), 1), "{valid:?}");
+    assert_eq!(proxy.host.logs_with("checked by Envoy's verify_signature").len(), 1);
+
+    // Envoy's word is final: a signature it refuses is a bad signature.
+    proxy.host.state().foreign = Some(Box::new(|_: &[u8]| {
+        Ok(Some(verdict(false, "Failed to verify digest. Error code: 0")))
+    }));
+    let other = token_with(json!({"job_id": "2"}));
+    let (id, _) = proxy.get(&other);
+    assert_refused(&proxy.sent(id), 401, "bad-signature", &other);
+    assert_eq!(counters(&proxy)[1].1, 1);
+}
+
+#[test]
+fn without_verify_signature_ring_checks_and_says_so_once() {
+    let mut proxy = ready(&remote());
+    let token = token();
+    let (id, _) = proxy.get(&token);
+    assert!(proxy.seen(id).sent.is_none(), "verified by ring");
+    proxy.get(&token_with(json!({"job_id": "2"})));
+    assert_eq!(proxy.host.logs_with("no verify_signature foreign function").len(), 1);
+    assert!(counters(&proxy).iter().all(|(_, n)| *n == 0));
+}
+
+#[test]
+fn with_the_native_check_off_no_counter_is_defined() {
+    let proxy = ready(&config_json(|c| c["envoy_verify_signature"] = json!(false)));
+    assert!(counters(&proxy).is_empty());
+}
+
+// --- Issue 16: the JWKS during outages, withdrawals and forged kids ---------------------------
+
+/// Issue 16, "JWKS outage reported as a bad token": while the issuer is down and a refetch has
+/// just failed, a token signed with a new key cannot be judged; it gets 503 with `Retry-After`
+/// (when the next refetch may run), so a job can tell an outage from a bad token.
+#[test]
+fn issue_16_an_outage_during_a_refetch_is_503_jwks_unavailable_not_unknown_kid() {
+    let mut proxy = ready(&remote());
+    let rotated = testutil::token(&testutil::rotated(), json!({"job_id": "2"}));
+    proxy.advance(61);
+    let (parked, action) = proxy.get(&rotated);
+    assert_eq!(action, Action::Pause, "parked for the refetch");
+    proxy.tick();
+    let call = proxy.only_pending(GITLAB);
+    proxy.answer(&call, Some(503), &[], "down for maintenance");
+    let sent = proxy.sent(parked);
+    let body = assert_refused(&sent, 503, "jwks-unavailable", &rotated);
+    assert!(body["hint"].as_str().is_some_and(|h| h.contains("HTTP 503")), "{body}");
+    assert_eq!(sent.header("retry-after"), Some("60"), "when the next refetch may run");
+    proxy.advance(20);
+    let (id, _) = proxy.get(&rotated);
+    let sent = proxy.sent(id);
+    assert_refused(&sent, 503, "jwks-unavailable", &rotated);
+    assert_eq!(sent.header("retry-after"), Some("40"));
+    // The keys in use still verify their tokens meanwhile.
+    let (ok, _) = proxy.get(&token());
+    proxy.entra_grants("azure-1");
+    assert_eq!(proxy.seen(ok).resumed, 1);
+    // Once the interval has passed, the next such token refetches, and the issuer is back.
+    proxy.advance(40);
+    let (id, action) = proxy.get(&rotated);
+    assert_eq!(action, Action::Pause);
+    proxy.tick();
+    proxy.serve_jwks(&[&testutil::key(), &testutil::rotated()]);
+    proxy.entra_grants("azure-2");
+    assert_eq!(proxy.seen(id).header("authorization"), Some("Bearer azure-2"));
+}
+
+/// The issuer answers the pending JWKS fetch with `keys` and the `max-age` GitLab sends.
+fn serve_jwks_for_a_day(proxy: &mut Proxy, keys: &[&testkit::RsaKey]) {
+    let call = proxy.only_pending(GITLAB);
+    let jwks = testutil::jwks(keys);
+    proxy.answer(&call, Some(200), &[("cache-control", "max-age=86400")], &jwks);
+}
+
+/// Issue 16, "a withdrawn key stays trusted": GitLab's `max-age=86400` no longer keeps a key for
+/// a day. The keys are refreshed in the background before `jwks.max_lifetime` (an hour by
+/// default) lapses, so a key the issuer withdrew stops verifying within the hour.
+#[test]
+fn issue_16_a_withdrawn_key_is_dropped_by_a_background_refresh_within_the_hour() {
+    let mut proxy = Proxy::start(&remote());
+    proxy.tick();
+    serve_jwks_for_a_day(&mut proxy, &[&testutil::key()]);
+    let old = token_with(json!({"exp": NOW + 86_400}));
+    proxy.get(&old);
+    proxy.entra_grants("azure-1");
+    proxy.advance(2700);
+    proxy.tick();
+    assert_eq!(proxy.pending(GITLAB).len(), 1, "refreshed before the hour is out");
+    serve_jwks_for_a_day(&mut proxy, &[&testutil::rotated()]);
+    let (id, _) = proxy.get(&old);
+    assert_refused(&proxy.sent(id), 401, "unknown-kid", &old);
+}
+
+/// Issue 16: keys that cannot be refreshed lapse after `jwks.max_lifetime` (an hour by
+/// default); they verify nothing after it (503 until the issuer answers), so revocation is
+/// bounded in time even when the refresh is blocked.
+#[test]
+fn issue_16_keys_that_cannot_be_refreshed_lapse_after_the_max_lifetime() {
+    let mut proxy = Proxy::start(&remote());
+    proxy.tick();
+    serve_jwks_for_a_day(&mut proxy, &[&testutil::key()]);
+    let old = token_with(json!({"exp": NOW + 86_400}));
+    proxy.get(&old);
+    proxy.entra_grants("azure-1");
+    proxy.advance(3599);
+    proxy.tick();
+    if let Some(call) = proxy.pending(GITLAB).first() {
+        proxy.answer(call, None, &[], "");
+    }
+    let (id, _) = proxy.get(&old);
+    assert!(proxy.seen(id).sent.is_none(), "the keys still stand at 3599 s");
+    proxy.entra_grants("azure-2");
+    proxy.advance(1);
+    let (id, _) = proxy.get(&old);
+    let sent = proxy.sent(id);
+    assert_refused(&sent, 503, "jwks-unavailable", &old);
+    assert_eq!(sent.header("retry-after"), Some("4"));
+    // A second worker does not adopt the lapsed keys from shared data either.
+    let mut second = Proxy::start_beside(&proxy, &remote());
+    second.get(&old);
+    second.tick();
+    assert_eq!(second.pending(GITLAB).len(), 1, "it fetches instead");
+}
+
+/// Issue 16, "forged `kid`s flush the caches": a token naming an unknown key makes the worker
+/// refetch, and installing the same keys again keeps what they vouch for: the verified token
+/// and its decision stay, so the next request is neither verified nor decided again.
+#[test]
+fn issue_16_a_forged_kid_refetch_keeps_the_caches_of_unchanged_keys() {
+    let host = MockHost::new(NOW * 1000);
+    host.state().foreign = Some(Box::new(|_: &[u8]| Ok(Some(verdict(true, "")))));
+    let mut proxy = Proxy::configure(host, &remote());
+    proxy.fetch_keys();
+    let token = token();
+    proxy.get(&token);
+    proxy.entra_grants("azure-1");
+    assert_eq!(counters(&proxy)[0].1, 1, "one signature checked");
+    assert_eq!(proxy.audit().len(), 1, "one decision");
+
+    // Anyone can write one: a header naming a key nobody has, any payload, any signature.
+    let header = testkit::b64(json!({"alg": "RS256", "kid": "forged"}).to_string().as_bytes());
+    let forged = format!("{header}.{}.AAAA", token.split('.').nth(1).expect("a payload"));
+    proxy.advance(61);
+    let (id, _) = proxy.get(&forged);
+    proxy.tick();
+    proxy.serve_jwks(&[&testutil::key()]);
+    assert_refused(&proxy.sent(id), 401, "unknown-kid", &forged);
+
+    let (id, action) = proxy.get(&token);
+    assert_eq!(action, Action::Continue, "{:?}", proxy.seen(id));
+    assert_eq!(counters(&proxy)[0].1, 1, "not verified again");
+    let decisions = proxy.audit().into_iter().filter(|e| e["decision"] == "allow").count();
+    assert_eq!(decisions, 1, "not decided again");
+}
