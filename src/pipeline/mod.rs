@@ -89,7 +89,9 @@ pub use resolve::{
 };
 
 #[cfg(doc)]
-use crate::policy::{FederatedCredential, Policy};
+use crate::entra::federated::FederatedCredential;
+#[cfg(doc)]
+use crate::policy::Policy;
 
 #[cfg(test)]
 mod tests;
