@@ -72,8 +72,17 @@ VENV := .venv
 
 .PHONY: envoy-filter stand-in venv test-envoy lint-envoy envoy-local bench-envoy
 
+# Panic locations name source files. --remap-path-prefix writes them without this machine's
+# paths (the checkout, the toolchain, $CARGO_HOME's registry; the last match wins, so CARGO_HOME
+# inside the checkout, as in CI, still maps to /cargo): one commit and toolchain give the same
+# module, and so the same OCI digest, on any machine. Every wasm32-wasip1 build here uses the
+# same flags, or each would rebuild the other's dependencies.
+ENVOY_RUSTFLAGS = --remap-path-prefix=$(CURDIR)=/gitlab-azure-oidc \
+  --remap-path-prefix=$(shell rustc --print sysroot)=/rust-toolchain \
+  --remap-path-prefix=$(or $(CARGO_HOME),$(HOME)/.cargo)=/cargo
+
 envoy-filter: setup
-	cargo build --profile component --target wasm32-wasip1 -p gitlab-azure-oidc-envoy
+	RUSTFLAGS="$(ENVOY_RUSTFLAGS)" cargo build --profile component --target wasm32-wasip1 -p gitlab-azure-oidc-envoy
 	@echo "envoy filter: $(ENVOY_WASM) ($$(stat -c %s $(ENVOY_WASM)) bytes)"
 
 stand-in:
@@ -104,7 +113,7 @@ envoy-local: envoy-filter stand-in venv
 BASELINE_WASM := $(CARGO_TARGET_DIR)/wasm32-wasip1/component/proxy_wasm_baseline.wasm
 
 bench-envoy: envoy-filter stand-in venv
-	cargo build --profile component --target wasm32-wasip1 -p proxy-wasm-baseline
+	RUSTFLAGS="$(ENVOY_RUSTFLAGS)" cargo build --profile component --target wasm32-wasip1 -p proxy-wasm-baseline
 	@command -v wrk >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \

@@ -241,6 +241,34 @@ impl Gate {
         }
     }
 
+    /// Replaces the configuration (a new policy, usually) without stopping: a proxy whose
+    /// policy changes while it serves. No decision made under the old configuration is used
+    /// again: every kept decision is forgotten, after its reuse count is queued as a summary at
+    /// `now`, so the audit log still accounts for every request. The keys and the verified
+    /// tokens stay when the verifier settings are unchanged (issuer, audiences, algorithms,
+    /// leeway, limits), as a verification does not depend on the policy; the new signature
+    /// backend is used from now on. With other verifier settings they are dropped, and the gate
+    /// is not [`ready`](Gate::ready) until [`Gate::install_jwks`]. Signed assertions are
+    /// dropped (the credential may have changed); the audit switches stay.
+    ///
+    /// Returns true when the keys were kept.
+    pub fn reconfigure(&mut self, config: GateConfig, now: u64) -> bool {
+        self.summarize(now);
+        let keep_keys = config.verifier.is_some() && config.verifier == self.config.verifier;
+        let verifier = self.verifier.take().filter(|_| keep_keys).map(|mut verifier| {
+            verifier.dangerous().set_signature_backend(config.signature_backend.clone());
+            verifier
+        });
+        let audit = std::mem::take(&mut self.audit);
+        let (enabled, every_request) = (self.audit_enabled, self.audit_every_request);
+        *self = Self::new(config);
+        self.verifier = verifier;
+        self.audit = audit;
+        self.audit_enabled = enabled;
+        self.audit_every_request = every_request;
+        self.verifier.is_some()
+    }
+
     /// Whether audit events are queued (a host whose log drops them turns this off, so none is
     /// built). Defaults to on.
     pub fn set_audit_enabled(&mut self, enabled: bool) {

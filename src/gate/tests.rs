@@ -460,3 +460,97 @@ fn issue_16_new_keys_keep_what_unchanged_keys_vouched_for() {
     assert_eq!(gate.admit(&token, NOW + 2).unwrap_err().kind(), "bad-signature");
     assert_eq!(checked(), 2, "verified again, against the new material");
 }
+
+fn gate_with_policy(policy: &Value) -> GateConfig {
+    GateConfig::builder(verifier())
+        .policy(Policy::parse(policy.to_string().as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A policy that allows the default job only from the `release` branch: it denies `main`.
+fn release_only() -> Value {
+    let mut policy: Value = serde_json::from_str(DEMO).unwrap();
+    policy["rules"][1]["when"]["ref"] = json!("release");
+    policy
+}
+
+/// Issue 17, live policy changes: a decision made under the old policy is never served again,
+/// whichever way the new policy goes.
+#[test]
+fn issue_17_a_new_policy_forgets_every_decision_made_under_the_old_one() {
+    let mut gate = policy_gate();
+    let token = token();
+    assert!(gate.admit(&token, NOW).unwrap().fresh);
+    assert!(!gate.admit(&token, NOW + 1).unwrap().fresh, "kept under the first policy");
+
+    assert!(gate.reconfigure(gate_with_policy(&release_only()), NOW + 2));
+    assert_eq!(gate.decisions_kept(), 0);
+    let failure = gate.admit(&token, NOW + 2).unwrap_err();
+    assert_eq!(failure.kind(), "policy-denied", "decided again, under the new policy");
+
+    let demo: Value = serde_json::from_str(DEMO).unwrap();
+    assert!(gate.reconfigure(gate_with_policy(&demo), NOW + 3));
+    let admission = gate.admit(&token, NOW + 3).unwrap();
+    assert!(admission.fresh, "and back: the deny is not kept either");
+}
+
+#[test]
+fn issue_17_a_new_policy_keeps_the_keys_and_verified_tokens_of_unchanged_verifier_settings() {
+    let checks = Arc::new(CountingBackend::default());
+    let mut gate = policy_gate();
+    let token = token();
+    gate.admit(&token, NOW).unwrap();
+    assert_eq!(gate.verifier.as_ref().unwrap().cached(), 1);
+
+    let config = GateConfig::builder(verifier())
+        .policy(Policy::parse(release_only().to_string().as_bytes()).unwrap())
+        .dangerous()
+        .signature_backend(checks.clone())
+        .build()
+        .unwrap();
+    assert!(gate.reconfigure(config, NOW + 1), "the keys stay");
+    assert!(gate.ready());
+    assert_eq!(gate.verifier.as_ref().unwrap().cached(), 1, "so do the verified tokens");
+    assert_eq!(gate.admit(&token, NOW + 1).unwrap_err().kind(), "policy-denied");
+    let checked = || checks.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(checked(), 0, "the cached verification answered");
+    let other = token_with(|c| c["job_id"] = json!("5550002"));
+    gate.admit(&other, NOW + 1).unwrap_err();
+    assert_eq!(checked(), 1, "a new token goes to the new signature backend");
+}
+
+#[test]
+fn issue_17_other_verifier_settings_drop_the_keys_until_new_ones_are_installed() {
+    let mut gate = policy_gate();
+    let token = token();
+    gate.admit(&token, NOW).unwrap();
+    let other_audience = VerifierConfig::builder(ISS).audience("https://other").build().unwrap();
+    let config = GateConfig::builder(other_audience)
+        .policy(Policy::parse(DEMO.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    assert!(!gate.reconfigure(config, NOW + 1), "the keys go");
+    assert!(!gate.ready());
+    assert_eq!(gate.admit(&token, NOW + 1).unwrap_err(), Failure::NoKeys);
+    gate.install_jwks(jwks(&key()));
+    assert_eq!(gate.admit(&token, NOW + 1).unwrap_err().kind(), "audience-mismatch");
+}
+
+#[test]
+fn issue_17_a_new_policy_summarizes_the_reuses_of_the_decisions_it_forgets() {
+    let mut gate = policy_gate();
+    let token = token();
+    for i in 0..3 {
+        gate.admit(&token, NOW + i).unwrap();
+    }
+    assert_eq!(gate.take_audit().len(), 1, "the decision's full event");
+    gate.reconfigure(gate_with_policy(&release_only()), NOW + 5);
+    let lines = gate.take_audit();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let summary: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(summary["event"], "decision_reused");
+    assert_eq!(summary["rule"], "deploy-production");
+    assert_eq!(summary["requests"], 2);
+    assert_eq!(summary["time"], NOW + 5);
+}

@@ -60,6 +60,11 @@ pub struct EntraState {
     pub behaviour_times: Option<usize>,
     /// Token requests received.
     pub token_requests: usize,
+    /// Token requests received, by the `job_id` claim of the client assertion (read, not
+    /// verified; `-` without one): how often each job's identity was asked for.
+    pub token_requests_by_job: BTreeMap<String, usize>,
+    /// The lifetime of the access tokens issued, seconds (`expires_in`). Defaults to 3599.
+    pub token_lifetime: u64,
     /// The form fields of the last token request (the assertion replaced by its length).
     pub last_form: BTreeMap<String, String>,
 }
@@ -79,6 +84,8 @@ impl Entra {
             behaviour: Behaviour::Normal,
             behaviour_times: None,
             token_requests: 0,
+            token_requests_by_job: BTreeMap::new(),
+            token_lifetime: 3599,
             last_form: BTreeMap::new(),
         }));
         let shared = state.clone();
@@ -222,9 +229,14 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
             }
             "stats" => Response::json(
                 200,
-                &json!({"token_requests": state.token_requests, "last_form": state.last_form})
-                    .to_string(),
+                &json!({"token_requests": state.token_requests, "last_form": state.last_form,
+                        "token_requests_by_job": state.token_requests_by_job})
+                .to_string(),
             ),
+            "lifetime" => {
+                state.token_lifetime = body["seconds"].as_u64().unwrap_or(3599);
+                Response::json(200, &json!({"seconds": state.token_lifetime}).to_string())
+            }
             _ => Response::json(404, r#"{"error":"unknown control"}"#),
         };
     }
@@ -232,6 +244,16 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
     let behaviour = {
         let mut state = shared.lock().unwrap();
         state.token_requests += 1;
+        let job = form
+            .get("client_assertion")
+            .and_then(|a| split_jwt(a))
+            .and_then(|(_, claims, _, _)| {
+                claims
+                    .get("job_id")
+                    .map(|j| j.as_str().map_or_else(|| j.to_string(), str::to_owned))
+            })
+            .unwrap_or_else(|| "-".to_owned());
+        *state.token_requests_by_job.entry(job).or_default() += 1;
         state.last_form = form
             .iter()
             .map(|(k, v)| {
@@ -289,9 +311,9 @@ fn judge(
     path: &str,
     form: &BTreeMap<String, String>,
 ) -> Response {
-    let (tenant, apps) = {
+    let (tenant, apps, lifetime) = {
         let state = shared.lock().unwrap();
-        (state.tenant.clone(), state.apps.clone())
+        (state.tenant.clone(), state.apps.clone(), state.token_lifetime)
     };
     // /{tenant}/oauth2/v2.0/token
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -389,14 +411,14 @@ fn judge(
     }
     let trace = uuid();
     let resource = resources.into_iter().next().unwrap_or_default();
-    let access = json!({"aud": resource, "iss": format!("https://sts.windows.net/{tenant}/"), "appid": form["client_id"], "sub": sub, "tid": tenant, "iat": now, "exp": now + 3599, "uti": trace});
+    let access = json!({"aud": resource, "iss": format!("https://sts.windows.net/{tenant}/"), "appid": form["client_id"], "sub": sub, "tid": tenant, "iat": now, "exp": now + lifetime, "uti": trace});
     let access_token = format!(
         "{}.{}.{}",
         URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"RS256","kid":"stand-in"}"#),
         URL_SAFE_NO_PAD.encode(access.to_string()),
         URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
     );
-    let body = json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": access_token});
+    let body = json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token});
     entra_headers(Response::json(200, &body.to_string()), &trace)
 }
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from harness import Echo, Envoy, StandIn, bootstrap, plugin_config
-from schemas import assert_plugin_config_valid
+from harness import Echo, EcdsFile, Envoy, StandIn, bootstrap, plugin_config
+from schemas import assert_plugin_config_valid, plugin_config_errors
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,14 @@ def start_envoy(tmp_path, stand_in, echo):
     schema is checked against every configuration the tests load."""
     started = []
 
-    def start(plugin=None, concurrency=1, expect_ready=True, **overrides):
-        plugin = plugin if plugin is not None else plugin_config(stand_in, **overrides)
-        if expect_ready:
-            assert_plugin_config_valid(plugin)
+    def start(plugin=None, concurrency=1, expect_ready=True, ecds=None, **overrides):
+        """With `ecds` (the `ecds` fixture), the configuration comes from that file instead."""
+        if ecds is None:
+            plugin = plugin if plugin is not None else plugin_config(stand_in, **overrides)
+            if expect_ready:
+                assert_plugin_config_valid(plugin)
         clusters = {"upstream": echo.port, "gitlab": stand_in.issuer_port, "entra": stand_in.entra_port}
-        envoy = Envoy(tmp_path, bootstrap(plugin, clusters), concurrency, expect_ready)
+        envoy = Envoy(tmp_path, bootstrap(plugin, clusters, ecds=ecds), concurrency, expect_ready)
         started.append(envoy)
         return envoy
 
@@ -56,3 +58,22 @@ def start_envoy(tmp_path, stand_in, echo):
 @pytest.fixture
 def envoy(start_envoy):
     return start_envoy()
+
+
+class CheckedEcdsFile(EcdsFile):
+    """An ECDS file (harness.EcdsFile) that checks every configuration against the schema
+    before serving it: one the filter should accept must satisfy it, and one it should refuse
+    must not."""
+
+    def write(self, plugin, expect_valid=True):
+        if expect_valid:
+            assert_plugin_config_valid(plugin, "this ECDS configuration")
+        else:
+            assert plugin_config_errors(plugin), "the schema accepts a configuration the filter refuses"
+        super().write(plugin)
+
+
+@pytest.fixture
+def ecds(tmp_path):
+    """The filter's configuration served through ECDS from a file in the test's directory."""
+    return CheckedEcdsFile(tmp_path)

@@ -2,6 +2,7 @@
 that echoes the headers it received, and Envoy itself. Everything binds 127.0.0.1, every wait is
 bounded in count and time, and every process started is stopped."""
 
+import hashlib
 import http.client
 import json
 import os
@@ -108,6 +109,14 @@ class StandIn:
     def token_requests(self):
         return call_json(self.entra_port, "/_control/stats", method="GET")["token_requests"]
 
+    def token_requests_by_job(self):
+        """Token requests so far, by the `job_id` of the job whose token was the assertion."""
+        return call_json(self.entra_port, "/_control/stats", method="GET")["token_requests_by_job"]
+
+    def token_lifetime(self, seconds):
+        """The lifetime (`expires_in`) of the Azure tokens issued from now on."""
+        return call_json(self.entra_port, "/_control/lifetime", {"seconds": seconds})
+
     def wait_log(self, text, timeout=10):
         """The log once it contains `text` (the log file is flushed periodically)."""
         return wait_for(f"{text!r} in Envoy's log", lambda: text in self.log() and self.log(), timeout=timeout)
@@ -189,23 +198,39 @@ def static_cluster(name, port):
     }
 
 
-def bootstrap(plugin, clusters, wasm=WASM):
-    """An Envoy bootstrap (JSON, which Envoy reads like YAML): one listener on a free loopback
-    port, the filter, then the router to the `upstream` cluster."""
-    wasm_filter = {
-        "name": "envoy.filters.http.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": "gitlab-azure-oidc",
-                "root_id": "",
-                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                  "value": plugin if isinstance(plugin, str) else json.dumps(plugin)},
-                "vm_config": {"vm_id": "gitlab-azure-oidc", "runtime": "envoy.wasm.runtime.v8",
-                              "code": {"local": {"filename": str(wasm)}}},
-            },
+def policy_fingerprint(policy):
+    """The fingerprint the filter logs for a policy (`configured: policy <this>`): the first 16
+    hex digits of the SHA-256 of the policy as compact JSON with sorted keys (serde_json's
+    form), or of the text when the policy is given as a string."""
+    text = policy if isinstance(policy, str) else json.dumps(
+        policy, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def wasm_config(plugin, wasm=WASM):
+    """The wasm filter's typed configuration (`envoy.extensions.filters.http.wasm.v3.Wasm`)
+    with `plugin` as the plugin configuration."""
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {
+            "name": "gitlab-azure-oidc",
+            "root_id": "",
+            "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                              "value": plugin if isinstance(plugin, str) else json.dumps(plugin)},
+            "vm_config": {"vm_id": "gitlab-azure-oidc", "runtime": "envoy.wasm.runtime.v8",
+                          "code": {"local": {"filename": str(wasm)}}},
         },
     }
+
+
+def bootstrap(plugin, clusters, wasm=WASM, ecds=None):
+    """An Envoy bootstrap (JSON, which Envoy reads like YAML): one listener on a free loopback
+    port, the filter, then the router to the `upstream` cluster. With `ecds` (an `EcdsFile`),
+    the filter's configuration comes from that file through ECDS instead of `plugin`."""
+    if ecds is None:
+        wasm_filter = {"name": "envoy.filters.http.wasm", "typed_config": wasm_config(plugin, wasm)}
+    else:
+        wasm_filter = ecds.http_filter()
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "ingress",
@@ -215,6 +240,8 @@ def bootstrap(plugin, clusters, wasm=WASM):
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
     }
     return {
+        # A node id and cluster: ECDS (any xDS subscription) refuses to start without them.
+        "node": {"id": "gitlab-azure-oidc-test", "cluster": "loopback"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {
             "listeners": [{"name": "main",
@@ -224,6 +251,39 @@ def bootstrap(plugin, clusters, wasm=WASM):
             "clusters": [static_cluster(name, port) for name, port in clusters.items()],
         },
     }
+
+
+ECDS_FILTER = "gitlab-azure-oidc"
+TYPED_EXTENSION_CONFIG = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
+
+
+class EcdsFile:
+    """The filter's configuration served through Envoy's extension config discovery (ECDS) from
+    a file: an `envoy.service.discovery.v3.DiscoveryResponse` holding one `TypedExtensionConfig`
+    named `gitlab-azure-oidc`, the wasm filter. Envoy watches the path for moves, so each write
+    goes to a temporary file that is then renamed over it: Envoy never reads half a file. Several
+    Envoys may watch one file."""
+
+    def __init__(self, directory, wasm=WASM):
+        self.path = Path(directory) / "gitlab-azure-oidc.ecds.json"
+        self.wasm = wasm
+        self.version = 0
+
+    def write(self, plugin):
+        """Serves `plugin` (a configuration, or any text) as the next version."""
+        self.version += 1
+        response = {"version_info": str(self.version), "resources": [
+            {"@type": TYPED_EXTENSION_CONFIG, "name": ECDS_FILTER, "typed_config": wasm_config(plugin, self.wasm)}]}
+        staged = self.path.with_name(self.path.name + ".next")
+        staged.write_text(json.dumps(response, indent=1))
+        os.replace(staged, self.path)
+
+    def http_filter(self):
+        """The HTTP filter that takes its configuration from this file."""
+        return {"name": ECDS_FILTER, "config_discovery": {
+            "config_source": {"path_config_source": {"path": str(self.path)}, "resource_api_version": "V3",
+                              "initial_fetch_timeout": "5s"},
+            "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]}}
 
 
 class Envoy:
@@ -295,6 +355,14 @@ class Envoy:
     def wait_log(self, text, timeout=10):
         """The log once it contains `text` (the log file is flushed periodically)."""
         return wait_for(f"{text!r} in Envoy's log", lambda: text in self.log() and self.log(), timeout=timeout)
+
+    def ecds_stats(self):
+        """The ECDS subscription's counters (`update_success`, `update_rejected`, ...)."""
+        return self.counters(f"extension_config_discovery.http_filter.{ECDS_FILTER}.")
+
+    def filter_counters(self):
+        """The filter's counters, by name without `wasmcustom.gitlab_azure_oidc.`."""
+        return self.counters("wasmcustom.gitlab_azure_oidc.")
 
     def close(self):
         stop(self.process)

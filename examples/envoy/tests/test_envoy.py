@@ -336,6 +336,46 @@ def test_entra_recovers_after_errors(envoy, stand_in):
     assert envoy.get(token)[0] == 200, "failures are not cached"
 
 
+# --- Counters --------------------------------------------------------------------------------
+
+def test_counters_tell_the_keys_entra_and_every_request_apart(start_envoy, stand_in):
+    """What an operator watches instead of the log: the JWKS fetches, Entra's answers and every
+    request's outcome, under wasmcustom.gitlab_azure_oidc. (README, "What to watch")."""
+    stand_in.down(True)
+    envoy = start_envoy()
+    sent = 0
+
+    def get(token=None, **headers):
+        nonlocal sent
+        sent += 1
+        return envoy.get(token, headers)
+
+    token = stand_in.mint(job_id=fresh_job())
+    assert_refused(get(token), 503, "jwks-unavailable")
+    assert envoy.filter_counters()["jwks_fetch.failed"] >= 1
+    stand_in.down(False)
+    wait_for("the keys", lambda: get(token)[0] == 200, timeout=10, interval=0.3)
+    assert_refused(get(), 401, "missing-token")
+    assert_refused(get("not-a-jwt"), 401, "not-compact")
+    assert_refused(get(stand_in.mint(ref="feature/x")), 403, "policy-denied")
+    for behaviour, status in [({"mode": "error", "code": 700213}, 403),
+                              ({"mode": "status", "status": 429, "retry_after": "3"}, 503),
+                              ({"mode": "status", "status": 500}, 502),
+                              ({"mode": "garbage"}, 502),
+                              ({"mode": "delay", "ms": 4000}, 503)]:
+        stand_in.behaviour(**behaviour)
+        assert get(stand_in.mint(job_id=fresh_job()))[0] == status, behaviour
+    stand_in.behaviour(mode="normal")
+
+    counters = envoy.filter_counters()
+    assert counters["jwks_fetch.ok"] == 1
+    entra = {k: counters[f"entra.{k}"] for k in ("ok", "refused", "throttled", "failed", "unreachable")}
+    assert entra == {"ok": 1, "refused": 1, "throttled": 1, "failed": 2, "unreachable": 1}, entra
+    requests = {k: counters[f"requests.{k}"] for k in ("allowed", "denied", "rejected", "refused")}
+    assert (requests["allowed"], requests["denied"], requests["rejected"]) == (1, 1, 2), requests
+    assert sum(requests.values()) == sent, f"every request counted once: {requests}, {sent} sent"
+
+
 # --- Configuration ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("plugin, reason", [

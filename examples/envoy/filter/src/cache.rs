@@ -1,12 +1,25 @@
 //! Cache keys, records and expiry. Records shared across Envoy workers are bytes (proxy-wasm
 //! shared data), so each worker re-parses what it reads.
 
+use gitlab_azure_oidc::token_fingerprint;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RemoteJwks;
 
-/// The shared-data key of the JWKS record.
-pub const JWKS_KEY: &str = "gitlab-azure-oidc.jwks";
+/// The shared-data key of the JWKS record fetched from `remote`'s cluster, authority and path.
+/// Shared data belongs to the VM, and one VM serves every plugin configuration with its
+/// `vm_id`: two listeners with other issuers, or the old and the new configuration while a
+/// policy changes, so a worker adopts only keys fetched from where its own configuration says.
+pub fn jwks_key(remote: &RemoteJwks) -> String {
+    let (cluster, authority, path) = remote.location();
+    let location = format!(
+        "{}:{cluster};{}:{authority};{}:{path}",
+        cluster.len(),
+        authority.len(),
+        path.len()
+    );
+    format!("gitlab-azure-oidc.jwks.{}", &token_fingerprint(&location)[..16])
+}
 
 /// A fetched JWKS as shared between workers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -52,7 +52,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Where the JWKS comes from.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum JwksSource {
     /// Given in the configuration (checked at load); never refetched.
     Inline(String),
@@ -89,6 +89,13 @@ pub struct RemoteJwks {
     pub retry_interval: u64,
 }
 
+impl RemoteJwks {
+    /// Where the keys are fetched: the cluster, the `:authority` and the `:path`.
+    pub fn location(&self) -> (&str, &str, &str) {
+        (&self.cluster, &self.authority, &self.path)
+    }
+}
+
 /// The checked configuration.
 #[derive(Debug)]
 pub struct FilterConfig {
@@ -123,9 +130,21 @@ pub struct FilterConfig {
     pub audit_every_request: bool,
     /// How often the requests that reused a kept decision are summarized, seconds.
     pub audit_summary_seconds: u64,
+    /// The policy's fingerprint, logged when the configuration is taken: the first 16 hex
+    /// digits of the SHA-256 of the policy document (a string as given, an object as compact
+    /// JSON), so an operator sees which policy each proxy runs.
+    pub policy_fingerprint: String,
 }
 
 impl FilterConfig {
+    /// One line about the configuration, for the log: the policy's fingerprint and size, and
+    /// the issuer.
+    pub fn describe(&self) -> String {
+        let rules = self.gate.policy().map_or(0, |p| p.rules().len());
+        let issuer = self.gate.verifier().map_or("", |v| v.issuer());
+        format!("policy {} ({rules} rules), issuer {issuer}", self.policy_fingerprint)
+    }
+
     /// How long a request may wait for a JWKS fetch, in milliseconds.
     pub fn max_wait_ms(&self) -> u64 {
         match &self.jwks {
@@ -340,6 +359,9 @@ pub fn parse_with_backend(
         _ => return Err(invalid("policy", "expected the policy document (an object or a string)")),
     };
     let policy = Policy::parse(&policy_bytes).map_err(ConfigError::Policy)?;
+    let policy_fingerprint =
+        gitlab_azure_oidc::token_fingerprint(&String::from_utf8_lossy(&policy_bytes))[..16]
+            .to_owned();
     if raw.entra.cluster.is_empty() {
         return Err(invalid("entra.cluster", "name the Envoy cluster that reaches Entra"));
     }
@@ -411,6 +433,7 @@ pub fn parse_with_backend(
         envoy_verify_signature: raw.envoy_verify_signature,
         audit_every_request: raw.audit.every_request,
         audit_summary_seconds: raw.audit.summary_seconds,
+        policy_fingerprint,
     })
 }
 

@@ -21,7 +21,8 @@
 //!   the worker's copy of a token's header changes;
 //! - [`config`] (the plugin configuration, parsed into a `GateConfig` and Envoy's settings),
 //!   [`cache`] (the JWKS and Azure token records in shared data, `Cache-Control`), [`reply`],
-//!   [`request`] (the token header, header plans) and [`foreign`] (Envoy's `verify_signature`).
+//!   [`request`] (the token header, header plans), [`foreign`] (Envoy's `verify_signature`) and
+//!   [`stats`] (the counters in Envoy's stats).
 //!
 //! The proxy-wasm glue (`filter`, wasm32 only) forwards Envoy's callbacks to [`flow`].
 //!
@@ -44,6 +45,7 @@ pub mod foreign;
 pub mod host;
 pub mod reply;
 pub mod request;
+pub mod stats;
 pub mod worker;
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use gitlab_azure_oidc::{Admission, Failure, Gate, Jwks, JwksError, Limits};
 use crate::cache::JwksRecord;
 use crate::config::{FilterConfig, JwksSource, RemoteJwks};
 use crate::request::HeaderPlan;
+use crate::stats::Counters;
 
 /// What to do with a token.
 #[derive(Debug)]
@@ -79,6 +80,8 @@ pub struct Worker {
     next_summary: u64,
     /// Whether the host logs at info level, where the audit events go.
     audit_enabled: bool,
+    /// The root context's counters, which its requests count on too.
+    counters: Counters,
 }
 
 impl Worker {
@@ -105,8 +108,50 @@ impl Worker {
             forwardings: HashMap::new(),
             next_summary: 0,
             audit_enabled: true,
+            counters: Counters::default(),
             config,
         }
+    }
+
+    /// Takes a new configuration on a live worker (a host that reconfigures a root context in
+    /// place; Envoy makes a new one instead, see `flow::Root::on_configure`). Nothing in flight
+    /// is dropped: parked requests stay parked and are judged under the new configuration once
+    /// keys are there. No decision made under the old configuration is used again (the gate
+    /// forgets them, and the worker its header copies). The keys and their fetch schedule stay
+    /// when they come from the same place and the verifier settings are unchanged; otherwise the
+    /// worker starts without keys, as a new one would. Log the audit events first
+    /// ([`Worker::flush_audit`]): a worker that starts anew drops what its gate queued.
+    ///
+    /// Returns true when the keys were kept.
+    pub fn reconfigure(&mut self, config: Rc<FilterConfig>, now: u64) -> bool {
+        let same_source = match (&self.config.jwks, &config.jwks) {
+            (JwksSource::Remote(old), JwksSource::Remote(new)) => old.location() == new.location(),
+            _ => false,
+        };
+        let kept = same_source && self.gate.reconfigure(config.gate.clone(), now);
+        if kept {
+            self.gate.set_audit_every_request(config.audit_every_request);
+            self.forwardings.clear();
+            self.config = config;
+        } else {
+            let waiters = std::mem::take(&mut self.waiters);
+            let (audit_enabled, counters) = (self.audit_enabled, self.counters);
+            *self = Self::new(config);
+            self.waiters = waiters;
+            self.counters = counters;
+            self.set_audit_enabled(audit_enabled);
+        }
+        kept
+    }
+
+    /// The root context's counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Sets the counters the worker's requests count on.
+    pub fn set_counters(&mut self, counters: Counters) {
+        self.counters = counters;
     }
 
     /// The configuration.

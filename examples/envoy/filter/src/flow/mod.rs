@@ -30,6 +30,7 @@ use crate::foreign::{HostCalls, NativeRsa};
 use crate::host::{Host, LogLevel, Status};
 use crate::reply::{self, Reply};
 use crate::request::{self, HeaderPlan};
+use crate::stats::{Counter, Counters};
 use crate::worker::{Check, Worker};
 
 type Shared = Rc<RefCell<Worker>>;
@@ -81,11 +82,23 @@ enum Flow {
     Exchanging(u32, Exchange),
 }
 
-fn send<H: Host>(host: &H, reply: &Reply) {
+/// Answers the request with `reply`, and counts it (rejected, denied or refused).
+fn send<H: Host>(host: &H, shared: &Shared, reply: &Reply) {
+    count(host, shared, Counter::for_reply(reply));
+    send_reply(host, reply);
+}
+
+fn send_reply<H: Host>(host: &H, reply: &Reply) {
     let headers: Vec<(&str, &str)> =
         reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let sent = host.send_http_response(reply.status, &headers, reply.body.as_bytes());
     or_warn(host, sent, "send the local reply");
+}
+
+/// Adds one to a counter of the worker's root context.
+fn count<H: Host>(host: &H, shared: &Shared, counter: Counter) {
+    let counters = shared.borrow().counters();
+    counters.add(host, counter);
 }
 
 /// Replies and logs the refusal's audit line (a request refused without a decision to audit).
@@ -99,7 +112,7 @@ fn refuse<H: Host>(
     if shared.borrow().audit_enabled() {
         audit(host, &reply::reject_event(reply, token, now));
     }
-    send(host, reply);
+    send(host, shared, reply);
     Flow::Replied
 }
 
@@ -149,6 +162,7 @@ fn forward<H: Host>(
         &verified.claims,
     );
     apply(host, &plan);
+    count(host, shared, Counter::RequestsAllowed);
     if let Some(use_until) = use_until {
         shared.borrow_mut().keep_forwarding(admission, now, use_until, plan);
     }
@@ -174,7 +188,7 @@ fn process<H: Host>(host: &H, shared: &Shared, context_id: u32, token: &str, now
         }
         // The gate audited the decision.
         Check::Refuse(failure @ Failure::Denied(_)) => {
-            send(host, &reply::failure(&failure));
+            send(host, shared, &reply::failure(&failure));
             return Flow::Replied;
         }
         Check::Refuse(failure) => {
@@ -189,6 +203,7 @@ fn process<H: Host>(host: &H, shared: &Shared, context_id: u32, token: &str, now
     // The worker's copy first, then the copy shared by every worker, then Entra.
     if let Some(plan) = shared.borrow().forwarding(&admission, now) {
         apply(host, plan);
+        count(host, shared, Counter::RequestsAllowed);
         return Flow::Forward;
     }
     if let Some(key) = admission.decided.azure_key() {
@@ -225,6 +240,8 @@ fn exchange<H: Host>(host: &H, shared: &Shared, pending: Exchange, token: &str, 
         Ok(call) => Flow::Exchanging(call, pending),
         Err(status) => {
             let detail = format!("cluster {} refused the call: {status:?}", config.entra_cluster);
+            warn(host, &format!("no answer from Entra: {detail}"));
+            count(host, shared, Counter::EntraUnreachable);
             refuse(host, shared, &reply::entra_unreachable(&detail), Some(token), now)
         }
     }
@@ -248,12 +265,14 @@ fn finish_exchange<H: Host>(host: &H, shared: &Shared, exchange: &Exchange, body
     let (status, headers, body) = call_response(host, body_size);
     let Some(status) = status else {
         warn(host, "no answer from Entra (timeout or connection failure)");
-        send(host, &reply::entra_unreachable("timeout or connection failure"));
+        count(host, shared, Counter::EntraUnreachable);
+        send(host, shared, &reply::entra_unreachable("timeout or connection failure"));
         return;
     };
     let finished = shared.borrow().gate().finish(status, &headers, &body, now);
     match finished {
         Ok(access) => {
+            count(host, shared, Counter::EntraOk);
             let config = Rc::clone(shared.borrow().config());
             let use_until = cache::azure_use_until(access.expires_at, config.azure_margin, now);
             if let (Some(use_until), Some(key)) =
@@ -272,7 +291,8 @@ fn finish_exchange<H: Host>(host: &H, shared: &Shared, exchange: &Exchange, body
         Err(failure) => {
             let target = exchange.admission.target().map(ToString::to_string).unwrap_or_default();
             warn(host, &format!("token exchange for {target} failed: {failure}"));
-            send(host, &reply::failure(&failure));
+            count(host, shared, Counter::for_entra_failure(&failure));
+            send(host, shared, &reply::failure(&failure));
         }
     }
 }
@@ -342,8 +362,9 @@ impl<H: Host> Root<H> {
                     Ok(()) => {
                         let message = format!("fetched the JWKS; cached for {lifetime} s");
                         log(&self.host, LogLevel::Info, &message);
-                        let shared_data =
-                            self.host.set_shared_data(cache::JWKS_KEY, &record.encode());
+                        count(&self.host, shared, Counter::JwksFetchOk);
+                        let key = cache::jwks_key(&remote);
+                        let shared_data = self.host.set_shared_data(&key, &record.encode());
                         or_warn(&self.host, shared_data, "share the JWKS");
                         None
                     }
@@ -355,13 +376,18 @@ impl<H: Host> Root<H> {
         };
         if let Some(detail) = failure {
             warn(&self.host, &format!("JWKS fetch failed: {detail}"));
+            count(&self.host, shared, Counter::JwksFetchFailed);
             shared.borrow_mut().fetch_failed(now, detail);
         }
     }
 
     /// Adopts a newer JWKS another worker fetched; true when one was installed.
     fn adopt_shared(&self, shared: &Shared, now: u64) -> bool {
-        let Some(bytes) = self.host.shared_data(cache::JWKS_KEY) else { return false };
+        let key = match &shared.borrow().config().jwks {
+            JwksSource::Remote(remote) => cache::jwks_key(remote),
+            JwksSource::Inline(_) => return false,
+        };
+        let Some(bytes) = self.host.shared_data(&key) else { return false };
         let Some(record) = JwksRecord::decode(&bytes) else { return false };
         let adopted = {
             let mut worker = shared.borrow_mut();
@@ -393,6 +419,7 @@ impl<H: Host> Root<H> {
             Err(status) => {
                 let detail = format!("cluster {} refused the call: {status:?}", remote.cluster);
                 warn(&self.host, &format!("JWKS fetch failed: {detail}"));
+                count(&self.host, shared, Counter::JwksFetchFailed);
                 let mut worker = shared.borrow_mut();
                 worker.fetch_started(now_ms);
                 worker.fetch_failed(now_ms / 1000, detail);
@@ -400,38 +427,76 @@ impl<H: Host> Root<H> {
         }
     }
 
-    /// `on_configure`: parses the plugin configuration into a new worker; false refuses it.
+    /// `on_configure`: parses the plugin configuration; false refuses it, with the reason in
+    /// the log.
+    ///
+    /// Envoy (1.40, measured) gives each plugin configuration its own root context: a changed
+    /// configuration (ECDS, or a listener update) is first configured in a throwaway copy of
+    /// the VM on the main thread, and only if that `on_configure` returns true does every
+    /// worker get a new root context with a new worker state, while the old one keeps serving
+    /// the requests it has until they end. A refused configuration never reaches a live root.
+    ///
+    /// Another host may configure a live root context again; then the worker takes the new
+    /// configuration in place ([`Worker::reconfigure`]): requests in flight complete, no
+    /// decision made under the old policy is reused, and the keys stay when they can. A refused
+    /// configuration changes nothing: the current one keeps serving.
     pub fn on_configure(&mut self) -> bool {
+        let id = self.context_id;
         let Some(bytes) = self.host.plugin_configuration() else {
-            let message = "rejected the plugin configuration: it is empty";
-            log(&self.host, LogLevel::Error, message);
+            self.reject("it is empty");
             return false;
         };
         let host = self.host.clone();
         let native = move || -> Option<Arc<dyn gitlab_azure_oidc::offload::SignatureBackend>> {
             Some(Arc::new(NativeRsa::new(HostCalls::new(host))))
         };
-        match config::parse_with_backend(&bytes, native) {
-            Ok(config) => {
-                self.flush_audit();
-                for warning in config.gate.policy().map(|p| p.warnings()).unwrap_or_default() {
-                    warn(&self.host, &format!("policy: {warning}"));
-                }
-                let tick = Duration::from_millis(config.tick_ms);
-                let mut worker = Worker::new(Rc::new(config));
-                worker.set_audit_enabled(info_enabled(&self.host));
-                self.worker = Some(Rc::new(RefCell::new(worker)));
-                self.jwks_call = None;
-                or_warn(&self.host, self.host.set_tick_period(tick), "set the tick period");
-                log(&self.host, LogLevel::Info, "configured");
-                true
-            }
+        let config = match config::parse_with_backend(&bytes, native) {
+            Ok(config) => Rc::new(config),
             Err(e) => {
-                let message = format!("rejected the plugin configuration: {e}");
-                log(&self.host, LogLevel::Error, &message);
-                false
+                self.reject(&e.to_string());
+                return false;
+            }
+        };
+        for warning in config.gate.policy().map(|p| p.warnings()).unwrap_or_default() {
+            warn(&self.host, &format!("policy: {warning}"));
+        }
+        let tick = Duration::from_millis(config.tick_ms);
+        let described = config.describe();
+        match self.worker.clone() {
+            None => {
+                let mut worker = Worker::new(config);
+                worker.set_audit_enabled(info_enabled(&self.host));
+                worker.set_counters(Counters::define(&self.host));
+                self.worker = Some(Rc::new(RefCell::new(worker)));
+                log(
+                    &self.host,
+                    LogLevel::Info,
+                    &format!("configured: {described}; root context {id}"),
+                );
+            }
+            Some(shared) => {
+                self.flush_audit();
+                let kept = shared.borrow_mut().reconfigure(config, self.host.now_ms() / 1000);
+                log_audit(&self.host, shared.borrow_mut().gate_mut().take_audit());
+                if !kept {
+                    // A fetch in flight is for the old keys: its answer is ignored.
+                    self.jwks_call = None;
+                }
+                let keys = if kept { "the keys stay" } else { "the keys are fetched again" };
+                let message = format!("reconfigured: {described}; {keys}; root context {id}");
+                log(&self.host, LogLevel::Info, &message);
             }
         }
+        or_warn(&self.host, self.host.set_tick_period(tick), "set the tick period");
+        true
+    }
+
+    /// Logs why a configuration was refused, and what serves instead.
+    fn reject(&self, reason: &str) {
+        let serving =
+            if self.worker.is_some() { "; the current configuration keeps serving" } else { "" };
+        let message = format!("rejected the plugin configuration: {reason}{serving}");
+        log(&self.host, LogLevel::Error, &message);
     }
 
     /// `on_tick`: audit summaries, parked requests that waited too long, the JWKS fetch (or
@@ -472,9 +537,14 @@ impl<H: Host> Root<H> {
         }
     }
 
-    /// `on_done` of the root: the VM is stopping.
+    /// `on_done` of the root: its configuration was replaced and its last request ended, or
+    /// the VM is stopping.
     pub fn on_done(&mut self) -> bool {
         self.flush_audit();
+        if self.worker.is_some() {
+            let message = format!("root context {} is done", self.context_id);
+            log(&self.host, LogLevel::Info, &message);
+        }
         true
     }
 
@@ -496,7 +566,8 @@ impl<H: Host> Stream<H> {
     /// `on_http_request_headers`: read the token and run the flow.
     pub fn on_http_request_headers(&mut self) -> Action {
         let Some(shared) = self.worker.clone() else {
-            send(&self.host, &reply::internal("not-configured", "the filter has no configuration"));
+            let reply = reply::internal("not-configured", "the filter has no configuration");
+            send_reply(&self.host, &reply);
             return Action::Pause;
         };
         let now_ms = self.host.now_ms();

@@ -51,6 +51,14 @@ impl Proxy {
         self.host.state().now_ms
     }
 
+    /// Configures the live root context again (`on_configure` on it, as a host other than
+    /// Envoy may do); true when accepted.
+    fn reconfigure(&mut self, config: &[u8]) -> bool {
+        self.host.state().plugin_configuration = Some(config.to_vec());
+        self.enter(ROOT);
+        self.root.on_configure()
+    }
+
     fn advance(&mut self, seconds: u64) {
         self.host.state().now_ms += seconds * 1000;
     }
@@ -172,6 +180,14 @@ impl Proxy {
 
 fn remote() -> Value {
     config_json(|_| {})
+}
+
+/// The JWKS source of [`remote`].
+fn remote_source() -> crate::config::RemoteJwks {
+    match testutil::parse(&remote()).jwks {
+        crate::config::JwksSource::Remote(remote) => remote,
+        crate::config::JwksSource::Inline(_) => unreachable!("a remote JWKS"),
+    }
 }
 
 fn token() -> String {
@@ -372,7 +388,8 @@ fn first_requests_are_parked_until_the_first_fetch_then_served() {
     assert_eq!(proxy.seen(b).header("authorization"), Some("Bearer azure-2"));
     assert!(proxy.seen(a).sent.is_none() && proxy.seen(b).sent.is_none());
     assert_eq!(proxy.host.state().effective, ROOT, "the root is effective again");
-    assert!(proxy.host.shared().contains_key(cache::JWKS_KEY), "shared with the other workers");
+    let key = cache::jwks_key(&remote_source());
+    assert!(proxy.host.shared().contains_key(&key), "shared with the other workers");
 }
 
 #[test]
@@ -660,6 +677,14 @@ fn counters(proxy: &Proxy) -> Vec<(String, i64)> {
     proxy.host.state().counters.clone()
 }
 
+/// The value of the counter `gitlab_azure_oidc.<name>`.
+fn counter(proxy: &Proxy, name: &str) -> i64 {
+    let name = format!("gitlab_azure_oidc.{name}");
+    let state = proxy.host.state();
+    let found = state.counters.iter().find(|(n, _)| *n == name);
+    found.map(|(_, v)| *v).unwrap_or_else(|| panic!("no counter {name}: {:?}", state.counters))
+}
+
 #[test]
 fn rs256_goes_to_envoys_verify_signature_when_it_exists() {
     let host = MockHost::new(NOW * 1000);
@@ -669,8 +694,7 @@ fn rs256_goes_to_envoys_verify_signature_when_it_exists() {
     let token = token();
     proxy.get(&token);
     proxy.get(&token); // From the verified-token cache: not checked again.
-    let valid = counters(&proxy);
-    assert_eq!(valid[0], ("gitlab_azure_oidc.verify_signature.valid".to_owned(), 1), "{valid:?}");
+    assert_eq!(counter(&proxy, "verify_signature.valid"), 1, "{:?}", counters(&proxy));
     assert_eq!(proxy.host.logs_with("checked by Envoy's verify_signature").len(), 1);
 
     // Envoy's word is final: a signature it refuses is a bad signature.
@@ -680,7 +704,7 @@ fn rs256_goes_to_envoys_verify_signature_when_it_exists() {
     let other = token_with(json!({"job_id": "2"}));
     let (id, _) = proxy.get(&other);
     assert_refused(&proxy.sent(id), 401, "bad-signature", &other);
-    assert_eq!(counters(&proxy)[1].1, 1);
+    assert_eq!(counter(&proxy, "verify_signature.invalid"), 1);
 }
 
 #[test]
@@ -691,13 +715,16 @@ fn without_verify_signature_ring_checks_and_says_so_once() {
     assert!(proxy.seen(id).sent.is_none(), "verified by ring");
     proxy.get(&token_with(json!({"job_id": "2"})));
     assert_eq!(proxy.host.logs_with("no verify_signature foreign function").len(), 1);
-    assert!(counters(&proxy).iter().all(|(_, n)| *n == 0));
+    let checks = counters(&proxy);
+    let native = checks.iter().filter(|(n, _)| n.contains(".verify_signature."));
+    assert!(native.clone().count() == 3 && native.clone().all(|(_, n)| *n == 0), "{checks:?}");
 }
 
 #[test]
-fn with_the_native_check_off_no_counter_is_defined() {
+fn with_the_native_check_off_no_signature_counter_is_defined() {
     let proxy = ready(&config_json(|c| c["envoy_verify_signature"] = json!(false)));
-    assert!(counters(&proxy).is_empty());
+    let defined = counters(&proxy);
+    assert!(!defined.iter().any(|(n, _)| n.contains(".verify_signature.")), "{defined:?}");
 }
 
 // --- Issue 16: the JWKS during outages, withdrawals and forged kids ---------------------------
@@ -807,7 +834,7 @@ fn issue_16_a_forged_kid_refetch_keeps_the_caches_of_unchanged_keys() {
     let token = token();
     proxy.get(&token);
     proxy.entra_grants("azure-1");
-    assert_eq!(counters(&proxy)[0].1, 1, "one signature checked");
+    assert_eq!(counter(&proxy, "verify_signature.valid"), 1, "one signature checked");
     assert_eq!(proxy.audit().len(), 1, "one decision");
 
     // Anyone can write one: a header naming a key nobody has, any payload, any signature.
@@ -821,7 +848,177 @@ fn issue_16_a_forged_kid_refetch_keeps_the_caches_of_unchanged_keys() {
 
     let (id, action) = proxy.get(&token);
     assert_eq!(action, Action::Continue, "{:?}", proxy.seen(id));
-    assert_eq!(counters(&proxy)[0].1, 1, "not verified again");
+    assert_eq!(counter(&proxy, "verify_signature.valid"), 1, "not verified again");
     let decisions = proxy.audit().into_iter().filter(|e| e["decision"] == "allow").count();
     assert_eq!(decisions, 1, "not decided again");
+}
+
+// --- Issue 17: the configuration changes while the filter serves -----------------------------
+
+/// The test policy with the allow rule limited to the `release` branch: it denies `main`.
+fn release_only() -> Value {
+    let mut policy = testutil::policy();
+    policy["rules"][1]["when"]["ref"] = json!("release");
+    config_json(|c| c["policy"] = policy)
+}
+
+fn bytes(config: &Value) -> Vec<u8> {
+    config.to_string().into_bytes()
+}
+
+/// Issue 17 on a host that configures a live root context again: the same token, allowed
+/// under the first policy, is denied under the second (and allowed again after), so neither
+/// the kept decision nor the worker's header copy outlives its policy; the keys stay.
+#[test]
+fn issue_17_a_live_root_takes_a_new_policy_and_never_reuses_an_old_decision() {
+    let mut proxy = ready(&remote());
+    let token = token();
+    proxy.get(&token);
+    proxy.entra_grants("azure-1");
+    let (id, action) = proxy.get(&token);
+    assert_eq!((action, proxy.seen(id).sent), (Action::Continue, None), "cached and forwarded");
+
+    assert!(proxy.reconfigure(&bytes(&release_only())));
+    let lines = proxy.host.logs_with("reconfigured: policy ");
+    assert!(lines.len() == 1 && lines[0].contains("the keys stay"), "{lines:?}");
+    let (id, action) = proxy.get(&token);
+    assert_eq!(action, Action::Pause);
+    assert_refused(&proxy.sent(id), 403, "policy-denied", &token);
+
+    assert!(proxy.reconfigure(&bytes(&remote())));
+    let (id, action) = proxy.get(&token);
+    assert_eq!(action, Action::Continue, "allowed again: {:?}", proxy.seen(id));
+    assert_eq!(proxy.calls_to(GITLAB), 1, "the keys were never fetched again");
+    assert_eq!(proxy.calls_to(ENTRA), 1, "the Azure token in shared data still serves");
+    let decisions: Vec<Value> =
+        proxy.audit().into_iter().filter(|e| e.get("rule").is_some()).collect();
+    let fresh = decisions.iter().filter(|e| e.get("event").is_none()).count();
+    assert_eq!(fresh, 3, "decided once under each configuration: {decisions:?}");
+    assert!(
+        decisions.iter().any(|e| e["event"] == "decision_reused" && e["requests"] == 1),
+        "the first decision's reuse is summarized when it is forgotten: {decisions:?}"
+    );
+}
+
+/// Issue 17: a refused configuration on a live root changes nothing; the reason is logged and
+/// the current policy keeps serving from its caches.
+#[test]
+fn issue_17_a_broken_configuration_on_a_live_root_keeps_the_current_one_serving() {
+    let mut proxy = ready(&remote());
+    let token = token();
+    proxy.get(&token);
+    proxy.entra_grants("azure-1");
+    let broken =
+        config_json(|c| c["policy"] = json!({"rules": [{"name": "x", "effect": "permit"}]}));
+    assert!(!proxy.reconfigure(&bytes(&broken)));
+    assert!(!proxy.reconfigure(b"{not json"));
+    let rejected = proxy.host.logs_with("rejected the plugin configuration");
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert!(rejected[0].contains("`policy`"), "the reason: {rejected:?}");
+    assert!(rejected.iter().all(|l| l.ends_with("the current configuration keeps serving")));
+    let (id, action) = proxy.get(&token);
+    assert_eq!(action, Action::Continue, "{:?}", proxy.seen(id));
+    assert_eq!(proxy.calls_to(ENTRA), 1);
+    assert_eq!(proxy.audit().iter().filter(|e| e["decision"] == "allow").count(), 1, "kept");
+}
+
+/// Issue 17: requests in flight when the configuration changes complete: one waiting for
+/// Entra is forwarded with the token Entra gives; one parked for the keys is judged under the
+/// new policy once they are there (it was never decided under the old one).
+#[test]
+fn issue_17_requests_in_flight_complete_across_a_new_configuration() {
+    let mut proxy = ready(&remote());
+    let token = token();
+    let (exchanging, _) = proxy.get(&token);
+    assert!(proxy.reconfigure(&bytes(&release_only())));
+    proxy.entra_grants("azure-1");
+    assert_eq!(proxy.seen(exchanging).resumed, 1, "admitted before the change, completed");
+    assert_eq!(proxy.seen(exchanging).header("authorization"), Some("Bearer azure-1"));
+    let (after, _) = proxy.get(&token);
+    assert_refused(&proxy.sent(after), 403, "policy-denied", &token);
+
+    // No keys yet: parked. A configuration with another issuer drops the fetch in flight.
+    let mut proxy = Proxy::start(&remote());
+    let (parked, action) = proxy.get(&token);
+    assert_eq!(action, Action::Pause);
+    proxy.tick();
+    let stale = proxy.only_pending(GITLAB);
+    let other = config_json(|c| {
+        c["policy"] = release_only()["policy"].clone();
+        c["jwks"]["path"] = json!("/-/jwks");
+    });
+    assert!(proxy.reconfigure(&bytes(&other)));
+    assert_eq!(proxy.host.logs_with("the keys are fetched again").len(), 1);
+    let jwks = testutil::jwks(&[&testutil::key()]);
+    proxy.answer(&stale, Some(200), &[], &jwks);
+    assert!(proxy.seen(parked).sent.is_none(), "an answer for the old source is ignored");
+    proxy.tick();
+    let call = proxy.only_pending(GITLAB);
+    assert_eq!(call.header(":path"), Some("/-/jwks"));
+    proxy.answer(&call, Some(200), &[], &jwks);
+    assert_refused(&proxy.sent(parked), 403, "policy-denied", &token);
+}
+
+/// Issue 17 as Envoy does it: a new configuration gets a new root context in the same VM. It
+/// adopts the keys another root fetched from the same place (no fetch), keeps its own
+/// decisions, and never adopts keys fetched from elsewhere.
+#[test]
+fn issue_17_a_new_root_context_adopts_the_shared_keys_and_decides_afresh() {
+    let mut old = ready(&remote());
+    let token = token();
+    old.get(&token);
+    old.entra_grants("azure-1");
+
+    let mut new = Proxy::start_beside(&old, &release_only());
+    let (id, _) = new.get(&token);
+    new.tick();
+    assert_eq!(new.calls_to(GITLAB), 0, "adopted from shared data");
+    assert_refused(&new.sent(id), 403, "policy-denied", &token);
+    let (id, action) = old.get(&token);
+    assert_eq!(action, Action::Continue, "the old root still serves its own: {:?}", old.seen(id));
+
+    let elsewhere = config_json(|c| c["jwks"]["cluster"] = json!("gitlab-mirror"));
+    let mut third = Proxy::start_beside(&old, &elsewhere);
+    third.get(&token);
+    third.tick();
+    assert_eq!(third.pending("gitlab-mirror").len(), 1, "keys from another place are fetched");
+    let lines = third.host.logs_with("configured: policy ");
+    assert!(lines.len() == 1 && lines[0].ends_with(&format!("root context {ROOT}")), "{lines:?}");
+}
+
+/// Every request is counted once by outcome, next to the JWKS and Entra counters.
+#[test]
+fn every_request_is_counted_once_by_outcome_and_so_are_fetches_and_exchanges() {
+    let mut proxy = Proxy::start(&remote());
+    proxy.tick();
+    let call = proxy.only_pending(GITLAB);
+    proxy.answer(&call, Some(503), &[], "down");
+    assert_eq!(counter(&proxy, "jwks_fetch.failed"), 1);
+    let (id, _) = proxy.get(&token());
+    assert_refused(&proxy.sent(id), 503, "jwks-unavailable", &token());
+    proxy.advance(6);
+    proxy.fetch_keys();
+    assert_eq!(counter(&proxy, "jwks_fetch.ok"), 1);
+
+    let token = token();
+    proxy.get(&token);
+    proxy.entra_grants("azure-1"); // allowed
+    proxy.get(&token); // allowed, from the worker's copy
+    proxy.request(&[]); // rejected
+    proxy.get(&token_with(json!({"ref": "feature/x"}))); // denied
+    proxy.get(&token_with(json!({"job_id": "2"})));
+    proxy.entra_answers(429, &[("retry-after", "7")], ""); // refused: throttled
+    proxy.get(&token_with(json!({"job_id": "3"})));
+    let call = proxy.only_pending(ENTRA);
+    proxy.answer(&call, None, &[], ""); // refused: unreachable
+    assert_eq!(
+        ["allowed", "denied", "rejected", "refused"]
+            .map(|o| counter(&proxy, &format!("requests.{o}"))),
+        [2, 1, 1, 3]
+    );
+    assert_eq!(
+        ["ok", "refused", "throttled", "failed", "unreachable"]
+            .map(|o| counter(&proxy, &format!("entra.{o}"))),
+        [1, 0, 1, 0, 1]
+    );
 }

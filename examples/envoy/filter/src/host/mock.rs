@@ -87,7 +87,7 @@ pub(crate) struct State {
     /// The callout answer being delivered: headers and body.
     pub answer: (Vec<(String, String)>, Vec<u8>),
     pub foreign: Option<ForeignFn>,
-    /// Counters by name, in the order defined.
+    /// Counters by name, in the order first defined.
     pub counters: Vec<(String, i64)>,
 }
 
@@ -281,8 +281,15 @@ impl Host for MockHost {
 
     fn define_counter(&self, name: &str) -> Result<u32, Status> {
         let mut state = self.state();
-        state.counters.push((name.to_owned(), 0));
-        u32::try_from(state.counters.len() - 1).map_err(|_| Status::InternalFailure)
+        // Envoy finds a counter by name: a second definition is the same counter.
+        let index = match state.counters.iter().position(|(n, _)| n == name) {
+            Some(index) => index,
+            None => {
+                state.counters.push((name.to_owned(), 0));
+                state.counters.len() - 1
+            }
+        };
+        u32::try_from(index).map_err(|_| Status::InternalFailure)
     }
 
     fn increment_counter(&self, id: u32, by: i64) -> Result<(), Status> {
