@@ -26,6 +26,23 @@ import { instantiate } from './generated/gitlab-azure-oidc.js';
 /** @typedef {import('./generated/interfaces/gitlab-azure-oidc-gate.js').Admission} Admission */
 /** @typedef {import('./generated/interfaces/gitlab-azure-oidc-verify.js').ClaimSpec} ClaimSpec */
 /** @typedef {import('./generated/interfaces/gitlab-azure-oidc-policy.js').Decision} Decision */
+/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-lint.js').LintReport} LintReport */
+/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-lint.js').Severity} Severity */
+
+/**
+ * One CI file: its path from the repository root, its YAML as JSON (text or object; anchors
+ * resolved, `!reference [a, b]` as `{"!reference": ["a", "b"]}`) and, optionally, the 1-based
+ * line of each top-level key (`{deploy: 12}` or `[['deploy', 12]]`).
+ * @typedef {{path: string, json: string|object, keyLines?: Record<string, number>|Array<[string, number]>}} CiFileOptions
+ */
+/**
+ * What the CI file does not say (WIT `lint-context`); absent fields are the defaults: branch
+ * `main` (protected), issuer `https://gitlab.com`, `sub` from project_path, ref_type, ref.
+ * @typedef {{projectPath: string, projectId?: string, namespaceId?: string, defaultBranch?: string,
+ *   defaultBranchProtected?: boolean, protectedBranches?: string[], protectedTags?: string[],
+ *   protectedEnvironments?: string[], issuer?: string, subClaimComponents?: string[],
+ *   extraAudiences?: string[], appId?: string}} LintContextOptions
+ */
 
 /**
  * A verified token: the component's record, plus its payload parsed and GitLab's claims typed.
@@ -488,3 +505,33 @@ export function preflight(claims, credentials, runtime = defaultRuntime()) {
 
 /** Every claim the component names, registered claims first. @returns {ClaimSpec[]} */
 export const claimTable = (runtime = defaultRuntime()) => runtime.claimTable();
+
+/** @param {CiFileOptions} f */
+function ciFile(f) {
+  const lines = Array.isArray(f.keyLines) ? f.keyLines : Object.entries(f.keyLines ?? {});
+  return { path: f.path, json: json(f.json), keyLines: lines.map(([k, v]) => [String(k), Number(v)]) };
+}
+
+/**
+ * Lints a `.gitlab-ci.yml` (`root`) with the local files it includes, against the policy and the
+ * federated credentials (`az ad app federated-credential list`) when given. `fails` is set at
+ * `failOn` (default `high`) and above.
+ * @param {CiFileOptions} root @param {LintContextOptions} context
+ * @param {{included?: CiFileOptions[], policy?: string|object, credentials?: string|object[],
+ *   failOn?: Severity, runtime?: Runtime}} [options]
+ * @returns {LintReport} @throws {OidcError} category `config` when the input cannot be linted
+ */
+export function lintPipeline(root, context, { included = [], policy, credentials, failOn = 'high', runtime = defaultRuntime() } = {}) {
+  const c = {
+    projectPath: context.projectPath, projectId: context.projectId, namespaceId: context.namespaceId,
+    defaultBranch: context.defaultBranch, defaultBranchProtected: context.defaultBranchProtected,
+    protectedBranches: [...(context.protectedBranches ?? [])], protectedTags: [...(context.protectedTags ?? [])],
+    protectedEnvironments: [...(context.protectedEnvironments ?? [])], issuer: context.issuer,
+    subClaimComponents: [...(context.subClaimComponents ?? [])], extraAudiences: [...(context.extraAudiences ?? [])],
+    appId: context.appId,
+  };
+  return runtime.call((r) => r.lint.lintPipeline(
+    ciFile(root), included.map(ciFile), c,
+    policy === undefined ? undefined : json(policy), credentials === undefined ? undefined : json(credentials), failOn,
+  ));
+}

@@ -8,7 +8,8 @@ seconds since the epoch, defaults to the current time). The exchange is a `Gate`
                          policy=Path("policy.json").read_text())) as gate:
         access = exchange(gate, id_token, send, fetch_jwks=fetch_jwks)  # raises OidcError
 
-`Verifier`, `Policy`, `verify_gitlab_token`, `preflight` and `claim_table` are for tooling.
+`Verifier`, `Policy`, `verify_gitlab_token`, `preflight`, `claim_table` and `lint_pipeline` are
+for tooling.
 
 The component is compiled once per process (``Runtime``) and each runtime has one instance.
 A guest trap (fuel or memory exhausted, a bug) poisons an instance: ``GuestTrap`` is raised and
@@ -41,11 +42,13 @@ __all__ = [
     "VerifiedToken", "Header", "RegisteredClaims", "GitlabClaims", "UserIdentity", "JobConfig",
     "CheckedToken", "KeyInfo", "AzureTarget", "HttpRequest", "AccessToken",
     "Policy", "Decision", "RuleOutcome", "PlanReport", "PreflightReport", "preflight",
+    "lint_pipeline", "CiFile", "LintContext", "LintReport", "SeverityCounts",
 ]
 
 _VERIFY = "gitlab-azure:oidc/verify@0.2.0"
 _GATE = "gitlab-azure:oidc/gate@0.2.0"
 _POLICY = "gitlab-azure:oidc/policy@0.2.0"
+_LINT = "gitlab-azure:oidc/lint@0.2.0"
 _SIGNATURES = "gitlab-azure:oidc/signatures@0.2.0"
 
 # ---------------------------------------------------------------------------------------------
@@ -364,6 +367,57 @@ class PlanReport:
     credentials_json: str
     commands: List[str]
     warnings: List[str]
+
+
+@dataclass(frozen=True)
+class CiFile:
+    """One CI file for `lint_pipeline` (WIT `ci-file`): its path from the repository root, its
+    YAML as JSON text (anchors resolved, ``!reference [a, b]`` as ``{"!reference": ["a", "b"]}``)
+    and the 1-based line of each top-level key (empty: findings point at line 1)."""
+    path: str
+    json: str
+    key_lines: Sequence[Tuple[str, int]] = ()
+
+
+@dataclass(frozen=True)
+class LintContext:
+    """What the CI file does not say about the project (WIT `lint-context`). None and empty
+    lists are the defaults: branch ``main`` (protected), issuer ``https://gitlab.com``, `sub`
+    from ``project_path``, ``ref_type``, ``ref``; Entra's audiences are always accepted."""
+    project_path: str
+    project_id: Optional[str] = None
+    namespace_id: Optional[str] = None
+    default_branch: Optional[str] = None
+    default_branch_protected: Optional[bool] = None
+    protected_branches: Sequence[str] = ()
+    protected_tags: Sequence[str] = ()
+    protected_environments: Sequence[str] = ()
+    issuer: Optional[str] = None
+    sub_claim_components: Sequence[str] = ()
+    extra_audiences: Sequence[str] = ()
+    app_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class SeverityCounts:
+    critical: int
+    high: int
+    medium: int
+    low: int
+    info: int
+
+
+@dataclass(frozen=True)
+class LintReport:
+    """The linter's report: ``text`` for people, ``json`` (one document), ``code_quality``
+    (GitLab's Code Quality array), ``fails`` at the threshold given, and the counts."""
+    text: str
+    json: str
+    code_quality: str
+    fails: bool
+    counts: SeverityCounts
+    jobs: int
+    azure_jobs: int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -878,6 +932,23 @@ def verify_gitlab_token(token: str, jwks: str, config: VerifierConfig, now: Opti
 def claim_table(*, runtime: Optional[Runtime] = None) -> List[ClaimSpec]:
     """Every claim the component names, registered claims first."""
     return _from_wit(List[ClaimSpec], (runtime or default_runtime())._call(_VERIFY, "claim-table"))
+
+
+def lint_pipeline(root: CiFile, context: LintContext, *, included: Sequence[CiFile] = (),
+                  policy: Optional[str] = None, credentials: Optional[str] = None,
+                  fail_on: str = "high", runtime: Optional[Runtime] = None) -> LintReport:
+    """Lints a `.gitlab-ci.yml` (``root``) with the local files it includes, against the policy
+    document and the federated credentials (JSON, as `az ad app federated-credential list`
+    prints them) when given; ``fail_on`` is ``info``, ``low``, ``medium``, ``high`` or
+    ``critical``. Raises `OidcError` (category ``config``) when the input cannot be linted."""
+    def ci_file(f: CiFile) -> Record:
+        record = Record()
+        record.path, record.json = f.path, f.json
+        setattr(record, "key-lines", [(str(k), int(v)) for k, v in f.key_lines])
+        return record
+    return _result((runtime or default_runtime())._call(
+        _LINT, "lint-pipeline", ci_file(root), [ci_file(f) for f in included], _to_wit(context),
+        policy, credentials, fail_on), LintReport)
 
 
 def preflight(claims: Union[VerifiedToken, Mapping[str, Any], str], credentials_json: str, *,

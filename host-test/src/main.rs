@@ -11,7 +11,9 @@ mod exchange;
 mod exit;
 mod fetch;
 mod flags;
+mod lint;
 mod out;
+mod pipeline_yaml;
 mod time;
 mod verify;
 
@@ -50,6 +52,9 @@ enum Command {
     Check(check::CheckArgs),
     /// Print the Entra federated credentials a policy needs.
     Plan(check::PlanArgs),
+    /// Lint a `.gitlab-ci.yml`: audiences, subjects and credentials, secrets, legacy tokens,
+    /// and merge requests that reach protected-ref identities, per job, with the fix.
+    Lint(lint::LintArgs),
     /// Run the whole flow against loopback stand-ins for GitLab and Entra (no account needed).
     Demo,
 }
@@ -79,6 +84,7 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<(), Exit> {
         Command::Exchange(args) => exchange::command(&host()?, args, sub),
         Command::Check(args) => check::check_command(&host()?, args, sub),
         Command::Plan(args) => check::plan_command(&host()?, args),
+        Command::Lint(args) => lint::command(&host()?, args, sub),
         Command::Demo => demo::command(&host()?),
     }
 }
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => args.json,
         Command::Exchange(args) => args.output == exchange::Output::Json,
         Command::Check(args) => args.json,
+        Command::Lint(args) => args.json,
         Command::Plan(_) | Command::Demo => false,
     };
     match run(&cli, &matches) {

@@ -7,11 +7,8 @@
 //! booleans become strings; a file with a `spec:` header (`---` then the pipeline) yields the
 //! pipeline document.
 //!
-//! Collecting includes is the caller's loop: parse the root file, ask
-//! `gitlab_azure_oidc::pipeline::local_includes` for the local paths it includes (from the
-//! repository root; `*`/`**` are globs), read each `.yml`/`.yaml` file among them that exists
-//! inside the repository, and repeat for each new file, at most 150 files in all.
-#![allow(dead_code)] // Wired into the CLI by `lint` (issue 15).
+//! Collecting includes is `lint.rs`'s loop: it asks the component (`local-includes`) which
+//! local files each parsed file includes and reads them.
 
 use std::collections::BTreeMap;
 
@@ -242,8 +239,8 @@ deploy:
     }
 
     /// The core's fixtures are this conversion of the YAML beside them: regenerate the JSON
-    /// with `cargo test -p host-test --bin gitlab-azure-oidc pipeline_yaml -- --ignored` after
-    /// editing a YAML file.
+    /// with `cargo test --release -p gitlab-azure-oidc-host --bin gitlab-azure-oidc
+    /// pipeline_yaml -- --ignored` after editing a YAML file.
     fn fixtures() -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/pipeline/testdata");
         let mut out = Vec::new();

@@ -1,5 +1,5 @@
 //! One instance for a sequence of one-shot tooling calls: verify a token, load a policy,
-//! decide on claims, plan, preflight, read the claim table.
+//! decide on claims, plan, preflight, read the claim table, lint a pipeline.
 
 use wasmtime::component::ResourceAny;
 use wasmtime::Store;
@@ -8,9 +8,15 @@ use crate::bindings::Oidc;
 use crate::engine::State;
 use crate::error::classify;
 use crate::{
-    ClaimSpec, Decision, Failure, Host, HostError, PlanReport, PreflightReport, VerifiedToken,
-    VerifierConfig,
+    CiFile, ClaimSpec, Decision, Failure, Host, HostError, Includes, LintContext, LintReport,
+    PlanReport, PreflightReport, Severity, VerifiedToken, VerifierConfig,
 };
+
+/// How many times the per-call fuel a `lint_pipeline` call gets. Linting does far more work
+/// than verifying: GitLab's largest pipeline (1,000 jobs, each with several rules, checked
+/// against federated credentials) takes about 7,000,000,000 units, 3.5 times the default
+/// budget, and a few seconds.
+const LINT_FUEL_FACTOR: u64 = 10;
 
 /// One instance of the component; each call gets the fuel bound anew. After a
 /// [`HostError::Trap`] the session is dead: start another.
@@ -41,6 +47,20 @@ impl Session {
         f: impl FnOnce(&mut Store<State>, &Oidc) -> wasmtime::Result<R>,
     ) -> Result<R, HostError> {
         self.host.refuel(&mut self.store)?;
+        f(&mut self.store, &self.oidc).map_err(classify)
+    }
+
+    /// Like `call`, with `factor` times the per-call fuel (when fuel is on).
+    fn call_long<R>(
+        &mut self,
+        factor: u64,
+        f: impl FnOnce(&mut Store<State>, &Oidc) -> wasmtime::Result<R>,
+    ) -> Result<R, HostError> {
+        self.host.refuel(&mut self.store)?;
+        if self.store.get_fuel().is_ok() {
+            let fuel = self.host.limits().fuel_per_call.saturating_mul(factor);
+            self.store.set_fuel(fuel).map_err(classify)?;
+        }
         f(&mut self.store, &self.oidc).map_err(classify)
     }
 
@@ -135,6 +155,55 @@ impl Session {
     ) -> Result<Result<PreflightReport, Failure>, HostError> {
         self.call(|s, o| {
             o.gitlab_azure_oidc_policy().call_preflight(s, claims_json, credentials_json)
+        })
+    }
+
+    /// `lint.local-includes`: the local files the CI file `json` includes, with its globs
+    /// expanded over `repository_files` (paths from the repository root).
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn local_includes(
+        &mut self,
+        json: &str,
+        repository_files: &[String],
+    ) -> Result<Result<Includes, Failure>, HostError> {
+        self.call(|s, o| o.gitlab_azure_oidc_lint().call_local_includes(s, json, repository_files))
+    }
+
+    /// `lint.max-files`: the most CI files `lint_pipeline` takes.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn lint_max_files(&mut self) -> Result<u32, HostError> {
+        self.call(|s, o| o.gitlab_azure_oidc_lint().call_max_files(s))
+    }
+
+    /// `lint.lint-pipeline`: lints `root` with the files it includes, against the policy
+    /// document and the federated credentials (JSON) when given. The call gets ten times the
+    /// per-call fuel: GitLab's largest pipeline needs three and a half.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn lint_pipeline(
+        &mut self,
+        root: &CiFile,
+        included: &[CiFile],
+        context: &LintContext,
+        policy: Option<&str>,
+        credentials: Option<&str>,
+        fail_on: Severity,
+    ) -> Result<Result<LintReport, Failure>, HostError> {
+        self.call_long(LINT_FUEL_FACTOR, |s, o| {
+            o.gitlab_azure_oidc_lint().call_lint_pipeline(
+                s,
+                root,
+                included,
+                context,
+                policy,
+                credentials,
+                fail_on,
+            )
         })
     }
 }

@@ -11,6 +11,7 @@ wit_bindgen::generate!({ path: "wit", world: "oidc" });
 
 mod convert;
 mod gate;
+mod lint;
 mod policy;
 mod verify;
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{Decided, GateConfigError};
 use crate::entra::federated::CredentialError;
 use crate::entra::{EntraError, EntraErrorResponse, RequestError};
+use crate::pipeline::PipelineError;
 use crate::policy::Location;
 use crate::{JwksError, VerifyError};
 
@@ -21,6 +22,8 @@ pub enum Failure {
     Credentials(CredentialError),
     /// Claims given as JSON for a what-if decision (tooling input) do not parse.
     Claims(VerifyError),
+    /// A CI pipeline given to the linter (tooling input) cannot be linted at all.
+    Pipeline(PipelineError),
     /// A JWKS document was refused as a whole; the keys in use stay.
     Jwks(JwksError),
     /// The gate has no signing keys yet: fetch the issuer's JWKS and install it.
@@ -74,6 +77,7 @@ impl Failure {
             Self::Config(e) => e.kind(),
             Self::Credentials(e) => e.kind(),
             Self::Claims(e) => e.kind(),
+            Self::Pipeline(e) => e.kind(),
             Self::Jwks(e) => e.kind(),
             Self::NoKeys => "jwks-unavailable",
             Self::Token(e) => e.kind(),
@@ -86,7 +90,9 @@ impl Failure {
     /// The failure's category.
     pub fn category(&self) -> Category {
         match self {
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) => Category::Config,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) => {
+                Category::Config
+            }
             Self::Jwks(_) | Self::NoKeys => Category::Jwks,
             Self::Token(_) => Category::Token,
             Self::Denied(_) => Category::Denied,
@@ -107,7 +113,7 @@ impl Failure {
                 "the issuer may have rotated its keys: fetch its JWKS again, then retry".to_owned(),
             ),
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
-            Self::Token(_) | Self::Request(_) => None,
+            Self::Pipeline(_) | Self::Token(_) | Self::Request(_) => None,
             Self::Denied(decided) => decided.decision().map(|d| d.lines().join("\n")),
             Self::Entra(e) => e.entra_response().map(EntraErrorResponse::hint),
         }
@@ -118,7 +124,7 @@ impl Failure {
         match self {
             Self::NoKeys | Self::Jwks(_) => true,
             Self::Token(e) => e.suggests_jwks_refresh(),
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) => false,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) => false,
             Self::Denied(_) | Self::Request(_) | Self::Entra(_) => false,
         }
     }
@@ -128,7 +134,8 @@ impl Failure {
     pub fn retryable(&self) -> bool {
         match self {
             Self::Entra(e) => e.is_retryable(),
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => false,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) => false,
+            Self::Jwks(_) => false,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => false,
         }
     }
@@ -137,7 +144,8 @@ impl Failure {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Entra(e) => e.retry_after().and_then(|r| r.seconds),
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) => None,
+            Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -148,7 +156,7 @@ impl Failure {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::Config(_) | Self::Credentials(_) => 500,
-            Self::Claims(_) => 400,
+            Self::Claims(_) | Self::Pipeline(_) => 400,
             Self::Jwks(_) | Self::NoKeys => 503,
             Self::Token(_) => 401,
             Self::Denied(_) => 403,
@@ -168,7 +176,8 @@ impl Failure {
     pub fn entra_response(&self) -> Option<&EntraErrorResponse> {
         match self {
             Self::Entra(e) => e.entra_response(),
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) => None,
+            Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -188,6 +197,7 @@ impl fmt::Display for Failure {
             Self::Config(e) => write!(f, "{e}"),
             Self::Credentials(e) => write!(f, "{e}"),
             Self::Claims(e) => write!(f, "the claims: {e}"),
+            Self::Pipeline(e) => write!(f, "{e}"),
             Self::Jwks(e) => write!(f, "{e}"),
             Self::NoKeys => f.write_str(
                 "the issuer's signing keys are not available yet; fetch the JWKS, then retry",
@@ -210,6 +220,12 @@ impl std::error::Error for Failure {}
 impl From<GateConfigError> for Failure {
     fn from(e: GateConfigError) -> Self {
         Self::Config(e)
+    }
+}
+
+impl From<PipelineError> for Failure {
+    fn from(e: PipelineError) -> Self {
+        Self::Pipeline(e)
     }
 }
 

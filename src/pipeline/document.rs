@@ -250,9 +250,10 @@ pub fn local_includes(document: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Whether `path` matches the `include:local` glob `pattern` (GitLab uses `fnmatch` with
-/// `FNM_PATHNAME`: `*` and `?` stay within one directory, `**/` spans any number of them).
-pub(crate) fn glob_matches(pattern: &str, path: &str) -> bool {
+/// Whether `path` (from the repository root) matches the `include:local` glob `pattern`, as
+/// [`local_includes`] returns it (GitLab uses `fnmatch` with `FNM_PATHNAME`: `*` and `?` stay
+/// within one directory, `**/` spans any number of them). The host expands globs with it.
+pub fn glob_matches(pattern: &str, path: &str) -> bool {
     let pattern: Vec<&str> = pattern.split('/').collect();
     let path: Vec<&str> = path.split('/').collect();
     segments_match(&pattern, &path)

@@ -77,7 +77,7 @@ mod resolve;
 pub use check::lint;
 pub use context::{LintContext, ENTRA_AUDIENCE, SOVEREIGN_AUDIENCES, SUB_CLAIM_COMPONENTS};
 pub use document::{
-    local_includes, Document, MAX_DOCUMENTS, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_DEPTH,
+    glob_matches, local_includes, Document, MAX_DOCUMENTS, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_DEPTH,
     MAX_INCLUDE_DEPTH,
 };
 pub use error::{JobError, PipelineError};
@@ -89,9 +89,7 @@ pub use resolve::{
 };
 
 #[cfg(doc)]
-use crate::entra::federated::FederatedCredential;
-#[cfg(doc)]
-use crate::policy::Policy;
+use crate::{entra::federated::FederatedCredential, policy::Policy};
 
 #[cfg(test)]
 mod tests;

@@ -348,16 +348,10 @@ impl Report {
                 })
             })
             .collect();
-        let summary: serde_json::Map<String, Value> = [
-            Severity::Info,
-            Severity::Medium,
-            Severity::High,
-            Severity::Critical,
-            Severity::Critical,
-        ]
-        .into_iter()
-        .map(|s| (s.as_str().to_owned(), Value::from(self.count(s))))
-        .collect();
+        let summary: serde_json::Map<String, Value> = Severity::ALL
+            .into_iter()
+            .map(|s| (s.as_str().to_owned(), Value::from(self.count(s))))
+            .collect();
         json!({
             "version": 1,
             "project": self.project,

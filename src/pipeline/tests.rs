@@ -633,7 +633,11 @@ fn json_report_carries_jobs_findings_and_summary() {
     let value = planted().to_json();
     assert_eq!(value["version"], json!(1));
     assert_eq!(value["project"], json!("acme/app"));
-    assert_eq!(value["summary"]["critical"], json!(2));
+    assert_eq!(
+        value["summary"],
+        json!({"critical": 2, "high": 6, "medium": 0, "low": 0, "info": 0}),
+        "every severity is counted"
+    );
     assert_eq!(value["findings"].as_array().unwrap().len(), 8);
     let review = value["jobs"].as_array().unwrap().iter().find(|j| j["name"] == "review").unwrap();
     assert_eq!(review["environment"], json!("review/$CI_COMMIT_REF_SLUG"));

@@ -6,9 +6,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import {
-  Gate, GuestTrap, OidcError, Policy, Runtime, Verifier, defaultRuntime, preflight, verifyGitlabToken,
+  Gate, GuestTrap, OidcError, Policy, Runtime, Verifier, defaultRuntime, lintPipeline, preflight, verifyGitlabToken,
 } from '../gitlab-azure-oidc.js';
-import { DEMO_POLICY, TESTDATA, startStandIn } from './standin.js';
+import { DEMO_POLICY, REPO, TESTDATA, startStandIn } from './standin.js';
 
 let s; let jwks; let config;
 before(async () => {
@@ -170,10 +170,34 @@ describe('policy', () => {
   });
 });
 
+describe('lint', () => {
+  test('lintPipeline finds each planted problem of the core\'s sample pipeline', () => {
+    const testdata = join(REPO, 'src/pipeline/testdata');
+    const read = (name) => readFileSync(join(testdata, name), 'utf8');
+    const report = lintPipeline(
+      { path: '.gitlab-ci.yml', json: read('planted.json'), keyLines: { secret: 42 } },
+      { projectPath: 'acme/app', projectId: '4242', protectedBranches: ['release'] },
+      { policy: read('planted.policy.json'), credentials: JSON.parse(read('planted.credentials.json')), failOn: 'critical' },
+    );
+    assert.equal(report.fails, true);
+    assert.deepEqual([report.jobs, report.azureJobs, report.counts.critical, report.counts.high], [8, 8, 2, 6]);
+    const findings = JSON.parse(report.json).findings;
+    assert.deepEqual(findings.map((f) => f.kind).sort(), [
+      'audience-not-accepted', 'azure-without-id-token', 'legacy-job-jwt', 'no-matching-credential',
+      'policy-condition-not-in-entra', 'policy-denies', 'protected-ref-reachable', 'static-secret',
+    ]);
+    assert.equal(findings.find((f) => f.kind === 'static-secret').line, 42);
+    assert.equal(JSON.parse(report.codeQuality).length, 8);
+    assert.ok(!(report.text + report.json + report.codeQuality).includes('Xk73Q~AbeuEchsVEoR7TJYHSDATOCN1D61_k7U4O'));
+    const e = failure(() => lintPipeline({ path: '.gitlab-ci.yml', json: [] }, { projectPath: 'acme/app' }), 'not-a-mapping');
+    assert.equal(e.category, 'config');
+  });
+});
+
 describe('runtime', () => {
   test('the exports are the 0.2.0 interfaces', () => {
     const root = new Runtime().instance().root;
-    for (const name of ['verify', 'gate', 'policy']) assert.ok(root[`gitlab-azure:oidc/${name}@0.2.0`], name);
+    for (const name of ['verify', 'gate', 'policy', 'lint']) assert.ok(root[`gitlab-azure:oidc/${name}@0.2.0`], name);
     assert.equal(root['gitlab-azure:oidc/exchange@0.2.0'], undefined);
   });
 

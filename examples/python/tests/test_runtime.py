@@ -16,7 +16,7 @@ def test_exports_are_the_versioned_interfaces():
     rt = Runtime()
     names = list(rt._component.type.exports(rt._engine))
     assert names == ["gitlab-azure:oidc/verify@0.2.0", "gitlab-azure:oidc/gate@0.2.0",
-                     "gitlab-azure:oidc/policy@0.2.0"]
+                     "gitlab-azure:oidc/policy@0.2.0", "gitlab-azure:oidc/lint@0.2.0"]
 
 
 def test_a_trap_is_followed_by_a_fresh_instance(stand_in, config):

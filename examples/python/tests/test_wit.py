@@ -14,7 +14,8 @@ import pytest
 import gitlab_azure_oidc as oidc
 from gitlab_azure_oidc import GitlabClaims, JobConfig, RegisteredClaims, Runtime, UserIdentity
 
-#: WIT record -> the wrapper's class. `rsa-key` and `ec-key` are read by `_NativeSignatures`.
+#: WIT record -> the wrapper's class. `rsa-key` and `ec-key` are read by `_NativeSignatures`;
+#: `includes` is for hosts that read the included files themselves (the CLI).
 RECORDS = {
     "failure": oidc.OidcError, "location": oidc.Location, "entra-details": oidc.EntraDetails,
     "verifier-config": oidc.VerifierConfig, "header": oidc.Header,
@@ -25,7 +26,8 @@ RECORDS = {
     "gate-config": oidc.GateConfig, "admission": oidc.Admission,
     "rule-outcome": oidc.RuleOutcome, "decision": oidc.Decision,
     "preflight-report": oidc.PreflightReport, "plan-report": oidc.PlanReport,
-    "rsa-key": None, "ec-key": None,
+    "ci-file": oidc.CiFile, "lint-context": oidc.LintContext, "lint-report": oidc.LintReport,
+    "severity-counts": oidc.SeverityCounts, "rsa-key": None, "ec-key": None, "includes": None,
 }
 
 #: A claim kind as a `GitlabClaims` field type.
