@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{Decided, GateConfigError};
+use crate::broker::{IdentityError, VendError};
 use crate::entra::federated::CredentialError;
 use crate::entra::{EntraError, EntraErrorResponse, RequestError};
 use crate::policy::Location;
@@ -33,6 +34,11 @@ pub enum Failure {
     Request(RequestError),
     /// Entra's answer gave no access token.
     Entra(EntraError),
+    /// The broker's managed identity token could not be had (or was not installed yet).
+    Identity(IdentityError),
+    /// A vending request was refused: no token, another method, a bad body, a scope the rule
+    /// does not grant, an assertion for a rule that cannot vend one.
+    Vend(VendError),
 }
 
 /// What kind of failure, for hosts that branch without matching every variant.
@@ -80,6 +86,8 @@ impl Failure {
             Self::Denied(_) => "policy-denied",
             Self::Request(e) => e.kind(),
             Self::Entra(e) => e.kind(),
+            Self::Identity(e) => e.kind(),
+            Self::Vend(e) => e.kind(),
         }
     }
 
@@ -92,6 +100,11 @@ impl Failure {
             Self::Denied(_) => Category::Denied,
             Self::Request(_) => Category::Request,
             Self::Entra(_) => Category::Entra,
+            Self::Identity(e) if e.is_config() => Category::Config,
+            Self::Identity(_) => Category::Entra,
+            Self::Vend(e) if e.is_token() => Category::Token,
+            Self::Vend(VendError::ScopeNotAllowed { .. }) => Category::Denied,
+            Self::Vend(_) => Category::Request,
         }
     }
 
@@ -110,6 +123,8 @@ impl Failure {
             Self::Token(_) | Self::Request(_) => None,
             Self::Denied(decided) => decided.decision().map(|d| d.lines().join("\n")),
             Self::Entra(e) => e.entra_response().map(EntraErrorResponse::hint),
+            Self::Identity(e) => e.hint(),
+            Self::Vend(e) => e.hint(),
         }
     }
 
@@ -120,6 +135,7 @@ impl Failure {
             Self::Token(e) => e.suggests_jwks_refresh(),
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) => false,
             Self::Denied(_) | Self::Request(_) | Self::Entra(_) => false,
+            Self::Identity(_) | Self::Vend(_) => false,
         }
     }
 
@@ -128,6 +144,8 @@ impl Failure {
     pub fn retryable(&self) -> bool {
         match self {
             Self::Entra(e) => e.is_retryable(),
+            Self::Identity(e) => e.is_retryable(),
+            Self::Vend(_) => false,
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => false,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => false,
         }
@@ -137,6 +155,8 @@ impl Failure {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Entra(e) => e.retry_after().and_then(|r| r.seconds),
+            Self::Identity(e) => e.retry_after(),
+            Self::Vend(_) => None,
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
@@ -161,6 +181,8 @@ impl Failure {
                 EntraError::Entra(_) => 403,
                 _ => 502,
             },
+            Self::Identity(e) => e.http_status(),
+            Self::Vend(e) => e.http_status(),
         }
     }
 
@@ -168,6 +190,7 @@ impl Failure {
     pub fn entra_response(&self) -> Option<&EntraErrorResponse> {
         match self {
             Self::Entra(e) => e.entra_response(),
+            Self::Identity(_) | Self::Vend(_) => None,
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
@@ -201,6 +224,8 @@ impl fmt::Display for Failure {
             // The hint is the failure's own field: the message says what Entra said.
             Self::Entra(EntraError::Entra(response)) => f.write_str(&response.describe()),
             Self::Entra(e) => write!(f, "{e}"),
+            Self::Identity(e) => write!(f, "{e}"),
+            Self::Vend(e) => write!(f, "{e}"),
         }
     }
 }
@@ -234,6 +259,18 @@ impl From<VerifyError> for Failure {
 impl From<RequestError> for Failure {
     fn from(e: RequestError) -> Self {
         Self::Request(e)
+    }
+}
+
+impl From<IdentityError> for Failure {
+    fn from(e: IdentityError) -> Self {
+        Self::Identity(e)
+    }
+}
+
+impl From<VendError> for Failure {
+    fn from(e: VendError) -> Self {
+        Self::Vend(e)
     }
 }
 
