@@ -8,6 +8,7 @@ use super::{Decided, GateConfigError};
 use crate::broker::{IdentityError, VendError};
 use crate::entra::federated::CredentialError;
 use crate::entra::{EntraError, EntraErrorResponse, RequestError};
+use crate::policy::BrokerPlanError;
 use crate::policy::Location;
 use crate::{JwksError, VerifyError};
 
@@ -39,6 +40,8 @@ pub enum Failure {
     /// A vending request was refused: no token, another method, a bad body, a scope the rule
     /// does not grant, an assertion for a rule that cannot vend one.
     Vend(VendError),
+    /// The broker plan cannot be made (tooling input).
+    Plan(BrokerPlanError),
 }
 
 /// What kind of failure, for hosts that branch without matching every variant.
@@ -88,13 +91,16 @@ impl Failure {
             Self::Entra(e) => e.kind(),
             Self::Identity(e) => e.kind(),
             Self::Vend(e) => e.kind(),
+            Self::Plan(e) => e.kind(),
         }
     }
 
     /// The failure's category.
     pub fn category(&self) -> Category {
         match self {
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) => Category::Config,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Plan(_) => {
+                Category::Config
+            }
             Self::Jwks(_) | Self::NoKeys => Category::Jwks,
             Self::Token(_) => Category::Token,
             Self::Denied(_) => Category::Denied,
@@ -125,6 +131,7 @@ impl Failure {
             Self::Entra(e) => e.entra_response().map(EntraErrorResponse::hint),
             Self::Identity(e) => e.hint(),
             Self::Vend(e) => e.hint(),
+            Self::Plan(_) => None,
         }
     }
 
@@ -135,7 +142,7 @@ impl Failure {
             Self::Token(e) => e.suggests_jwks_refresh(),
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) => false,
             Self::Denied(_) | Self::Request(_) | Self::Entra(_) => false,
-            Self::Identity(_) | Self::Vend(_) => false,
+            Self::Identity(_) | Self::Vend(_) | Self::Plan(_) => false,
         }
     }
 
@@ -145,7 +152,7 @@ impl Failure {
         match self {
             Self::Entra(e) => e.is_retryable(),
             Self::Identity(e) => e.is_retryable(),
-            Self::Vend(_) => false,
+            Self::Vend(_) | Self::Plan(_) => false,
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => false,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => false,
         }
@@ -156,7 +163,7 @@ impl Failure {
         match self {
             Self::Entra(e) => e.retry_after().and_then(|r| r.seconds),
             Self::Identity(e) => e.retry_after(),
-            Self::Vend(_) => None,
+            Self::Vend(_) | Self::Plan(_) => None,
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
@@ -183,6 +190,7 @@ impl Failure {
             },
             Self::Identity(e) => e.http_status(),
             Self::Vend(e) => e.http_status(),
+            Self::Plan(_) => 500,
         }
     }
 
@@ -190,7 +198,7 @@ impl Failure {
     pub fn entra_response(&self) -> Option<&EntraErrorResponse> {
         match self {
             Self::Entra(e) => e.entra_response(),
-            Self::Identity(_) | Self::Vend(_) => None,
+            Self::Identity(_) | Self::Vend(_) | Self::Plan(_) => None,
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
@@ -226,6 +234,7 @@ impl fmt::Display for Failure {
             Self::Entra(e) => write!(f, "{e}"),
             Self::Identity(e) => write!(f, "{e}"),
             Self::Vend(e) => write!(f, "{e}"),
+            Self::Plan(e) => write!(f, "{e}"),
         }
     }
 }

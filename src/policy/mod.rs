@@ -94,7 +94,10 @@ pub use audit::AuditEvent;
 pub use credential::RuleCredential;
 pub use decision::{Decision, Effect, Mismatch, RuleOutcome, Verdict};
 pub use error::{Location, PolicyError};
-pub use plan::{plan, AppPlan, Plan, PlanWarning};
+pub use plan::{
+    plan, plan_broker, AppPlan, BrokerApp, BrokerPlan, BrokerPlanError, BrokerPlanInput,
+    BrokerPlanWarning, CertificateUpload, IssuerDocuments, Plan, PlanWarning,
+};
 
 use condition::Condition;
 
