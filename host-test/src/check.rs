@@ -139,6 +139,9 @@ pub(crate) fn check_command(
     if !fingerprint.is_empty() {
         write_audit(None, std::slice::from_ref(&decision.audit_json))?;
     }
+    if let Some(rule) = decision.rule.as_deref().filter(|_| decision.allow) {
+        advisory_note(&mut session, policy, rule)?;
+    }
     if !decision.allow {
         return Err(Exit::refused("policy-denied", decision.summary));
     }
@@ -236,6 +239,22 @@ fn plan_broker(session: &mut Session, policy: PolicyRef, args: &PlanArgs) -> Res
     }
     for warning in doc["warnings"].as_array().into_iter().flatten() {
         eprintln!("warning: {}", warning["message"].as_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Says on stderr when the allowing rule is federated: Entra would accept the job's token
+/// without this decision, so the rule is advisory (the broker plan's warning says what binds).
+fn advisory_note(session: &mut Session, policy: PolicyRef, rule: &str) -> Result<(), Exit> {
+    // Without a broker issuer an `issuer` rule cannot be planned; that rule is not advisory.
+    let Ok(document) = session.plan_broker(policy, "", None, &[], &[])? else { return Ok(()) };
+    let doc: Value = serde_json::from_str(&document).unwrap_or(Value::Null);
+    let prefix = format!("rule {rule}: ");
+    for warning in doc["warnings"].as_array().into_iter().flatten() {
+        let message = warning["message"].as_str().unwrap_or_default();
+        if warning["kind"] == "advisory" && message.starts_with(&prefix) {
+            eprintln!("note: {message}");
+        }
     }
     Ok(())
 }

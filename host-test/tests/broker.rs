@@ -842,3 +842,28 @@ fn plan_prints_what_entra_needs_for_each_broker_credential_and_warns_about_bypas
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("plan-no-issuer"), "{}", text(&output.stderr));
 }
+
+#[test]
+fn check_says_when_the_allowing_rule_is_only_advisory() {
+    let dir = std::env::temp_dir().join(format!("gao-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let claims = dir.join("claims.json");
+    std::fs::write(
+        &claims,
+        testkit::gitlab_claims("https://gitlab.example.com", now()).to_string(),
+    )
+    .unwrap();
+    let demo = format!("{}/../examples/policies/demo.json", env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(BIN)
+        .args(["check", "--policy", &demo, "--claims", &claims.display().to_string()])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("note: rule deploy-production: the federated credential is advisory"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("give the rule a broker credential"), "{stderr}");
+}
