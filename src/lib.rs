@@ -47,6 +47,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod broker;
 pub mod entra;
 pub mod findings;
 pub mod gate;

@@ -50,6 +50,24 @@ pub(crate) struct PlanArgs {
     /// The audience the credentials name.
     #[arg(long, value_name = "AUD", default_value = ENTRA_AUDIENCE)]
     pub(crate) audience: String,
+    /// The broker configuration document, as the broker reads it: its issuer's URL and keys
+    /// (only the public halves are printed) and its certificates. `{"env": NAME}` values come
+    /// from this environment; a key whose variable is unset needs a `public_key`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) broker_config: Option<String>,
+    /// The broker's issuer URL, instead of --broker-config.
+    #[arg(long, value_name = "URL", conflicts_with = "broker_config")]
+    pub(crate) broker_issuer: Option<String>,
+    /// A key of the broker's issuer (PEM, public or private; the first one signs; repeatable).
+    #[arg(long = "broker-key", value_name = "FILE", requires = "broker_issuer")]
+    pub(crate) broker_keys: Vec<String>,
+    /// A certificate that a rule's `certificate` credential names: NAME=FILE (PEM; repeatable).
+    #[arg(long = "certificate", value_name = "NAME=FILE")]
+    pub(crate) certificates: Vec<String>,
+    /// An app's current federated credentials, as `az ad app federated-credential list` prints
+    /// them: [CLIENT_ID=]FILE (repeatable). Warns about any that lets jobs skip the broker.
+    #[arg(long = "credentials", value_name = "[CLIENT_ID=]FILE")]
+    pub(crate) credentials: Vec<String>,
 }
 
 /// Loads a policy file into `session`, printing its lint warnings on stderr.
@@ -121,6 +139,9 @@ pub(crate) fn check_command(
     if !fingerprint.is_empty() {
         write_audit(None, std::slice::from_ref(&decision.audit_json))?;
     }
+    if let Some(rule) = decision.rule.as_deref().filter(|_| decision.allow) {
+        advisory_note(&mut session, policy, rule)?;
+    }
     if !decision.allow {
         return Err(Exit::refused("policy-denied", decision.summary));
     }
@@ -145,5 +166,117 @@ pub(crate) fn plan_command(host: &Host, args: &PlanArgs) -> Result<(), Exit> {
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");
     }
+    plan_broker(&mut session, policy, args)
+}
+
+/// The broker part of `plan`: what Entra needs for the rules whose credential only the broker
+/// holds, the issuer's documents, and what stays advisory.
+fn plan_broker(session: &mut Session, policy: PolicyRef, args: &PlanArgs) -> Result<(), Exit> {
+    let broker_config = match (&args.broker_config, &args.broker_issuer) {
+        (Some(path), _) => {
+            let text = read_file(path, "--broker-config")?;
+            let mut document: Value = serde_json::from_str(&text)
+                .map_err(|e| Exit::usage(format!("--broker-config {path}: not JSON: {e}")))?;
+            resolve_env(&mut document);
+            Some(document.to_string())
+        }
+        (None, Some(url)) => {
+            let mut keys = Vec::new();
+            for (i, path) in args.broker_keys.iter().enumerate() {
+                let pem = read_file(path, "--broker-key")?;
+                let key_use = if i == 0 { "signing" } else { "published" };
+                keys.push(json!({"public_key": {"value": pem}, "use": key_use}));
+            }
+            Some(json!({"issuer": {"url": url, "keys": keys}}).to_string())
+        }
+        (None, None) => None,
+    };
+    let mut certificates = Vec::new();
+    for pair in &args.certificates {
+        let (name, path) = pair
+            .split_once('=')
+            .ok_or_else(|| Exit::usage(format!("--certificate {pair}: expected NAME=FILE")))?;
+        certificates.push((name.to_owned(), path.to_owned(), read_file(path, "--certificate")?));
+    }
+    let mut credentials = Vec::new();
+    for item in &args.credentials {
+        let (app, path) = match item.split_once('=') {
+            Some((app, path)) => (app.to_owned(), path),
+            None => (String::new(), item.as_str()),
+        };
+        credentials.push((app, read_file(path, "--credentials")?));
+    }
+    let document = session
+        .plan_broker(policy, &args.issuer, broker_config.as_deref(), &certificates, &credentials)?
+        .map_err(|f| Exit::failure(f, None))?;
+    let doc: Value = serde_json::from_str(&document)
+        .map_err(|e| Exit::usage(format!("the component returned bad JSON: {e}")))?;
+    let apps = doc["apps"].as_array().map_or(0, Vec::len);
+    if apps > 0 || !doc["issuer"].is_null() {
+        out::line("")?;
+        out::line("# Broker: what Entra needs for the rules only the broker serves (binding)")?;
+        let shown = json!({"apps": doc["apps"], "issuer": doc["issuer"]["url"]});
+        out::line(&serde_json::to_string_pretty(&shown).unwrap_or_default())?;
+        if let Some(issuer) = doc["issuer"].as_object() {
+            let url = issuer.get("url").and_then(Value::as_str).unwrap_or_default();
+            // The paths are below the host: serve them at the issuer's origin.
+            let origin = url.split_once("://").map_or(String::new(), |(scheme, rest)| {
+                format!("{scheme}://{}", rest.split('/').next().unwrap_or_default())
+            });
+            for (path, body) in [("discovery_path", "openid-configuration"), ("jwks_path", "jwks")]
+            {
+                let path = issuer.get(path).and_then(Value::as_str).unwrap_or_default();
+                out::line("")?;
+                out::line(&format!("# Serve at {origin}{path} over HTTPS (Entra fetches it):"))?;
+                out::line(&serde_json::to_string_pretty(&issuer[body]).unwrap_or_default())?;
+            }
+        }
+        out::line("")?;
+        out::line("# Commands that create them:")?;
+        for command in doc["commands"].as_array().into_iter().flatten() {
+            out::line(command.as_str().unwrap_or_default())?;
+        }
+    }
+    for warning in doc["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", warning["message"].as_str().unwrap_or_default());
+    }
     Ok(())
+}
+
+/// Says on stderr when the allowing rule is federated: Entra would accept the job's token
+/// without this decision, so the rule is advisory (the broker plan's warning says what binds).
+fn advisory_note(session: &mut Session, policy: PolicyRef, rule: &str) -> Result<(), Exit> {
+    // Without a broker issuer an `issuer` rule cannot be planned; that rule is not advisory.
+    let Ok(document) = session.plan_broker(policy, "", None, &[], &[])? else { return Ok(()) };
+    let doc: Value = serde_json::from_str(&document).unwrap_or(Value::Null);
+    let prefix = format!("rule {rule}: ");
+    for warning in doc["warnings"].as_array().into_iter().flatten() {
+        let message = warning["message"].as_str().unwrap_or_default();
+        if warning["kind"] == "advisory" && message.starts_with(&prefix) {
+            eprintln!("note: {message}");
+        }
+    }
+    Ok(())
+}
+
+/// Replaces every `{"env": NAME}` whose variable is set with `{"value": ...}`: the component
+/// reads no environment.
+fn resolve_env(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            let name = match (object.len(), object.get("env")) {
+                (1, Some(Value::String(name))) => Some(name.clone()),
+                _ => None,
+            };
+            match name.and_then(|n| std::env::var(n).ok()) {
+                Some(resolved) => {
+                    object.clear();
+                    object.insert("value".to_owned(), Value::String(resolved));
+                }
+                None => object.values_mut().for_each(resolve_env),
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(resolve_env),
+        _ => {}
+    }
 }

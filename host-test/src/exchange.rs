@@ -68,6 +68,16 @@ pub(crate) struct ExchangeArgs {
     /// Print each step on stderr (never a token).
     #[arg(long, short)]
     pub(crate) verbose: bool,
+    /// Ask this broker instead of Entra: POST the job's token to URL/token (or to URL itself when
+    /// it has a path) and print the Azure token it answers with. The broker's policy binds; the
+    /// job's `id_tokens:` audience is the broker's URL. https://, or http:// on loopback.
+    #[arg(long, value_name = "URL", env = "GITLAB_AZURE_OIDC_BROKER")]
+    pub(crate) broker: Option<String>,
+    /// With --broker: ask for the broker-signed assertion instead and write it to FILE (mode
+    /// 0600, replaced atomically), where `az login --federated-token "$(cat FILE)"`, Terraform
+    /// (ARM_OIDC_TOKEN_FILE_PATH) and Azure Identity (AZURE_FEDERATED_TOKEN_FILE) read it.
+    #[arg(long, value_name = "FILE", requires = "broker")]
+    pub(crate) assertion_file: Option<String>,
     #[command(flatten)]
     pub(crate) check: CheckFlags,
     #[command(flatten)]
@@ -84,19 +94,36 @@ pub(crate) fn command(host: &Host, args: &ExchangeArgs, matches: &ArgMatches) ->
     let token = args.token.read(None)?;
     let exchanged = run(host, args, matches, &token, &mut std::io::stderr())?;
     let access = &exchanged.access;
-    match args.output {
-        Output::Token => out::line(&access.token)?,
+    print_access(
+        args.output,
+        &access.token,
+        access.expires_at,
+        &exchanged.tenant,
+        &access.token_type,
+    )
+}
+
+/// Prints an Azure access token as `--output` asks: the one place that writes it, whether it
+/// came from Entra or from a broker.
+pub(crate) fn print_access(
+    output: Output,
+    token: &str,
+    expires_at: u64,
+    tenant: &str,
+    token_type: &str,
+) -> Result<(), Exit> {
+    match output {
+        Output::Token => out::line(token)?,
         Output::Json => out::json(&json!({
-            "accessToken": access.token,
-            "expiresOn": crate::time::az_local(access.expires_at),
-            "expires_on": access.expires_at,
+            "accessToken": token,
+            "expiresOn": crate::time::az_local(expires_at),
+            "expires_on": expires_at,
             "subscription": null,
-            "tenant": exchanged.tenant,
-            "tokenType": access.token_type,
+            "tenant": tenant,
+            "tokenType": token_type,
         }))?,
         Output::Env => out::line(&format!(
-            "export AZURE_ACCESS_TOKEN='{}'\nexport AZURE_ACCESS_TOKEN_EXPIRES_ON='{}'",
-            access.token, access.expires_at
+            "export AZURE_ACCESS_TOKEN='{token}'\nexport AZURE_ACCESS_TOKEN_EXPIRES_ON='{expires_at}'"
         ))?,
     }
     Ok(())

@@ -5,6 +5,7 @@
 //! clock, and prints. Exit codes (see `exit.rs`): 0 success, 1 refused, 2 usage, 3 internal.
 #![forbid(unsafe_code)]
 
+mod broker;
 mod check;
 mod demo;
 mod exchange;
@@ -81,6 +82,8 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<(), Exit> {
     let host = || load_host(cli.component.as_deref());
     match &cli.command {
         Command::Verify(args) => verify::command(&host()?, args, sub),
+        // With --broker the broker judges: the job side needs no component.
+        Command::Exchange(args) if args.broker.is_some() => broker::command(args),
         Command::Exchange(args) => exchange::command(&host()?, args, sub),
         Command::Check(args) => check::check_command(&host()?, args, sub),
         Command::Plan(args) => check::plan_command(&host()?, args),

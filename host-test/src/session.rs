@@ -144,6 +144,30 @@ impl Session {
         })
     }
 
+    /// `policy.plan-broker`: what Entra needs for the broker rules, as one JSON document.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn plan_broker(
+        &mut self,
+        policy: PolicyRef,
+        gitlab_issuer: &str,
+        broker_config: Option<&str>,
+        certificates: &[(String, String, String)],
+        credentials: &[(String, String)],
+    ) -> Result<Result<String, Failure>, HostError> {
+        self.call(|s, o| {
+            o.gitlab_azure_oidc_policy().policy().call_plan_broker(
+                s,
+                policy.0,
+                gitlab_issuer,
+                broker_config,
+                certificates,
+                credentials,
+            )
+        })
+    }
+
     /// `preflight`: would Entra accept these claims with these federated credentials?
     ///
     /// # Errors

@@ -4,6 +4,8 @@ use super::convert::fail;
 use super::exports::gitlab_azure::oidc::policy as wit;
 use super::gitlab_azure::oidc::types::Failure;
 use super::Component;
+use crate::broker::{BrokerConfig, ConfigMode};
+use crate::entra::certificate_thumbprints;
 use crate::entra::federated::{self, FederatedCredential};
 use crate::gate::{self, GateConfigError};
 use crate::policy;
@@ -79,6 +81,49 @@ impl wit::GuestPolicy for PolicyResource {
 
     fn warnings(&self) -> Vec<String> {
         self.0.warnings().iter().map(ToString::to_string).collect()
+    }
+
+    fn plan_broker(
+        &self,
+        gitlab_issuer: String,
+        broker_config: Option<String>,
+        certificates: Vec<(String, String, String)>,
+        credentials: Vec<(String, String)>,
+    ) -> Result<String, Failure> {
+        let broker = match broker_config {
+            Some(document) => Some(
+                BrokerConfig::parse(document.as_bytes(), &|_| None, ConfigMode::Plan)
+                    .map_err(|e| fail(GateConfigError::Broker(e)))?,
+            ),
+            None => None,
+        };
+        let mut given = Vec::new();
+        for (name, file, pem) in certificates {
+            let thumbprints =
+                certificate_thumbprints(&pem).map_err(|e| fail(GateConfigError::Certificate(e)))?;
+            given.push((name, thumbprints, Some(file)));
+        }
+        for (name, thumbprints) in broker.iter().flat_map(|b| b.thumbprints.iter()) {
+            if !given.iter().any(|(n, _, _)| n == name) {
+                given.push((name.clone(), thumbprints.clone(), None));
+            }
+        }
+        let mut lists = Vec::new();
+        for (client_id, document) in credentials {
+            let list = FederatedCredential::parse_list(document.as_bytes()).map_err(fail)?;
+            lists.push(((!client_id.is_empty()).then_some(client_id), list));
+        }
+        let input = policy::BrokerPlanInput {
+            gitlab_issuer: &gitlab_issuer,
+            issuer: broker.as_ref().and_then(|b| b.issuer.as_deref()),
+            certificates: &given,
+            credentials: &lists,
+        };
+        let plan =
+            policy::plan_broker(&self.0, &input).map_err(|e| fail(gate::Failure::Plan(e)))?;
+        let mut doc = plan.to_json();
+        doc["commands"] = serde_json::json!(plan.commands());
+        Ok(doc.to_string())
     }
 
     fn plan(&self, issuer: String, audience: String) -> wit::PlanReport {

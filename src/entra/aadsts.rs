@@ -8,9 +8,9 @@
 use crate::entra::EntraErrorResponse;
 
 /// The codes with a specific hint, in the order of the reference table.
-pub(crate) const KNOWN_CODES: [u64; 19] = [
+pub(crate) const KNOWN_CODES: [u64; 21] = [
     70021, 700211, 700212, 700213, 7002137, 7002138, 700024, 700016, 50027, 90002, 9001023, 90061,
-    501661, 700027, 70011, 700022, 7000215, 7000218, 900144,
+    501661, 700027, 70011, 700022, 7000215, 7000218, 900144, 7000272, 50166,
 ];
 
 /// Longest value quoted from a description.
@@ -141,6 +141,14 @@ fn code_hint(e: &EntraErrorResponse, code: u64) -> String {
         501661 => {
             format!("Entra could not read the GitLab issuer's OIDC metadata: {ISSUER_REACHABLE}")
         }
+        7000272 => "the assertion's `kid` is not among the first 100 keys of its issuer's JWKS: \
+             a broker that is its own issuer must publish a new key (`use: published`) and let \
+             Entra read the JWKS before it signs with it, and keep at most 100 keys"
+            .to_owned(),
+        50166 => "Entra could not reach the assertion's issuer: a broker's issuer must serve \
+             `{issuer}/.well-known/openid-configuration` and its `jwks_uri` over HTTPS from a \
+             publicly trusted endpoint (`plan --broker-config` prints both for static hosting)"
+            .to_owned(),
         700027 => "the client assertion failed signature validation: for a federated credential, \
              the GitLab token was altered or signed by a key the issuer no longer publishes (pass \
              it verbatim, and check the credential's issuer); for a certificate credential, \

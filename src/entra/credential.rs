@@ -193,11 +193,11 @@ impl CertificateCredential {
     }
 }
 
-fn b64(data: &[u8]) -> String {
+pub(super) fn b64(data: &[u8]) -> String {
     crate::text::b64::encode(data)
 }
 
-fn thumbprint(algorithm: &'static digest::Algorithm, der: &[u8]) -> String {
+pub(super) fn thumbprint(algorithm: &'static digest::Algorithm, der: &[u8]) -> String {
     b64(digest::digest(algorithm, der).as_ref())
 }
 
@@ -209,12 +209,15 @@ fn json_string(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // PEM (RFC 7468): labelled base64 blocks; text outside the blocks is ignored.
 
-struct PemBlock<'a> {
-    label: &'a str,
-    body: Vec<&'a str>,
+pub(super) struct PemBlock<'a> {
+    pub(super) label: &'a str,
+    pub(super) body: Vec<&'a str>,
 }
 
-fn pem_blocks(text: &str, input: PemInput) -> Result<Vec<PemBlock<'_>>, CredentialError> {
+pub(super) fn pem_blocks(
+    text: &str,
+    input: PemInput,
+) -> Result<Vec<PemBlock<'_>>, CredentialError> {
     let mut blocks = Vec::new();
     let mut open: Option<PemBlock<'_>> = None;
     for line in text.lines().map(str::trim) {
@@ -241,11 +244,14 @@ fn pem_blocks(text: &str, input: PemInput) -> Result<Vec<PemBlock<'_>>, Credenti
     Ok(blocks)
 }
 
-fn pem_invalid(input: PemInput, reason: &str) -> CredentialError {
+pub(super) fn pem_invalid(input: PemInput, reason: &str) -> CredentialError {
     CredentialError::PemInvalid { input, reason: reason.to_owned() }
 }
 
-fn pem_decode(block: &PemBlock<'_>, input: PemInput) -> Result<Vec<u8>, CredentialError> {
+pub(super) fn pem_decode(
+    block: &PemBlock<'_>,
+    input: PemInput,
+) -> Result<Vec<u8>, CredentialError> {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine as _;
     let joined: String = block.body.concat();
@@ -254,7 +260,7 @@ fn pem_decode(block: &PemBlock<'_>, input: PemInput) -> Result<Vec<u8>, Credenti
     })
 }
 
-fn private_key_der(pem: &str) -> Result<Vec<u8>, CredentialError> {
+pub(super) fn private_key_der(pem: &str) -> Result<Vec<u8>, CredentialError> {
     let input = PemInput::PrivateKey;
     let blocks = pem_blocks(pem, input)?;
     if let Some(block) = blocks.iter().find(|b| b.label == "PRIVATE KEY") {
@@ -273,7 +279,7 @@ fn private_key_der(pem: &str) -> Result<Vec<u8>, CredentialError> {
     }
 }
 
-fn certificate_der(pem: &str) -> Result<Vec<u8>, CredentialError> {
+pub(super) fn certificate_der(pem: &str) -> Result<Vec<u8>, CredentialError> {
     let input = PemInput::Certificate;
     let blocks = pem_blocks(pem, input)?;
     match blocks.iter().find(|b| b.label == "CERTIFICATE") {
@@ -289,20 +295,20 @@ fn certificate_der(pem: &str) -> Result<Vec<u8>, CredentialError> {
 // ---------------------------------------------------------------------------------------------
 // DER: just enough to read PKCS#8 and X.509 framing.
 
-const SEQUENCE: u8 = 0x30;
-const INTEGER: u8 = 0x02;
-const BIT_STRING: u8 = 0x03;
+pub(super) const SEQUENCE: u8 = 0x30;
+pub(super) const INTEGER: u8 = 0x02;
+pub(super) const BIT_STRING: u8 = 0x03;
 const OCTET_STRING: u8 = 0x04;
-const OID: u8 = 0x06;
+pub(super) const OID: u8 = 0x06;
 /// `[0] EXPLICIT`, the X.509 version.
 const CONTEXT_0: u8 = 0xa0;
 
 /// rsaEncryption, 1.2.840.113549.1.1.1.
-const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+pub(super) const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 
 /// Splits one TLV off the front of `input`: `(tag, contents, rest)`. Only definite lengths of up
 /// to 3 length bytes (16 MiB), which covers every key and certificate.
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {
@@ -321,7 +327,7 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 }
 
 /// Reads a TLV with the expected tag.
-fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+pub(super) fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     match tlv(input)? {
         (t, contents, rest) if t == tag => Some((contents, rest)),
         _ => None,
@@ -329,7 +335,7 @@ fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 }
 
 /// Parses a PKCS#8 key: checks it is RSA of at least 2048 bits, then hands it to ring.
-fn parse_private_key(der: &[u8]) -> Result<(RsaKeyPair, usize), CredentialError> {
+pub(super) fn parse_private_key(der: &[u8]) -> Result<(RsaKeyPair, usize), CredentialError> {
     let invalid = |reason: &str| CredentialError::KeyInvalid { reason: reason.to_owned() };
     // PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm AlgorithmIdentifier,
     //                               privateKey OCTET STRING, ... }
@@ -360,7 +366,7 @@ fn parse_private_key(der: &[u8]) -> Result<(RsaKeyPair, usize), CredentialError>
 }
 
 /// The size in bits of a non-negative DER INTEGER.
-fn integer_bits(contents: &[u8]) -> usize {
+pub(super) fn integer_bits(contents: &[u8]) -> usize {
     let significant = match contents.iter().position(|b| *b != 0) {
         Some(first) => contents.get(first..).unwrap_or_default(),
         None => return 0,
@@ -411,7 +417,7 @@ fn dotted(oid: &[u8]) -> String {
 }
 
 /// The RSAPublicKey DER inside an X.509 certificate's SubjectPublicKeyInfo (RFC 5280 4.1).
-fn certificate_rsa_public_key(der: &[u8]) -> Result<&[u8], &'static str> {
+pub(super) fn certificate_rsa_public_key(der: &[u8]) -> Result<&[u8], &'static str> {
     // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
     let (certificate, trailing) = expect(der, SEQUENCE).ok_or("it is not DER")?;
     if !trailing.is_empty() {

@@ -149,6 +149,8 @@ pub enum PemInput {
     PrivateKey,
     /// The certificate.
     Certificate,
+    /// A public key (`BEGIN PUBLIC KEY`), e.g. a broker issuer's published key.
+    PublicKey,
 }
 
 impl PemInput {
@@ -157,6 +159,7 @@ impl PemInput {
         match self {
             Self::PrivateKey => "private key",
             Self::Certificate => "certificate",
+            Self::PublicKey => "public key",
         }
     }
 }

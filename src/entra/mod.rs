@@ -30,6 +30,7 @@ mod aadsts;
 mod credential;
 mod error;
 pub mod federated;
+mod keys;
 mod request;
 mod response;
 mod target;
@@ -41,6 +42,9 @@ pub use error::{
     CredentialError, EntraError, EntraErrorResponse, PemInput, RequestError, RetryAfter,
     TargetError,
 };
+pub(crate) use keys::signing_key_from_pem;
+pub use keys::{certificate_thumbprints, CertificateThumbprints, RsaPublicKey};
+pub(crate) use request::form_encode;
 pub(crate) use request::request_with_assertion;
 pub use request::{
     build_certificate_request, build_federated_request, TokenRequest, CLIENT_ASSERTION_TYPE,

@@ -4,8 +4,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::broker::{
+    self, BrokerConfig, BrokerConfigError, BrokerIssuer, IdentityEndpoint, IssuerCredential,
+    ManagedIdentityCredential,
+};
 use crate::entra::{AzureTarget, CertificateCredential, TargetError};
-use crate::policy::{Policy, PolicyError};
+use crate::policy::{Policy, PolicyError, RuleCredential};
 use crate::verify::offload::SignatureBackend;
 use crate::{ConfigError, VerifierConfig};
 
@@ -19,16 +23,38 @@ pub enum Credential {
     Federated,
     /// A certificate registered on the app: the gate signs its own client assertion with it.
     Certificate(Arc<CertificateCredential>),
+    /// The broker is its own OIDC issuer: it signs an assertion for the rule's subject, and the
+    /// app's federated credential trusts the broker's issuer URL and that subject.
+    Issuer(IssuerCredential),
+    /// The broker's user-assigned managed identity: its token for `api://AzureADTokenExchange`
+    /// is the client assertion, and the app's federated credential trusts the identity.
+    ManagedIdentity(ManagedIdentityCredential),
 }
 
 impl Credential {
-    /// The credential's name, as in configurations: `federated` or `certificate`.
+    /// The credential's name, as in configurations: `federated`, `certificate`, `issuer` or
+    /// `managed-identity`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Federated => "federated",
             Self::Certificate(_) => "certificate",
+            Self::Issuer(_) => "issuer",
+            Self::ManagedIdentity(_) => "managed-identity",
         }
     }
+}
+
+/// The credential one allow rule (or the fixed target) uses, resolved when the gate is built.
+#[derive(Clone, Debug)]
+pub(crate) struct Binding {
+    /// The allow rule; `None` for the fixed target.
+    pub(crate) rule: Option<String>,
+    pub(crate) credential: Credential,
+    /// True when only the broker holds the credential (the broker audience rule applies).
+    pub(crate) broker: bool,
+    /// The token-exchange audience of the target's cloud (`issuer` assertions and
+    /// `managed-identity` tokens are for it).
+    pub(crate) audience: &'static str,
 }
 
 /// Who decides the Azure identity of an admitted job.
@@ -53,6 +79,8 @@ pub struct GateConfig {
     /// The targets as the policy (or the caller) names them, and as requests are sent: equal
     /// unless the authority URL is overridden.
     pub(crate) effective: Vec<(AzureTarget, AzureTarget)>,
+    /// The credential of each allow rule (by name), or of the fixed target (no name).
+    pub(crate) bindings: Vec<Binding>,
 }
 
 impl GateConfig {
@@ -81,9 +109,26 @@ impl GateConfig {
         }
     }
 
-    /// The credential.
+    /// The default credential: the fixed target's, and that of every allow rule whose policy
+    /// names none.
     pub fn credential(&self) -> &Credential {
         &self.credential
+    }
+
+    /// The credential an allow rule uses (`None`: the fixed target's), after the policy's
+    /// `azure.credential` and the broker's configuration were applied.
+    pub fn credential_of(&self, rule: Option<&str>) -> &Credential {
+        self.binding(rule).map_or(&self.credential, |b| &b.credential)
+    }
+
+    /// True when the policy binds: every allow rule (or the fixed target) uses a credential only
+    /// the broker holds, so no job can get a token for it without the gate's decision.
+    pub fn binds(&self) -> bool {
+        !self.bindings.is_empty() && self.bindings.iter().all(|b| b.broker)
+    }
+
+    pub(crate) fn binding(&self, rule: Option<&str>) -> Option<&Binding> {
+        self.bindings.iter().find(|b| b.rule.as_deref() == rule)
     }
 
     /// The target requests are sent for, for a target as the policy names it.
@@ -107,6 +152,9 @@ pub struct GateConfigBuilder {
     signature_backend: Option<Arc<dyn SignatureBackend>>,
     authority_url: Option<String>,
     authority_host: Option<String>,
+    issuer: Option<Arc<BrokerIssuer>>,
+    identity_endpoint: Option<Arc<IdentityEndpoint>>,
+    certificates: Vec<(String, Arc<CertificateCredential>)>,
 }
 
 impl GateConfigBuilder {
@@ -120,7 +168,47 @@ impl GateConfigBuilder {
             signature_backend: None,
             authority_url: None,
             authority_host: None,
+            issuer: None,
+            identity_endpoint: None,
+            certificates: Vec::new(),
         }
+    }
+
+    /// The broker's own issuer, for rules whose credential is `issuer`.
+    pub fn issuer(mut self, issuer: Arc<BrokerIssuer>) -> Self {
+        self.issuer = Some(issuer);
+        self
+    }
+
+    /// The managed identity endpoint, for rules whose credential is `managed-identity`.
+    pub fn identity_endpoint(mut self, endpoint: Arc<IdentityEndpoint>) -> Self {
+        self.identity_endpoint = Some(endpoint);
+        self
+    }
+
+    /// A certificate the policy names (`{"type": "certificate", "name": ...}`).
+    pub fn named_certificate(
+        mut self,
+        name: impl Into<String>,
+        certificate: Arc<CertificateCredential>,
+    ) -> Self {
+        self.certificates.push((name.into(), certificate));
+        self
+    }
+
+    /// Everything a broker configuration holds: its issuer, its managed identity endpoint and
+    /// its certificates.
+    pub fn broker(mut self, broker: &BrokerConfig) -> Self {
+        if let Some(issuer) = &broker.issuer {
+            self.issuer = Some(Arc::clone(issuer));
+        }
+        if let Some(endpoint) = &broker.identity {
+            self.identity_endpoint = Some(Arc::clone(endpoint));
+        }
+        for (name, certificate) in &broker.certificates {
+            self.certificates.push((name.clone(), Arc::clone(certificate)));
+        }
+        self
     }
 
     /// Decides with `policy`: its first matching allow rule names the Azure identity.
@@ -214,6 +302,18 @@ impl GateConfigBuilder {
             })
             .collect::<Result<Vec<_>, TargetError>>()
             .map_err(GateConfigError::AuthorityUrl)?;
+        let material = Material {
+            credential: &self.credential,
+            issuer: self.issuer.as_ref(),
+            identity_endpoint: self.identity_endpoint.as_ref(),
+            certificates: &self.certificates,
+        };
+        let bindings = material.bindings(&authorization, &effective)?;
+        if bindings.iter().any(|b| b.broker) {
+            if let Some(verifier) = &self.verifier {
+                check_broker_audience(verifier, &bindings)?;
+            }
+        }
         let decision_cache = self.decision_cache.unwrap_or_else(|| {
             self.verifier.as_ref().map_or(0, |v| v.limits().verified_cache_entries)
         });
@@ -224,7 +324,117 @@ impl GateConfigBuilder {
             decision_cache,
             signature_backend: self.signature_backend,
             effective,
+            bindings,
         })
+    }
+}
+
+/// What the builder holds for resolving credentials.
+struct Material<'a> {
+    credential: &'a Credential,
+    issuer: Option<&'a Arc<BrokerIssuer>>,
+    identity_endpoint: Option<&'a Arc<IdentityEndpoint>>,
+    certificates: &'a [(String, Arc<CertificateCredential>)],
+}
+
+impl Material<'_> {
+    /// Resolves each allow rule's credential (or the fixed target's) against what the broker
+    /// holds.
+    fn bindings(
+        &self,
+        authorization: &Authorization,
+        effective: &[(AzureTarget, AzureTarget)],
+    ) -> Result<Vec<Binding>, GateConfigError> {
+        let audience = |named: &AzureTarget| {
+            let sent = effective.iter().find(|(n, _)| n == named).map(|(_, e)| e);
+            broker::token_exchange_audience(
+                sent.and_then(AzureTarget::authority_host).or(named.authority_host()),
+            )
+        };
+        let default = |rule: Option<String>, named: &AzureTarget| Binding {
+            rule,
+            broker: matches!(
+                self.credential,
+                Credential::Issuer(_) | Credential::ManagedIdentity(_)
+            ),
+            credential: self.credential.clone(),
+            audience: audience(named),
+        };
+        let rules = match authorization {
+            Authorization::Target(target) => return Ok(vec![default(None, target)]),
+            Authorization::Policy(policy) => policy.rules(),
+        };
+        let mut bindings = Vec::new();
+        for rule in rules {
+            let Some(named) = rule.target() else { continue };
+            let name = rule.name().to_owned();
+            let credential = match rule.credential() {
+                None => {
+                    bindings.push(default(Some(name), named));
+                    continue;
+                }
+                Some(RuleCredential::Federated) => Credential::Federated,
+                Some(RuleCredential::Issuer { subject }) => {
+                    let issuer = self.issuer.cloned().ok_or_else(|| {
+                        GateConfigError::BrokerCredentialMissing {
+                            rule: name.clone(),
+                            credential: "issuer",
+                        }
+                    })?;
+                    Credential::Issuer(IssuerCredential { issuer, subject: subject.clone() })
+                }
+                Some(RuleCredential::ManagedIdentity { client_id, principal_id }) => {
+                    let endpoint = self.identity_endpoint.cloned().ok_or_else(|| {
+                        GateConfigError::BrokerCredentialMissing {
+                            rule: name.clone(),
+                            credential: "managed-identity",
+                        }
+                    })?;
+                    Credential::ManagedIdentity(ManagedIdentityCredential {
+                        endpoint,
+                        client_id: client_id.clone(),
+                        principal_id: principal_id.clone(),
+                    })
+                }
+                Some(RuleCredential::Certificate { name: certificate }) => {
+                    let found = self.certificates.iter().find(|(n, _)| n == certificate);
+                    let Some((_, found)) = found else {
+                        return Err(GateConfigError::UnknownCertificate {
+                            rule: name,
+                            name: certificate.clone(),
+                            known: self.certificates.iter().map(|(n, _)| n.clone()).collect(),
+                        });
+                    };
+                    Credential::Certificate(Arc::clone(found))
+                }
+            };
+            let broker = rule.credential().is_some_and(RuleCredential::is_broker);
+            bindings.push(Binding {
+                rule: Some(name),
+                credential,
+                broker,
+                audience: audience(named),
+            });
+        }
+        Ok(bindings)
+    }
+}
+
+/// The broker audience rule: a gate whose credential only the broker holds must not accept the
+/// job tokens Entra accepts, or a job could skip the broker with the very token it was given.
+fn check_broker_audience(
+    verifier: &VerifierConfig,
+    bindings: &[Binding],
+) -> Result<(), GateConfigError> {
+    let rule = bindings.iter().find(|b| b.broker).and_then(|b| b.rule.clone());
+    if verifier.skips_audience_check() {
+        return Err(GateConfigError::BrokerAudience { audience: None, rule });
+    }
+    match verifier.audiences().iter().find(|a| broker::is_token_exchange_audience(a)) {
+        Some(audience) => {
+            Err(GateConfigError::BrokerAudience { audience: Some(audience.clone()), rule })
+        }
+        None => Ok(()),
     }
 }
 
@@ -277,6 +487,25 @@ impl DangerousGateConfig {
 pub enum GateConfigError {
     /// The authority URL or authority host override is not usable.
     AuthorityUrl(TargetError),
+    /// A broker credential with a verifier that accepts a token-exchange audience
+    /// (`api://AzureADTokenExchange` and its sovereign forms) or any audience: a job's token
+    /// would then be worth an Azure token at Entra without the broker.
+    BrokerAudience {
+        /// The audience accepted; `None` when the audience check is off.
+        audience: Option<String>,
+        /// An allow rule with a broker credential (`None`: the fixed target).
+        rule: Option<String>,
+    },
+    /// The broker configuration document was refused.
+    Broker(BrokerConfigError),
+    /// A rule's credential needs something the broker's configuration does not hold (its
+    /// issuer, its managed identity endpoint).
+    BrokerCredentialMissing {
+        /// The rule.
+        rule: String,
+        /// `issuer` or `managed-identity`.
+        credential: &'static str,
+    },
     /// The certificate credential is not usable.
     Certificate(crate::entra::CredentialError),
     /// A target given on its own (not through the policy) is one Entra would refuse.
@@ -295,6 +524,15 @@ pub enum GateConfigError {
     },
     /// The policy document was refused.
     Policy(PolicyError),
+    /// A rule names a certificate the broker's configuration does not hold.
+    UnknownCertificate {
+        /// The rule.
+        rule: String,
+        /// The name it gives.
+        name: String,
+        /// The names configured.
+        known: Vec<String>,
+    },
     /// The verifier settings were refused.
     Verifier(ConfigError),
 }
@@ -304,6 +542,10 @@ impl GateConfigError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::AuthorityUrl(e) | Self::Target(e) => e.kind(),
+            Self::BrokerAudience { .. } => "broker-audience",
+            Self::Broker(e) => e.kind(),
+            Self::BrokerCredentialMissing { .. } => "broker-credential-missing",
+            Self::UnknownCertificate { .. } => "unknown-certificate",
             Self::Certificate(e) => e.kind(),
             Self::NoTarget => "no-target",
             Self::PolicyWithoutVerification => "policy-without-verification",
@@ -327,6 +569,38 @@ impl fmt::Display for GateConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::AuthorityUrl(e) | Self::Target(e) => write!(f, "{e}"),
+            Self::BrokerAudience { audience, rule } => {
+                let whose = match rule {
+                    Some(rule) => format!("rule {rule} uses a broker credential"),
+                    None => "the gate uses a broker credential".to_owned(),
+                };
+                match audience {
+                    Some(audience) => write!(
+                        f,
+                        "{whose}, but the verifier accepts GitLab tokens with the audience                          `{audience}`, which Entra accepts too: a job could skip the broker and                          redeem its token at Entra; accept only the broker's own audience (its                          URL, as in the job's `id_tokens:` `aud`)"
+                    ),
+                    None => write!(
+                        f,
+                        "{whose}, but the verifier's audience check is off, so it accepts tokens                          minted for Entra (`api://AzureADTokenExchange`); turn the check on with                          the broker's own audience"
+                    ),
+                }
+            }
+            Self::Broker(e) => write!(f, "{e}"),
+            Self::BrokerCredentialMissing { rule, credential } => {
+                let what = match *credential {
+                    "issuer" => "an issuer (its URL and signing key)",
+                    _ => "a managed identity endpoint (`imds` or `app-service`)",
+                };
+                write!(
+                    f,
+                    "rule {rule} uses the {credential} credential, but the broker's configuration                      has no {what}; add it, or change the rule's credential"
+                )
+            }
+            Self::UnknownCertificate { rule, name, known } => write!(
+                f,
+                "rule {rule} names the certificate `{name}`, which the broker's configuration                  does not hold (it holds {}); add it under `certificates`",
+                crate::text::list(known)
+            ),
             Self::Certificate(e) => write!(f, "certificate credential: {e}"),
             Self::NoTarget => f.write_str(
                 "no Azure identity to request: give a policy, or a tenant and a client id",
@@ -355,6 +629,12 @@ impl std::error::Error for GateConfigError {}
 impl From<PolicyError> for GateConfigError {
     fn from(e: PolicyError) -> Self {
         Self::Policy(e)
+    }
+}
+
+impl From<BrokerConfigError> for GateConfigError {
+    fn from(e: BrokerConfigError) -> Self {
+        Self::Broker(e)
     }
 }
 

@@ -5,9 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{Decided, GateConfigError};
+use crate::broker::{IdentityError, VendError};
 use crate::entra::federated::CredentialError;
 use crate::entra::{EntraError, EntraErrorResponse, RequestError};
 use crate::pipeline::PipelineError;
+use crate::policy::BrokerPlanError;
 use crate::policy::Location;
 use crate::{JwksError, VerifyError};
 
@@ -36,6 +38,13 @@ pub enum Failure {
     Request(RequestError),
     /// Entra's answer gave no access token.
     Entra(EntraError),
+    /// The broker's managed identity token could not be had (or was not installed yet).
+    Identity(IdentityError),
+    /// A vending request was refused: no token, another method, a bad body, a scope the rule
+    /// does not grant, an assertion for a rule that cannot vend one.
+    Vend(VendError),
+    /// The broker plan cannot be made (tooling input).
+    Plan(BrokerPlanError),
 }
 
 /// What kind of failure, for hosts that branch without matching every variant.
@@ -84,13 +93,20 @@ impl Failure {
             Self::Denied(_) => "policy-denied",
             Self::Request(e) => e.kind(),
             Self::Entra(e) => e.kind(),
+            Self::Identity(e) => e.kind(),
+            Self::Vend(e) => e.kind(),
+            Self::Plan(e) => e.kind(),
         }
     }
 
     /// The failure's category.
     pub fn category(&self) -> Category {
         match self {
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) => {
+            Self::Config(_)
+            | Self::Credentials(_)
+            | Self::Claims(_)
+            | Self::Pipeline(_)
+            | Self::Plan(_) => {
                 Category::Config
             }
             Self::Jwks(_) | Self::NoKeys => Category::Jwks,
@@ -98,6 +114,11 @@ impl Failure {
             Self::Denied(_) => Category::Denied,
             Self::Request(_) => Category::Request,
             Self::Entra(_) => Category::Entra,
+            Self::Identity(e) if e.is_config() => Category::Config,
+            Self::Identity(_) => Category::Entra,
+            Self::Vend(e) if e.is_token() => Category::Token,
+            Self::Vend(VendError::ScopeNotAllowed { .. }) => Category::Denied,
+            Self::Vend(_) => Category::Request,
         }
     }
 
@@ -116,6 +137,9 @@ impl Failure {
             Self::Pipeline(_) | Self::Token(_) | Self::Request(_) => None,
             Self::Denied(decided) => decided.decision().map(|d| d.lines().join("\n")),
             Self::Entra(e) => e.entra_response().map(EntraErrorResponse::hint),
+            Self::Identity(e) => e.hint(),
+            Self::Vend(e) => e.hint(),
+            Self::Plan(_) => None,
         }
     }
 
@@ -126,6 +150,7 @@ impl Failure {
             Self::Token(e) => e.suggests_jwks_refresh(),
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) => false,
             Self::Denied(_) | Self::Request(_) | Self::Entra(_) => false,
+            Self::Identity(_) | Self::Vend(_) | Self::Plan(_) => false,
         }
     }
 
@@ -134,8 +159,9 @@ impl Failure {
     pub fn retryable(&self) -> bool {
         match self {
             Self::Entra(e) => e.is_retryable(),
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) => false,
-            Self::Jwks(_) => false,
+            Self::Identity(e) => e.is_retryable(),
+            Self::Vend(_) | Self::Plan(_) => false,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) | Self::Jwks(_) => false,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => false,
         }
     }
@@ -144,8 +170,9 @@ impl Failure {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Entra(e) => e.retry_after().and_then(|r| r.seconds),
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) => None,
-            Self::Jwks(_) => None,
+            Self::Identity(e) => e.retry_after(),
+            Self::Vend(_) | Self::Plan(_) => None,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -169,6 +196,9 @@ impl Failure {
                 EntraError::Entra(_) => 403,
                 _ => 502,
             },
+            Self::Identity(e) => e.http_status(),
+            Self::Vend(e) => e.http_status(),
+            Self::Plan(_) => 500,
         }
     }
 
@@ -176,8 +206,8 @@ impl Failure {
     pub fn entra_response(&self) -> Option<&EntraErrorResponse> {
         match self {
             Self::Entra(e) => e.entra_response(),
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) => None,
-            Self::Jwks(_) => None,
+            Self::Identity(_) | Self::Vend(_) | Self::Plan(_) => None,
+            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -211,6 +241,9 @@ impl fmt::Display for Failure {
             // The hint is the failure's own field: the message says what Entra said.
             Self::Entra(EntraError::Entra(response)) => f.write_str(&response.describe()),
             Self::Entra(e) => write!(f, "{e}"),
+            Self::Identity(e) => write!(f, "{e}"),
+            Self::Vend(e) => write!(f, "{e}"),
+            Self::Plan(e) => write!(f, "{e}"),
         }
     }
 }
@@ -250,6 +283,18 @@ impl From<VerifyError> for Failure {
 impl From<RequestError> for Failure {
     fn from(e: RequestError) -> Self {
         Self::Request(e)
+    }
+}
+
+impl From<IdentityError> for Failure {
+    fn from(e: IdentityError) -> Self {
+        Self::Identity(e)
+    }
+}
+
+impl From<VendError> for Failure {
+    fn from(e: VendError) -> Self {
+        Self::Vend(e)
     }
 }
 

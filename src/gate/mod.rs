@@ -41,7 +41,13 @@ pub use failure::{Category, Failure};
 use config::Authorization;
 use decisions::{Decisions, Reuse};
 
-use crate::entra::{self, AccessToken, AzureTarget, RequestError, TokenRequest};
+use crate::broker::{
+    parse_identity_response, IdentityError, IdentityRequest, IdentityToken, IssuerCredential,
+    JobTrace, SignedAssertion, VendError, VendedAssertion,
+};
+use crate::entra::{
+    self, AccessToken, AzureTarget, CertificateCredential, RequestError, TokenRequest,
+};
 use crate::policy::{AuditEvent, Decision};
 use crate::text::ident::uuid_v4;
 use crate::{token_fingerprint, Algorithm, Claims, Jwks, VerifiedToken, Verifier};
@@ -54,6 +60,16 @@ const SUMMARY_MEMBERS: [&str; 6] =
 /// A certificate assertion is reused until this many seconds before it expires (MSAL Python
 /// regenerates 60 s before expiry).
 const ASSERTION_REUSE_MARGIN: u64 = 60;
+
+/// A managed identity token is reused until this many seconds before it expires: Entra must
+/// still find it valid when it checks the assertion, and IMDS tokens live for hours.
+const IDENTITY_REUSE_MARGIN: u64 = 300;
+
+/// Most broker assertions kept (one per job and rule); beyond it the expired ones go, then all.
+const MAX_BROKER_ASSERTIONS: usize = 1024;
+
+/// Most managed identity tokens kept (one per identity, endpoint and cloud).
+const MAX_IDENTITY_TOKENS: usize = 64;
 
 /// One decision about one verified token, and everything its requests share: the Azure target,
 /// the audit event (all but the time) and the Azure token cache key. Immutable once made.
@@ -156,6 +172,10 @@ pub struct Gate {
     /// The smallest `max_token_age` of the policy: how long a decision stands after `iat`.
     age_bound: Option<u64>,
     assertions: HashMap<String, CachedAssertion>,
+    /// Broker-signed assertions by rule, job token and audience.
+    broker_assertions: HashMap<String, SignedAssertion>,
+    /// Managed identity tokens by identity request URL (endpoint, resource, identity).
+    identity_tokens: HashMap<String, IdentityToken>,
     audit: Vec<String>,
     audit_enabled: bool,
     audit_every_request: bool,
@@ -194,6 +214,8 @@ impl Gate {
             fixed,
             age_bound,
             assertions: HashMap::new(),
+            broker_assertions: HashMap::new(),
+            identity_tokens: HashMap::new(),
             audit: Vec::new(),
             audit_enabled: true,
             audit_every_request: false,
@@ -356,12 +378,22 @@ impl Gate {
         }
     }
 
-    /// The Entra token request for an admitted job, with the gate's credential: the job's token
-    /// itself (federated), or an assertion the gate signs (certificate; reused while valid).
-    /// `rng` draws the assertion's `jti` and PSS salt.
+    /// The credential an admission's requests use: its allow rule's (see
+    /// [`GateConfig::credential_of`]).
+    pub fn credential_for(&self, admission: &Admission) -> &Credential {
+        self.config.credential_of(rule_of(admission))
+    }
+
+    /// The Entra token request for an admitted job, with the rule's credential: the job's token
+    /// itself (federated), an assertion the gate signs with a certificate or as the broker's
+    /// issuer (each reused while valid: certificate assertions per app, issuer assertions per
+    /// job and rule, since they name the job), or the broker's managed identity token (installed
+    /// with [`Gate::install_identity_token`] first). `rng` draws `jti`s and PSS salts.
     ///
     /// # Errors
-    /// [`Failure::Request`] when the token's shape or the signing fails.
+    /// [`Failure::Request`] when the token's shape or the signing fails;
+    /// [`Failure::Identity`] ([`IdentityError::NoToken`]) for a managed identity rule whose
+    /// identity token was not installed (send [`Gate::identity_request`] first).
     pub fn request(
         &mut self,
         admission: &Admission,
@@ -369,29 +401,33 @@ impl Gate {
         now: u64,
         rng: &dyn SecureRandom,
     ) -> Result<TokenRequest, Failure> {
-        let target =
-            admission.target().ok_or_else(|| Failure::Denied(Arc::clone(&admission.decided)))?;
-        let mut request = match &self.config.credential {
-            Credential::Federated => entra::build_federated_request(target, token)?,
+        let target = admission
+            .target()
+            .ok_or_else(|| Failure::Denied(Arc::clone(&admission.decided)))?
+            .clone();
+        let (credential, audience) = self.binding_of(admission);
+        let mut request = match &credential {
+            Credential::Federated => entra::build_federated_request(&target, token)?,
             Credential::Certificate(certificate) => {
-                let key = format!("{} {}", target.token_endpoint(), target.client_id());
-                match self.assertions.get(&key).filter(|c| now < c.reuse_until) {
-                    Some(cached) => entra::request_with_assertion(target, &cached.assertion),
-                    None => {
-                        let assertion = certificate.sign_assertion(
-                            &target.token_endpoint(),
-                            target.client_id(),
-                            now,
-                            rng,
-                        )?;
-                        let lifetime = certificate.assertion_lifetime();
-                        let reuse_until =
-                            now.saturating_add(lifetime.saturating_sub(ASSERTION_REUSE_MARGIN));
-                        let request = entra::request_with_assertion(target, &assertion);
-                        self.assertions.insert(key, CachedAssertion { assertion, reuse_until });
-                        request
-                    }
-                }
+                let assertion = self.certificate_assertion(&target, certificate, now, rng)?;
+                entra::request_with_assertion(&target, &assertion)
+            }
+            Credential::Issuer(issuer) => {
+                let signed = self.broker_assertion(admission, issuer, audience, now, rng)?;
+                entra::request_with_assertion(&target, signed.assertion.secret())
+            }
+            Credential::ManagedIdentity(identity) => {
+                let key = identity.endpoint.request(&identity.client_id, audience).url;
+                let fresh = self
+                    .identity_tokens
+                    .get(&key)
+                    .filter(|t| now.saturating_add(IDENTITY_REUSE_MARGIN) < t.expires_at);
+                let Some(cached) = fresh else {
+                    return Err(Failure::Identity(IdentityError::NoToken {
+                        client_id: identity.client_id.clone(),
+                    }));
+                };
+                entra::request_with_assertion(&target, cached.token.secret())
             }
         };
         // A correlation id, as Azure Identity sends it: Entra logs it and echoes it in
@@ -401,6 +437,157 @@ impl Gate {
         request.headers.push(("client-request-id".to_owned(), uuid_v4(id)));
         request.headers.push(("return-client-request-id".to_owned(), "true".to_owned()));
         Ok(request)
+    }
+
+    /// The request for the broker's managed identity token, when the admission's rule uses the
+    /// `managed-identity` credential and no identity token is fresh at `now`; `None` otherwise
+    /// (send [`Gate::request`] at once). Requests for one identity are equal (the same
+    /// [`IdentityRequest::url`]), so a host can send one for many waiting jobs.
+    pub fn identity_request(&self, admission: &Admission, now: u64) -> Option<IdentityRequest> {
+        let (credential, audience) = self.binding_of(admission);
+        let Credential::ManagedIdentity(identity) = credential else { return None };
+        let request = identity.endpoint.request(&identity.client_id, audience);
+        let fresh = self
+            .identity_tokens
+            .get(&request.url)
+            .is_some_and(|t| now.saturating_add(IDENTITY_REUSE_MARGIN) < t.expires_at);
+        (!fresh).then_some(request)
+    }
+
+    /// Reads the identity endpoint's answer to `request` (from [`Gate::identity_request`]),
+    /// received at `now`, and keeps the token for every rule of that identity until shortly
+    /// before it expires.
+    ///
+    /// # Errors
+    /// [`Failure::Identity`]: ask [`Failure::retryable`] and [`Failure::http_status`].
+    pub fn install_identity_token(
+        &mut self,
+        request: &IdentityRequest,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+        now: u64,
+    ) -> Result<(), Failure> {
+        let token = parse_identity_response(status, headers, body, &request.client_id, now)?;
+        if token.expires_at <= now.saturating_add(IDENTITY_REUSE_MARGIN) {
+            return Err(Failure::Identity(IdentityError::Expired {
+                expires_at: token.expires_at,
+                now,
+            }));
+        }
+        if self.identity_tokens.len() >= MAX_IDENTITY_TOKENS {
+            self.identity_tokens.retain(|_, t| now < t.expires_at);
+        }
+        self.identity_tokens.insert(request.url.clone(), token);
+        Ok(())
+    }
+
+    /// The broker-signed assertion for an admitted job (assertion vending): the same one
+    /// [`Gate::request`] would present, with where to redeem it. Only `issuer` rules have one.
+    ///
+    /// # Errors
+    /// [`Failure::Vend`] ([`VendError::AssertionUnavailable`]) for another credential,
+    /// [`Failure::Request`] when signing fails.
+    pub fn vend_assertion(
+        &mut self,
+        admission: &Admission,
+        now: u64,
+        rng: &dyn SecureRandom,
+    ) -> Result<VendedAssertion, Failure> {
+        let target = admission
+            .target()
+            .ok_or_else(|| Failure::Denied(Arc::clone(&admission.decided)))?
+            .clone();
+        let rule = rule_of(admission).map(str::to_owned);
+        let (credential, audience) = self.binding_of(admission);
+        let Credential::Issuer(issuer) = &credential else {
+            return Err(Failure::Vend(VendError::AssertionUnavailable {
+                rule,
+                credential: credential.name(),
+            }));
+        };
+        let signed = self.broker_assertion(admission, issuer, audience, now, rng)?;
+        Ok(VendedAssertion {
+            assertion: signed.assertion,
+            expires_at: signed.expires_at,
+            issuer: signed.issuer,
+            subject: signed.subject,
+            audience: signed.audience,
+            tenant: target.tenant().to_owned(),
+            client_id: target.client_id().to_owned(),
+            authority: target.authority_base().to_owned(),
+            rule,
+        })
+    }
+
+    /// The admission's credential and the token-exchange audience of its target's cloud.
+    fn binding_of(&self, admission: &Admission) -> (Credential, &'static str) {
+        match self.config.binding(rule_of(admission)) {
+            Some(binding) => (binding.credential.clone(), binding.audience),
+            None => (self.config.credential.clone(), crate::broker::TOKEN_EXCHANGE_AUDIENCE),
+        }
+    }
+
+    fn certificate_assertion(
+        &mut self,
+        target: &AzureTarget,
+        certificate: &CertificateCredential,
+        now: u64,
+        rng: &dyn SecureRandom,
+    ) -> Result<String, Failure> {
+        let key = format!(
+            "{} {} {}",
+            target.token_endpoint(),
+            target.client_id(),
+            certificate.x5t_s256()
+        );
+        if let Some(cached) = self.assertions.get(&key).filter(|c| now < c.reuse_until) {
+            return Ok(cached.assertion.clone());
+        }
+        let assertion =
+            certificate.sign_assertion(&target.token_endpoint(), target.client_id(), now, rng)?;
+        let lifetime = certificate.assertion_lifetime();
+        let reuse_until = now.saturating_add(lifetime.saturating_sub(ASSERTION_REUSE_MARGIN));
+        self.assertions.insert(key, CachedAssertion { assertion: assertion.clone(), reuse_until });
+        Ok(assertion)
+    }
+
+    /// The broker's assertion for this job and rule, signed at most once while it is valid.
+    fn broker_assertion(
+        &mut self,
+        admission: &Admission,
+        issuer: &IssuerCredential,
+        audience: &str,
+        now: u64,
+        rng: &dyn SecureRandom,
+    ) -> Result<SignedAssertion, Failure> {
+        let fingerprint =
+            admission.verified.as_ref().map(|v| v.fingerprint.as_str()).unwrap_or_default();
+        let key = format!(
+            "{}\n{}\n{fingerprint}\n{audience}\n{}",
+            rule_of(admission).unwrap_or_default(),
+            issuer.subject,
+            issuer.issuer.url()
+        );
+        let reusable =
+            |s: &SignedAssertion| now.saturating_add(ASSERTION_REUSE_MARGIN) < s.expires_at;
+        if let Some(cached) = self.broker_assertions.get(&key).filter(|s| reusable(s)) {
+            return Ok(cached.clone());
+        }
+        let trace = admission
+            .verified
+            .as_ref()
+            .map(|v| JobTrace::from_claims(&v.claims))
+            .unwrap_or_default();
+        let signed = issuer.issuer.sign(&issuer.subject, audience, &trace, now, rng)?;
+        if self.broker_assertions.len() >= MAX_BROKER_ASSERTIONS {
+            self.broker_assertions.retain(|_, s| reusable(s));
+            if self.broker_assertions.len() >= MAX_BROKER_ASSERTIONS {
+                self.broker_assertions.clear();
+            }
+        }
+        self.broker_assertions.insert(key, signed.clone());
+        Ok(signed)
     }
 
     /// Reads Entra's answer, received at `now`.
@@ -436,6 +623,11 @@ impl Gate {
     pub fn decisions_kept(&self) -> usize {
         self.decisions.len()
     }
+}
+
+/// The allow rule of an admission (`None` for a fixed target).
+fn rule_of(admission: &Admission) -> Option<&str> {
+    admission.decided.decision().and_then(Decision::rule)
 }
 
 /// The Azure token cache key of a job and target (see [`Decided::azure_key`]).
@@ -481,5 +673,7 @@ fn without_braces(object: &Value) -> String {
     json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_owned()
 }
 
+#[cfg(test)]
+mod broker_tests;
 #[cfg(test)]
 mod tests;

@@ -35,7 +35,8 @@ pub(crate) const RULE_FIELDS: &[&str] = &[
     "pipeline_source",
 ];
 /// The fields of a rule's `azure` target.
-pub(crate) const AZURE_FIELDS: &[&str] = &["tenant", "client_id", "scopes", "authority_host"];
+pub(crate) const AZURE_FIELDS: &[&str] =
+    &["tenant", "client_id", "scopes", "authority_host", "credential"];
 /// The operators of a matcher object.
 pub(crate) const OPERATORS: &[&str] = &["equals", "one_of", "glob", "present"];
 /// The combinators of a condition object.
@@ -123,20 +124,20 @@ fn join(prefix: &str, field: &str) -> String {
 }
 
 /// The rule being read, for error locations.
-struct Ctx {
+pub(super) struct Ctx {
     rule: Option<String>,
 }
 
 impl Ctx {
-    fn at(&self, field: &str) -> Location {
+    pub(super) fn at(&self, field: &str) -> Location {
         Location { rule: self.rule.clone(), field: field.to_owned() }
     }
 
-    fn missing(&self, field: &str) -> PolicyError {
+    pub(super) fn missing(&self, field: &str) -> PolicyError {
         PolicyError::MissingField { at: self.at(field) }
     }
 
-    fn wrong_type(&self, field: &str, expected: &str, found: &Value) -> PolicyError {
+    pub(super) fn wrong_type(&self, field: &str, expected: &str, found: &Value) -> PolicyError {
         PolicyError::WrongType {
             at: self.at(field),
             expected: expected.to_owned(),
@@ -144,7 +145,12 @@ impl Ctx {
         }
     }
 
-    fn invalid(&self, field: &str, value: &Value, expected: impl Into<String>) -> PolicyError {
+    pub(super) fn invalid(
+        &self,
+        field: &str,
+        value: &Value,
+        expected: impl Into<String>,
+    ) -> PolicyError {
         let mut shown = value.to_string();
         if shown.chars().count() > 80 {
             shown = shown.chars().take(77).collect::<String>() + "...";
@@ -152,7 +158,7 @@ impl Ctx {
         PolicyError::InvalidValue { at: self.at(field), value: shown, expected: expected.into() }
     }
 
-    fn known_fields(
+    pub(super) fn known_fields(
         &self,
         obj: &Map<String, Value>,
         prefix: &str,
@@ -168,7 +174,7 @@ impl Ctx {
         }
     }
 
-    fn string<'v>(&self, value: &'v Value, field: &str) -> Result<&'v str, PolicyError> {
+    pub(super) fn string<'v>(&self, value: &'v Value, field: &str) -> Result<&'v str, PolicyError> {
         value.as_str().ok_or_else(|| self.wrong_type(field, "a string", value))
     }
 
@@ -248,6 +254,11 @@ fn parse_rule(index: usize, value: &Value) -> Result<Rule, PolicyError> {
         }
         (Effect::Deny, None) => None,
     };
+    // `azure.credential` (allow rules only: a deny rule has no `azure`).
+    let credential = match obj.get("azure").and_then(|azure| azure.get("credential")) {
+        Some(v) => Some(super::credential::parse(&ctx, v, name)?),
+        None => None,
+    };
     let same_project = match obj.get("same_project") {
         Some(Value::Bool(b)) => *b,
         Some(other) => return Err(ctx.wrong_type("same_project", "true or false", other)),
@@ -305,6 +316,7 @@ fn parse_rule(index: usize, value: &Value) -> Result<Rule, PolicyError> {
         max_token_age,
         guards,
         target,
+        credential,
     })
 }
 

@@ -78,6 +78,7 @@
 
 mod audit;
 mod condition;
+mod credential;
 mod decision;
 mod document;
 mod error;
@@ -90,9 +91,13 @@ use crate::entra::AzureTarget;
 use crate::Claims;
 
 pub use audit::AuditEvent;
+pub use credential::RuleCredential;
 pub use decision::{Decision, Effect, Mismatch, RuleOutcome, Verdict};
 pub use error::{Location, PolicyError};
-pub use plan::{plan, AppPlan, Plan, PlanWarning};
+pub use plan::{
+    plan, plan_broker, AppPlan, BrokerApp, BrokerPlan, BrokerPlanError, BrokerPlanInput,
+    BrokerPlanWarning, CertificateUpload, IssuerDocuments, Plan, PlanWarning,
+};
 
 use condition::Condition;
 
@@ -107,6 +112,7 @@ pub struct Rule {
     max_token_age: Option<u64>,
     guards: Vec<Condition>,
     target: Option<AzureTarget>,
+    credential: Option<RuleCredential>,
 }
 
 impl Rule {
@@ -128,6 +134,12 @@ impl Rule {
     /// The Azure target of an allow rule.
     pub fn target(&self) -> Option<&AzureTarget> {
         self.target.as_ref()
+    }
+
+    /// The allow rule's `azure.credential`; `None` when the policy names none (the gate's
+    /// default credential then applies: `federated` unless the host gives another).
+    pub fn credential(&self) -> Option<&RuleCredential> {
+        self.credential.as_ref()
     }
 
     /// The rule's `max_token_age` in seconds: the only check that depends on the time, so a host

@@ -24,6 +24,13 @@ use crate::entra::federated::{
     MAX_CREDENTIALS_PER_APP,
 };
 
+mod broker;
+
+pub use broker::{
+    plan_broker, BrokerApp, BrokerPlan, BrokerPlanError, BrokerPlanInput, BrokerPlanWarning,
+    CertificateUpload, IssuerDocuments,
+};
+
 /// Most alternative subjects planned for one rule before the plan gives up on it.
 const MAX_TERMS: usize = 64;
 
@@ -493,6 +500,10 @@ pub fn plan(policy: &Policy, issuer: &str, audience: &str) -> Plan {
             continue;
         }
         let Some(target) = rule.target() else { continue };
+        // A broker rule's app must not trust GitLab: `plan_broker` plans it.
+        if rule.credential().is_some_and(|c| c.is_broker()) {
+            continue;
+        }
         let (tenant, client_id) = (target.tenant(), target.client_id());
         let matchers = plan_rule(rule, &mut warnings);
         let index = match apps.iter().position(|a| a.client_id == client_id && a.tenant == tenant) {

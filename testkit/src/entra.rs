@@ -7,6 +7,19 @@
 //! over HTTP from the issuer's discovery document as Entra does. Errors come back in Entra's JSON
 //! shape with the AADSTS code, OAuth error class and HTTP status Entra uses. The assertion's
 //! signature is checked with RustCrypto's `rsa`, independent of the code under test.
+//!
+//! Besides federated credentials that trust an external issuer (GitLab, or a broker that is
+//! its own issuer: the stand-in fetches that issuer's discovery document and JWKS over HTTP,
+//! keeps the first 100 keys and answers AADSTS7000272 for an unknown `kid` and AADSTS50166 when
+//! the issuer cannot be reached), an app can trust:
+//!
+//! - a managed identity: the credential names Entra's own issuer for the tenant
+//!   (`https://login.microsoftonline.com/{tenant}/v2.0`) and the identity's principal id, and the
+//!   stand-in also serves the identity endpoint that issues that identity's tokens, signed with
+//!   its own key, as IMDS (`/metadata/identity/oauth2/token`, `Metadata: true`) and App Service
+//!   (`/msi/token`, `X-IDENTITY-HEADER`) do;
+//! - a certificate: a client assertion with `iss` = `sub` = the client id, the certificate's
+//!   `x5t#S256` (PS256) or `x5t` (RS256), and `aud` = the token endpoint.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +30,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::http::{Request, Response, Server};
-use crate::uuid;
+use crate::{uuid, RsaKey};
 
 /// The `client_assertion_type` Entra requires.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -48,6 +61,71 @@ pub enum Behaviour {
     Garbage,
 }
 
+/// A certificate registered on an app (`az ad app credential reset --cert`).
+#[derive(Clone, Debug)]
+pub struct RegisteredCertificate {
+    /// base64url SHA-256 of the DER: the `x5t#S256` of PS256 assertions.
+    pub x5t_s256: String,
+    /// base64url SHA-1 of the DER: the `x5t` of RS256 assertions.
+    pub x5t: String,
+    /// The certificate's public key.
+    pub key: rsa::RsaPublicKey,
+}
+
+impl RegisteredCertificate {
+    /// Reads a PEM certificate (the first of a chain).
+    pub fn from_pem(pem: &str) -> Option<Self> {
+        use rsa::pkcs8::DecodePublicKey as _;
+        let body: String = pem
+            .lines()
+            .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()?;
+        let spki = certificate_spki(&der)?;
+        let thumb = |alg| URL_SAFE_NO_PAD.encode(ring::digest::digest(alg, &der));
+        Some(Self {
+            x5t_s256: thumb(&ring::digest::SHA256),
+            x5t: thumb(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
+            key: rsa::RsaPublicKey::from_public_key_der(spki).ok()?,
+        })
+    }
+}
+
+/// The SubjectPublicKeyInfo DER of an X.509 certificate (RFC 5280 4.1).
+fn certificate_spki(der: &[u8]) -> Option<&[u8]> {
+    /// A TLV: tag, contents, the whole TLV, and what follows it.
+    type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+    fn tlv(input: &[u8]) -> Option<Tlv<'_>> {
+        let (&tag, rest) = input.split_first()?;
+        let (&first, mut rest) = rest.split_first()?;
+        let mut header = 2;
+        let len = if first < 0x80 {
+            usize::from(first)
+        } else {
+            let count = usize::from(first & 0x7f);
+            let (bytes, after) = rest.split_at_checked(count)?;
+            rest = after;
+            header += count;
+            bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        };
+        let (contents, after) = rest.split_at_checked(len)?;
+        Some((tag, contents, input.get(..header + len)?, after))
+    }
+    let (_, certificate, _, _) = tlv(der)?;
+    let (_, tbs, _, _) = tlv(certificate)?;
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = tlv(rest)?.3;
+    }
+    for _ in 0..5 {
+        // serialNumber, signature, issuer, validity, subject
+        rest = tlv(rest)?.3;
+    }
+    Some(tlv(rest)?.2)
+}
+
 /// The stand-in's state.
 pub struct EntraState {
     /// The directory tenant id.
@@ -67,6 +145,22 @@ pub struct EntraState {
     pub token_lifetime: u64,
     /// The form fields of the last token request (the assertion replaced by its length).
     pub last_form: BTreeMap<String, String>,
+    /// Certificates registered on apps: client id to certificates.
+    pub certificates: BTreeMap<String, Vec<RegisteredCertificate>>,
+    /// User-assigned identities the identity endpoint issues tokens for: client id to principal
+    /// id.
+    pub identities: BTreeMap<String, String>,
+    /// When set, the App Service form of the identity endpoint requires this
+    /// `X-IDENTITY-HEADER`.
+    pub identity_header: Option<String>,
+    /// Requests to the identity endpoint.
+    pub identity_requests: usize,
+    /// Fetches of external issuers' discovery documents and JWKS.
+    pub issuer_fetches: usize,
+    /// The claims of the last client assertion judged (never its signature), for tests.
+    pub last_assertion: Value,
+    /// The key that signs the managed identities' tokens (Entra's own).
+    signer: RsaKey,
 }
 
 /// A running Entra-like endpoint on 127.0.0.1; stops when dropped.
@@ -87,6 +181,13 @@ impl Entra {
             token_requests_by_job: BTreeMap::new(),
             token_lifetime: 3599,
             last_form: BTreeMap::new(),
+            certificates: BTreeMap::new(),
+            identities: BTreeMap::new(),
+            identity_header: None,
+            identity_requests: 0,
+            issuer_fetches: 0,
+            last_assertion: Value::Null,
+            signer: RsaKey::fixture_2048_rotated().with_kid("entra-stand-in"),
         }));
         let shared = state.clone();
         let server = Server::start(move |request| respond(&shared, request));
@@ -112,6 +213,89 @@ impl Entra {
     pub fn last_form(&self) -> BTreeMap<String, String> {
         self.state.lock().unwrap().last_form.clone()
     }
+
+    /// Entra's issuer for the tenant, as a managed identity's tokens name it.
+    pub fn entra_issuer(&self) -> String {
+        let tenant = self.state.lock().unwrap().tenant.clone();
+        entra_issuer(&tenant)
+    }
+
+    /// The IMDS-like identity endpoint (`Metadata: true`).
+    pub fn imds_url(&self) -> String {
+        format!("{}/metadata/identity/oauth2/token", self.url())
+    }
+
+    /// The App Service-like identity endpoint (`X-IDENTITY-HEADER`), i.e. `IDENTITY_ENDPOINT`.
+    pub fn identity_endpoint(&self) -> String {
+        format!("{}/msi/token", self.url())
+    }
+
+    /// Lets `app` be reached with assertions from `issuer` for `subject`, audience
+    /// `api://AzureADTokenExchange` (a broker that is its own issuer, or any other).
+    pub fn trust_issuer(&self, app: &str, issuer: &str, subject: &str) {
+        self.update(|s| trust(s, app, issuer, subject));
+    }
+
+    /// Registers the user-assigned identity (`client_id`, `principal_id`) with the identity
+    /// endpoint and lets `app` be reached with its tokens.
+    pub fn trust_managed_identity(&self, app: &str, client_id: &str, principal_id: &str) {
+        self.update(|s| {
+            s.identities.insert(client_id.to_owned(), principal_id.to_owned());
+            let issuer = entra_issuer(&s.tenant);
+            trust(s, app, &issuer, principal_id);
+        });
+    }
+
+    /// Registers a PEM certificate on `app`; `false` when it does not parse.
+    pub fn trust_certificate(&self, app: &str, pem: &str) -> bool {
+        let Some(certificate) = RegisteredCertificate::from_pem(pem) else { return false };
+        self.update(|s| s.certificates.entry(app.to_owned()).or_default().push(certificate));
+        true
+    }
+
+    /// Removes `app`'s federated credentials for `issuer` (all of them for `None`).
+    pub fn distrust(&self, app: &str, issuer: Option<&str>) {
+        self.update(|s| {
+            if let Some(list) = s.apps.get_mut(app) {
+                list.retain(|c| issuer.is_some_and(|i| c.issuer != i));
+            }
+        });
+    }
+
+    /// Requires this `X-IDENTITY-HEADER` at the App Service form of the identity endpoint.
+    pub fn set_identity_header(&self, header: &str) {
+        self.update(|s| s.identity_header = Some(header.to_owned()));
+    }
+
+    /// Requests to the identity endpoint so far.
+    pub fn identity_requests(&self) -> usize {
+        self.state.lock().unwrap().identity_requests
+    }
+
+    /// Fetches of external issuers' documents so far.
+    pub fn issuer_fetches(&self) -> usize {
+        self.state.lock().unwrap().issuer_fetches
+    }
+
+    /// The claims of the last client assertion judged.
+    pub fn last_assertion(&self) -> Value {
+        self.state.lock().unwrap().last_assertion.clone()
+    }
+}
+
+fn entra_issuer(tenant: &str) -> String {
+    format!("https://login.microsoftonline.com/{tenant}/v2.0")
+}
+
+fn trust(state: &mut EntraState, app: &str, issuer: &str, subject: &str) {
+    let list = state.apps.entry(app.to_owned()).or_default();
+    if !list.iter().any(|c| c.issuer == issuer && c.subject == subject) {
+        list.push(FederatedCredential {
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+            audience: crate::AUDIENCE.to_owned(),
+        });
+    }
 }
 
 fn unix_now() -> u64 {
@@ -136,6 +320,9 @@ fn catalogue(code: u64) -> (&'static str, u16, &'static str) {
         90002 => ("invalid_request", 400, "Tenant not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
         9001023 => ("invalid_request", 400, "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint."),
         90061 => ("invalid_request", 400, "Request to External OIDC endpoint failed."),
+        50166 => ("invalid_client", 401, "Request to External OIDC endpoint failed."),
+        7000272 => ("invalid_client", 401, "The signing key with identifier was not found in the metadata of the issuer of the assertion."),
+        700023 => ("invalid_client", 401, "Client assertion audience claim does not match Realm issuer."),
         501661 => ("invalid_client", 401, "Request to External OIDC endpoint failed."),
         7000215 => ("invalid_client", 401, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID."),
         7000218 => ("invalid_client", 401, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."),
@@ -230,15 +417,44 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
             "stats" => Response::json(
                 200,
                 &json!({"token_requests": state.token_requests, "last_form": state.last_form,
-                        "token_requests_by_job": state.token_requests_by_job})
+                        "token_requests_by_job": state.token_requests_by_job,
+                        "identity_requests": state.identity_requests,
+                        "issuer_fetches": state.issuer_fetches,
+                        "last_assertion": state.last_assertion})
                 .to_string(),
             ),
             "lifetime" => {
                 state.token_lifetime = body["seconds"].as_u64().unwrap_or(3599);
                 Response::json(200, &json!({"seconds": state.token_lifetime}).to_string())
             }
+            "trust" => control_trust(&mut state, &body),
+            "distrust" => {
+                let app = body["client_id"].as_str().unwrap_or_default().to_owned();
+                let issuer = body["issuer"].as_str();
+                if let Some(list) = state.apps.get_mut(&app) {
+                    list.retain(|c| issuer.is_some_and(|i| c.issuer != i));
+                }
+                if issuer.is_none() {
+                    state.certificates.remove(&app);
+                }
+                Response::json(200, &json!({"client_id": app}).to_string())
+            }
+            "identity" => {
+                if let Some(header) = body["header"].as_str() {
+                    state.identity_header = Some(header.to_owned());
+                }
+                if let (Some(client), Some(principal)) =
+                    (body["client_id"].as_str(), body["principal_id"].as_str())
+                {
+                    state.identities.insert(client.to_owned(), principal.to_owned());
+                }
+                Response::json(200, &json!({"identities": state.identities}).to_string())
+            }
             _ => Response::json(404, r#"{"error":"unknown control"}"#),
         };
+    }
+    if path == "/metadata/identity/oauth2/token" || path == "/msi/token" {
+        return identity_endpoint(shared, request, &path);
     }
     let form = form_decode(&request.body);
     let behaviour = {
@@ -358,12 +574,34 @@ fn judge(
     if resources.len() > 1 {
         return entra_error(700022, "");
     }
-    let Some(credentials) = apps.get(&form["client_id"]) else {
-        return entra_error(700016, &format!(" Application '{}'.", form["client_id"]));
+    let client_id = form["client_id"].clone();
+    let certificates = shared.lock().unwrap().certificates.get(&client_id).cloned();
+    let credentials = match (apps.get(&client_id), &certificates) {
+        (Some(credentials), _) => credentials.clone(),
+        (None, Some(_)) => Vec::new(),
+        (None, None) => {
+            return entra_error(700016, &format!(" Application '{client_id}'."));
+        }
     };
+    let credentials = &credentials;
     let Some((header, claims, signing_input, signature)) = split_jwt(assertion) else {
         return entra_error(50027, "");
     };
+    {
+        let mut state = shared.lock().unwrap();
+        state.last_assertion = json!({"header": header, "claims": claims});
+    }
+    let own_assertion = claims["iss"].as_str() == Some(client_id.as_str())
+        && claims["sub"].as_str() == Some(client_id.as_str());
+    if own_assertion && (header.get("x5t#S256").is_some() || header.get("x5t").is_some()) {
+        return judge_certificate(
+            &tenant,
+            &client_id,
+            certificates.as_deref().unwrap_or_default(),
+            (&header, &claims, signing_input.as_bytes(), &signature),
+            (&resources, lifetime),
+        );
+    }
     let iss = claims["iss"].as_str().unwrap_or("");
     let sub = claims["sub"].as_str().unwrap_or("");
     let auds: Vec<&str> = match &claims["aud"] {
@@ -390,10 +628,29 @@ fn judge(
         };
         return entra_error(code, &format!(" Assertion subject '{sub}'."));
     }
-    // Entra fetches the issuer's discovery document and JWKS to check the signature.
-    let Some(jwks) = fetch_jwks(iss) else {
-        return entra_error(501661, &format!(" Issuer '{iss}'."));
+    // Entra checks its own tokens (a managed identity's) itself; for any other issuer it fetches
+    // the discovery document and JWKS, and keeps the first 100 keys.
+    let jwks = if iss == entra_issuer(&tenant) {
+        let state = shared.lock().unwrap();
+        json!({"keys": [state.signer.jwk()]})
+    } else {
+        shared.lock().unwrap().issuer_fetches += 1;
+        let Some(mut jwks) = fetch_jwks(iss) else {
+            return entra_error(50166, &format!(" Issuer '{iss}'."));
+        };
+        if let Some(keys) = jwks["keys"].as_array_mut() {
+            keys.truncate(100);
+        }
+        jwks
     };
+    let known =
+        jwks["keys"].as_array().is_some_and(|keys| keys.iter().any(|k| k["kid"] == header["kid"]));
+    if !known {
+        return entra_error(
+            7000272,
+            &format!(" Key id '{}'.", header["kid"].as_str().unwrap_or_default()),
+        );
+    }
     if !signature_ok(&header, &jwks, signing_input.as_bytes(), &signature) {
         return entra_error(700027, "");
     }
@@ -409,9 +666,70 @@ fn judge(
             ),
         );
     }
+    issue(&tenant, &client_id, sub, &resources, lifetime)
+}
+
+/// The certificate branch: `iss` = `sub` = the client id, signed with a registered certificate.
+fn judge_certificate(
+    tenant: &str,
+    client_id: &str,
+    certificates: &[RegisteredCertificate],
+    (header, claims, input, signature): (&Value, &Value, &[u8], &[u8]),
+    (resources, lifetime): (&std::collections::BTreeSet<&str>, u64),
+) -> Response {
+    use rsa::signature::Verifier as _;
+    let aud = claims["aud"].as_str().unwrap_or_default();
+    if !aud.ends_with(&format!("/{tenant}/oauth2/v2.0/token")) {
+        return entra_error(700023, &format!(" Audience '{aud}'."));
+    }
+    let (certificate, verified) = match header["alg"].as_str() {
+        Some("PS256") => {
+            let found = certificates.iter().find(|c| header["x5t#S256"] == c.x5t_s256.as_str());
+            let ok = found.is_some_and(|c| {
+                let key =
+                    rsa::pss::VerifyingKey::<sha2::Sha256>::new_with_salt_len(c.key.clone(), 32);
+                rsa::pss::Signature::try_from(signature)
+                    .is_ok_and(|sig| key.verify(input, &sig).is_ok())
+            });
+            (found, ok)
+        }
+        Some("RS256") => {
+            let found = certificates.iter().find(|c| header["x5t"] == c.x5t.as_str());
+            let ok = found.is_some_and(|c| {
+                let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(c.key.clone());
+                rsa::pkcs1v15::Signature::try_from(signature)
+                    .is_ok_and(|sig| key.verify(input, &sig).is_ok())
+            });
+            (found, ok)
+        }
+        _ => (None, false),
+    };
+    if certificate.is_none() {
+        return entra_error(700027, " [Reason - The key was not found.]");
+    }
+    if !verified {
+        return entra_error(700027, "");
+    }
+    let now = unix_now();
+    let (exp, nbf) = (claims["exp"].as_u64().unwrap_or(0), claims["nbf"].as_u64().unwrap_or(0));
+    if now > exp + 300 || now + 300 < nbf {
+        return entra_error(700024, "");
+    }
+    issue(tenant, client_id, client_id, resources, lifetime)
+}
+
+/// The success answer: an access token for the app and resource.
+fn issue(
+    tenant: &str,
+    client_id: &str,
+    sub: &str,
+    resources: &std::collections::BTreeSet<&str>,
+    lifetime: u64,
+) -> Response {
+    let now = unix_now();
     let trace = uuid();
-    let resource = resources.into_iter().next().unwrap_or_default();
-    let access = json!({"aud": resource, "iss": format!("https://sts.windows.net/{tenant}/"), "appid": form["client_id"], "sub": sub, "tid": tenant, "iat": now, "exp": now + lifetime, "uti": trace});
+    let resource = resources.iter().next().copied().unwrap_or_default();
+    let access = json!({"aud": resource, "iss": format!("https://sts.windows.net/{tenant}/"), "appid": client_id, "sub": sub, "tid": tenant, "iat": now, "exp": now + lifetime, "uti": trace});
     let access_token = format!(
         "{}.{}.{}",
         URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"RS256","kid":"stand-in"}"#),
@@ -420,6 +738,100 @@ fn judge(
     );
     let body = json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token});
     entra_headers(Response::json(200, &body.to_string()), &trace)
+}
+
+/// `POST /_control/trust`: `{"client_id", "issuer", "subject"}`, `{"client_id",
+/// "managed_identity": {"client_id", "principal_id"}}` or `{"client_id", "certificate": PEM}`.
+fn control_trust(state: &mut EntraState, body: &Value) -> Response {
+    let Some(app) = body["client_id"].as_str().map(str::to_owned) else {
+        return Response::json(400, r#"{"error":"client_id is required"}"#);
+    };
+    if let (Some(issuer), Some(subject)) = (body["issuer"].as_str(), body["subject"].as_str()) {
+        trust(state, &app, issuer, subject);
+    } else if let Some(mi) = body.get("managed_identity") {
+        let (Some(client), Some(principal)) =
+            (mi["client_id"].as_str(), mi["principal_id"].as_str())
+        else {
+            return Response::json(
+                400,
+                r#"{"error":"managed_identity needs client_id and principal_id"}"#,
+            );
+        };
+        state.identities.insert(client.to_owned(), principal.to_owned());
+        let issuer = entra_issuer(&state.tenant);
+        trust(state, &app, &issuer, principal);
+    } else if let Some(pem) = body["certificate"].as_str() {
+        let Some(certificate) = RegisteredCertificate::from_pem(pem) else {
+            return Response::json(400, r#"{"error":"certificate is not a PEM RSA certificate"}"#);
+        };
+        state.certificates.entry(app.clone()).or_default().push(certificate);
+    } else {
+        return Response::json(
+            400,
+            r#"{"error":"give issuer and subject, managed_identity or certificate"}"#,
+        );
+    }
+    let issuers: Vec<&str> =
+        state.apps.get(&app).into_iter().flatten().map(|c| c.issuer.as_str()).collect();
+    Response::json(200, &json!({"client_id": app, "issuers": issuers, "certificates": state.certificates.get(&app).map_or(0, Vec::len)}).to_string())
+}
+
+/// The identity endpoint: IMDS (`/metadata/identity/oauth2/token`, `Metadata: true`) or App
+/// Service (`/msi/token`, `X-IDENTITY-HEADER`), issuing a registered identity's token for the
+/// requested resource, signed with Entra's own key.
+fn identity_endpoint(shared: &Mutex<EntraState>, request: &Request, path: &str) -> Response {
+    let mut state = shared.lock().unwrap();
+    state.identity_requests += 1;
+    let query: BTreeMap<String, String> =
+        form_decode(request.path.split_once('?').map_or("", |(_, q)| q).as_bytes());
+    let imds = path == "/metadata/identity/oauth2/token";
+    if request.method != "GET" {
+        return Response::json(
+            405,
+            r#"{"error":"invalid_request","error_description":"GET only"}"#,
+        );
+    }
+    if imds && request.headers.get("metadata").map(String::as_str) != Some("true") {
+        return Response::json(
+            400,
+            r#"{"error":"invalid_request","error_description":"Required metadata header not specified"}"#,
+        );
+    }
+    if !imds && request.headers.get("x-identity-header") != state.identity_header.as_ref() {
+        return Response::json(401, r#"{"statusCode":401,"message":"Unauthorized"}"#);
+    }
+    let version = if imds { "2018-02-01" } else { "2019-08-01" };
+    if query.get("api-version").map(String::as_str) != Some(version) {
+        return Response::json(400, &json!({"error": "invalid_request", "error_description": format!("api-version {version} is required")}).to_string());
+    }
+    let Some(resource) = query.get("resource").filter(|r| !r.is_empty()).cloned() else {
+        return Response::json(
+            400,
+            r#"{"error":"invalid_request","error_description":"resource is required"}"#,
+        );
+    };
+    let client = query.get("client_id").cloned().unwrap_or_default();
+    let Some(principal) = state.identities.get(&client).cloned() else {
+        return Response::json(
+            400,
+            r#"{"error":"invalid_request","error_description":"Identity not found"}"#,
+        );
+    };
+    let now = unix_now();
+    let claims = json!({"aud": resource, "iss": entra_issuer(&state.tenant), "iat": now, "nbf": now,
+        "exp": now + 86_399, "sub": principal, "oid": principal, "tid": state.tenant,
+        "azp": client, "appid": client, "idtyp": "app", "uti": uuid()});
+    let token = crate::mint(&crate::Key::Rsa(&state.signer, "RS256"), &claims);
+    let expires_on = now + 86_399;
+    // IMDS sends every number as a string; the App Service form sends `expires_on` as a number.
+    let expires: Value = if imds { json!(expires_on.to_string()) } else { json!(expires_on) };
+    Response::json(
+        200,
+        &json!({"access_token": token, "client_id": client, "expires_in": "86399",
+        "expires_on": expires, "ext_expires_in": "86399", "not_before": now.to_string(),
+        "resource": resource, "token_type": "Bearer"})
+        .to_string(),
+    )
 }
 
 type Jwt = (Value, Value, String, Vec<u8>);

@@ -16,7 +16,7 @@ fn response(error: &str, codes: &[u64], description: Option<&str>) -> EntraError
 }
 
 /// Each code with words its hint must contain: what to change, not just what went wrong.
-const EXPECTED: [(u64, &[&str]); 19] = [
+const EXPECTED: [(u64, &[&str]); 21] = [
     (70021, &["no federated credential", "propagated", "case-sensitive"]),
     (700211, &["issuer", "without a trailing slash", "CI_SERVER_URL"]),
     (700212, &["api://AzureADTokenExchange", "id_tokens:<NAME>:aud"]),
@@ -36,6 +36,8 @@ const EXPECTED: [(u64, &[&str]); 19] = [
     (7000215, &["client secret", "remove `client_secret`"]),
     (7000218, &["neither `client_assertion`", "id_tokens:"]),
     (900144, &["required form field", "client_assertion_type"]),
+    (7000272, &["first 100 keys", "before it signs"]),
+    (50166, &["could not reach the assertion's issuer", "publicly trusted"]),
 ];
 
 #[test]
