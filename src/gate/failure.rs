@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::{Decided, GateConfigError};
 use crate::entra::federated::CredentialError;
 use crate::entra::{EntraError, EntraErrorResponse, RequestError};
-use crate::policy::Location;
+use crate::policy::{Location, PlanError};
+use crate::rbac::RbacError;
 use crate::{JwksError, VerifyError};
 
 /// Why the gate gave no admission or no access token. Nothing in it carries a token, a key or an
@@ -21,6 +22,10 @@ pub enum Failure {
     Credentials(CredentialError),
     /// Claims given as JSON for a what-if decision (tooling input) do not parse.
     Claims(VerifyError),
+    /// A plan's options (tooling input) were refused: an issuer Entra would never match.
+    Plan(PlanError),
+    /// A role assignments or role definitions export (tooling input) was refused.
+    Rbac(RbacError),
     /// A JWKS document was refused as a whole; the keys in use stay.
     Jwks(JwksError),
     /// The gate has no signing keys yet: fetch the issuer's JWKS and install it.
@@ -74,6 +79,8 @@ impl Failure {
             Self::Config(e) => e.kind(),
             Self::Credentials(e) => e.kind(),
             Self::Claims(e) => e.kind(),
+            Self::Plan(e) => e.kind(),
+            Self::Rbac(e) => e.kind(),
             Self::Jwks(e) => e.kind(),
             Self::NoKeys => "jwks-unavailable",
             Self::Token(e) => e.kind(),
@@ -87,6 +94,7 @@ impl Failure {
     pub fn category(&self) -> Category {
         match self {
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) => Category::Config,
+            Self::Plan(_) | Self::Rbac(_) => Category::Config,
             Self::Jwks(_) | Self::NoKeys => Category::Jwks,
             Self::Token(_) => Category::Token,
             Self::Denied(_) => Category::Denied,
@@ -107,6 +115,7 @@ impl Failure {
                 "the issuer may have rotated its keys: fetch its JWKS again, then retry".to_owned(),
             ),
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
+            Self::Plan(_) | Self::Rbac(_) => None,
             Self::Token(_) | Self::Request(_) => None,
             Self::Denied(decided) => decided.decision().map(|d| d.lines().join("\n")),
             Self::Entra(e) => e.entra_response().map(EntraErrorResponse::hint),
@@ -119,6 +128,7 @@ impl Failure {
             Self::NoKeys | Self::Jwks(_) => true,
             Self::Token(e) => e.suggests_jwks_refresh(),
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) => false,
+            Self::Plan(_) | Self::Rbac(_) => false,
             Self::Denied(_) | Self::Request(_) | Self::Entra(_) => false,
         }
     }
@@ -129,6 +139,7 @@ impl Failure {
         match self {
             Self::Entra(e) => e.is_retryable(),
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => false,
+            Self::Plan(_) | Self::Rbac(_) => false,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => false,
         }
     }
@@ -138,6 +149,7 @@ impl Failure {
         match self {
             Self::Entra(e) => e.retry_after().and_then(|r| r.seconds),
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
+            Self::Plan(_) | Self::Rbac(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -148,7 +160,7 @@ impl Failure {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::Config(_) | Self::Credentials(_) => 500,
-            Self::Claims(_) => 400,
+            Self::Claims(_) | Self::Plan(_) | Self::Rbac(_) => 400,
             Self::Jwks(_) | Self::NoKeys => 503,
             Self::Token(_) => 401,
             Self::Denied(_) => 403,
@@ -169,6 +181,7 @@ impl Failure {
         match self {
             Self::Entra(e) => e.entra_response(),
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Jwks(_) => None,
+            Self::Plan(_) | Self::Rbac(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -188,6 +201,8 @@ impl fmt::Display for Failure {
             Self::Config(e) => write!(f, "{e}"),
             Self::Credentials(e) => write!(f, "{e}"),
             Self::Claims(e) => write!(f, "the claims: {e}"),
+            Self::Plan(e) => write!(f, "{e}"),
+            Self::Rbac(e) => write!(f, "{e}"),
             Self::Jwks(e) => write!(f, "{e}"),
             Self::NoKeys => f.write_str(
                 "the issuer's signing keys are not available yet; fetch the JWKS, then retry",
@@ -210,6 +225,18 @@ impl std::error::Error for Failure {}
 impl From<GateConfigError> for Failure {
     fn from(e: GateConfigError) -> Self {
         Self::Config(e)
+    }
+}
+
+impl From<PlanError> for Failure {
+    fn from(e: PlanError) -> Self {
+        Self::Plan(e)
+    }
+}
+
+impl From<RbacError> for Failure {
+    fn from(e: RbacError) -> Self {
+        Self::Rbac(e)
     }
 }
 

@@ -89,7 +89,7 @@ pub use resolve::{
 };
 
 #[cfg(doc)]
-use crate::policy::{FederatedCredential, Policy};
+use crate::{entra::federated::FederatedCredential, policy::Policy};
 
 #[cfg(test)]
 mod tests;
