@@ -12,6 +12,7 @@ mod exit;
 mod fetch;
 mod flags;
 mod out;
+mod rbac;
 mod time;
 mod verify;
 
@@ -48,8 +49,11 @@ enum Command {
     Exchange(exchange::ExchangeArgs),
     /// Decide with a policy: would this job get an Azure identity, and why (or why not)?
     Check(check::CheckArgs),
-    /// Print the Entra federated credentials a policy needs.
+    /// Print the Entra federated credentials and the Azure role assignments a policy needs.
     Plan(check::PlanArgs),
+    /// Audit Azure role assignments against the roles a policy declares, weighted by who can
+    /// become each identity.
+    AuditRbac(rbac::AuditRbacArgs),
     /// Run the whole flow against loopback stand-ins for GitLab and Entra (no account needed).
     Demo,
 }
@@ -79,6 +83,7 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<(), Exit> {
         Command::Exchange(args) => exchange::command(&host()?, args, sub),
         Command::Check(args) => check::check_command(&host()?, args, sub),
         Command::Plan(args) => check::plan_command(&host()?, args),
+        Command::AuditRbac(args) => rbac::command(&host()?, args),
         Command::Demo => demo::command(&host()?),
     }
 }
@@ -93,7 +98,9 @@ fn main() -> ExitCode {
         Command::Verify(args) => args.json,
         Command::Exchange(args) => args.output == exchange::Output::Json,
         Command::Check(args) => args.json,
-        Command::Plan(_) | Command::Demo => false,
+        Command::Plan(args) => args.json,
+        Command::AuditRbac(args) => args.json,
+        Command::Demo => false,
     };
     match run(&cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
