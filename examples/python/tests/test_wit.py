@@ -25,6 +25,8 @@ RECORDS = {
     "gate-config": oidc.GateConfig, "admission": oidc.Admission,
     "rule-outcome": oidc.RuleOutcome, "decision": oidc.Decision,
     "preflight-report": oidc.PreflightReport, "plan-report": oidc.PlanReport,
+    "plan-options": oidc.PlanOptions, "rule-warnings": oidc.RuleWarnings,
+    "audit-options": oidc.AuditOptions, "rbac-report": oidc.RbacReport,
     "rsa-key": None, "ec-key": None,
 }
 
