@@ -298,9 +298,28 @@ fn at_roles(error: RbacError) -> RbacError {
     }
 }
 
-/// Rules that name one app are one identity: they must agree on its object id.
+/// Rules that name one app are one identity: they must agree on its object id, and their roles
+/// together stay within [`crate::rbac::MAX_NEEDS`].
 fn check_identities(rules: &[Rule]) -> Result<(), PolicyError> {
     for (i, rule) in rules.iter().enumerate() {
+        if let Some(target) = &rule.target {
+            let needs: usize = rules
+                .iter()
+                .take(i + 1)
+                .filter(|r| r.target.as_ref().is_some_and(|t| t.client_id() == target.client_id()))
+                .map(|r| r.access.as_ref().map_or(0, |a| a.roles().len()))
+                .sum();
+            if needs > crate::rbac::MAX_NEEDS {
+                return Err(PolicyError::Role {
+                    at: Ctx { rule: Some(rule.name.clone()) }.at("azure.roles"),
+                    error: Box::new(RbacError::TooMany {
+                        what: "role needs of one app (all its rules together)",
+                        count: needs,
+                        limit: crate::rbac::MAX_NEEDS,
+                    }),
+                });
+            }
+        }
         let (Some(target), Some(id)) =
             (&rule.target, rule.access.as_ref().and_then(|a| a.principal_id()))
         else {

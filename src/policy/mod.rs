@@ -9,10 +9,13 @@
 //! - [`Policy::parse`] loads a JSON document (schema: `schema/policy.schema.json`, examples:
 //!   `examples/policies/`); [`Policy::decide`] returns a [`Decision`] with its explanation.
 //! - [`AuditEvent`] is one JSON object per decision: never the token, only its fingerprint.
-//! - [`FederatedCredential::parse_list`] reads `az ad app federated-credential list` output;
-//!   [`preflight`] says whether Entra would accept a token, and if not, what differs.
-//! - [`plan`] derives the federated credentials each app needs, with a warning for everything
-//!   Entra cannot check.
+//! - [`FederatedCredential::parse_list`](crate::entra::federated::FederatedCredential::parse_list) reads `az ad app federated-credential list` output;
+//!   [`preflight`](crate::entra::federated::preflight) says whether Entra would accept a token, and if not, what differs.
+//! - [`plan`] derives the federated credentials each app needs (for an issuer checked for near
+//!   misses, in either subject form), with a warning for everything Entra cannot check, and the
+//!   role assignments each identity needs ([`crate::rbac::plan`]).
+//! - [`audit_rbac`] checks an `az role assignment list` export against the roles the policy
+//!   declares, weighted by who can become each identity.
 //!
 //! ## The policy document
 //!
@@ -38,8 +41,9 @@
 //! evaluated anyway, so the explanation covers all of them.
 //!
 //! **Rule fields.** `name` (unique; letters, digits, `-`, `_`), `description`, `effect`
-//! (`allow` or `deny`), `when` (required), `azure` (`{tenant, client_id, scopes}`; required on
-//! allow rules, refused on deny rules: one rule, one identity), and the guards:
+//! (`allow` or `deny`), `when` (required), `azure` (`{tenant, client_id, scopes}`, and for the
+//! RBAC side `principal_id`, `groups` and `roles` ([`Access`]); required on allow rules, refused
+//! on deny rules: one rule, one identity), and the guards:
 //! - `same_project: true`: `project_path` must equal `job_project_path` (GitLab 18.4+). For
 //!   merge-request pipelines from forks, `project_path` (and `sub`) name the fork while
 //!   `job_project_path` names the project running the job: this refuses them.
@@ -71,6 +75,11 @@
 //! reaches any claim name, including `all`, `any`, `not`, `claim` and names that look like a typo
 //! of a known claim (those are refused in the short form, since a misspelt claim never matches
 //! and a deny rule with one would silently deny nothing).
+//!
+//! **Values.** Values are checked like claim names, against GitLab's documented values in the
+//! claim table ([`crate::ClaimSpec::values`]): `ref_type` is `branch` or `tag`, a
+//! `deployment_tier` of `Production` is refused with "did you mean `production`?", and a glob on
+//! a closed list must match one of its values.
 //!
 //! **Pin ids.** Paths can be re-registered after a project is deleted or renamed; ids cannot.
 //! Put `project_id` (or `namespace_id`) next to `project_path` (or `namespace_path`):

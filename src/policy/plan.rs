@@ -938,6 +938,8 @@ pub fn plan(policy: &Policy, options: &PlanOptions) -> Result<Plan, PlanError> {
 pub(crate) fn plan_unchecked(policy: &Policy, options: &PlanOptions) -> Plan {
     let (apps, plan_warnings) = plan_credentials(policy.rules(), options);
     let identities = identities(policy, &apps);
+    // The policy has checked what `rbac::plan` refuses (names, GUIDs, counts) when it loaded,
+    // so neither branch below drops anything a loaded policy holds.
     let roles = match Catalogue::builtin() {
         Ok(catalogue) => {
             rbac::plan(&identities, catalogue).unwrap_or(RbacPlan { identities: Vec::new() })
