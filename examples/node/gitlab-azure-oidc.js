@@ -26,6 +26,8 @@ import { instantiate } from './generated/gitlab-azure-oidc.js';
 /** @typedef {import('./generated/interfaces/gitlab-azure-oidc-gate.js').Admission} Admission */
 /** @typedef {import('./generated/interfaces/gitlab-azure-oidc-verify.js').ClaimSpec} ClaimSpec */
 /** @typedef {import('./generated/interfaces/gitlab-azure-oidc-policy.js').Decision} Decision */
+/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-policy.js').PlanReport} PlanReport */
+/** @typedef {import('./generated/interfaces/gitlab-azure-oidc-policy.js').RbacReport} RbacReport */
 /** @typedef {import('./generated/interfaces/gitlab-azure-oidc-lint.js').LintReport} LintReport */
 /** @typedef {import('./generated/interfaces/gitlab-azure-oidc-lint.js').Severity} Severity */
 
@@ -480,9 +482,15 @@ export class Policy extends GuestResource {
     return this.method((h) => h.warnings());
   }
 
-  /** The federated credentials Entra needs. @param {string} issuer @param {string} [audience] */
-  plan(issuer, audience = 'api://AzureADTokenExchange') {
-    return this.method((h) => h.plan(issuer, audience));
+  /**
+   * The federated credentials Entra needs, and the role assignments each identity needs.
+   * @param {string} issuer Exactly as tokens carry it; a near miss throws `issuer-near-miss`.
+   * @param {{audience?: string, subjectForm?: 'project-path'|'project-id'}} [options] The audience
+   *   defaults to each app's cloud's.
+   * @returns {PlanReport} @throws {OidcError}
+   */
+  plan(issuer, { audience, subjectForm = 'project-path' } = {}) {
+    return this.method((h) => h.plan({ issuer, audience, subjectForm }));
   }
 }
 
@@ -501,6 +509,19 @@ export function verifyGitlabToken(token, jwks, config, now, runtime = defaultRun
  */
 export function preflight(claims, credentials, runtime = defaultRuntime()) {
   return runtime.call((r) => r.policy.preflight(claimsJson(claims), json(credentials)));
+}
+
+/**
+ * Audits role assignments (`az role assignment list --all --include-inherited --include-groups
+ * -o json`) against the roles the policy declares; findings on an identity any branch can become
+ * are raised one severity step.
+ * @param {string|object} policy @param {string|object[]} assignments @param {string|object[]} [definitions]
+ * @param {{failOn?: 'info'|'low'|'medium'|'high'|'critical', codeQualityPath?: string}} [options]
+ * @returns {RbacReport} @throws {OidcError}
+ */
+export function auditRbac(policy, assignments, definitions, { failOn = 'high', codeQualityPath = 'policy.json' } = {}, runtime = defaultRuntime()) {
+  const defs = definitions === undefined ? undefined : json(definitions);
+  return runtime.call((r) => r.policy.auditRbac(json(policy), json(assignments), defs, { failOn, codeQualityPath }));
 }
 
 /** Every claim the component names, registered claims first. @returns {ClaimSpec[]} */

@@ -41,7 +41,8 @@ __all__ = [
     "VerifierConfig", "Verifier", "verify_gitlab_token", "claim_table", "ClaimSpec",
     "VerifiedToken", "Header", "RegisteredClaims", "GitlabClaims", "UserIdentity", "JobConfig",
     "CheckedToken", "KeyInfo", "AzureTarget", "HttpRequest", "AccessToken",
-    "Policy", "Decision", "RuleOutcome", "PlanReport", "PreflightReport", "preflight",
+    "Policy", "Decision", "RuleOutcome", "PlanOptions", "PlanReport", "RuleWarnings",
+    "PreflightReport", "preflight", "AuditOptions", "RbacReport", "audit_rbac",
     "lint_pipeline", "CiFile", "LintContext", "LintReport", "SeverityCounts",
 ]
 
@@ -264,6 +265,8 @@ class ClaimSpec:
     nullable: bool
     since: Optional[str]
     registered: bool
+    values: List[str]  # GitLab's documented values, e.g. ["branch", "tag"] for ref_type
+    values_complete: bool
 
 
 @dataclass(frozen=True)
@@ -363,10 +366,52 @@ class PreflightReport:
 
 
 @dataclass(frozen=True)
+class PlanOptions:
+    """What a plan is made for (WIT `plan-options`): ``issuer`` exactly as tokens carry it in
+    ``iss`` (a near miss is refused with the fix), ``audience`` None for each app's cloud's,
+    ``subject_form`` ``"project-path"`` (GitLab's default) or ``"project-id"`` (immutable)."""
+    issuer: str
+    audience: Optional[str] = None
+    subject_form: str = "project-path"
+
+
+@dataclass(frozen=True)
+class RuleWarnings:
+    """The warnings of one rule (``rule`` None: about apps or the whole plan), one line each."""
+    rule: Optional[str]
+    warnings: List[str]
+
+
+@dataclass(frozen=True)
 class PlanReport:
+    """The federated credentials and role assignments a policy needs: ``document`` is the whole
+    plan as one JSON document, ``text`` the same for people."""
+    document: str
+    text: str
     credentials_json: str
     commands: List[str]
-    warnings: List[str]
+    role_commands: List[str]
+    role_assignments_json: str
+    warnings: List[RuleWarnings]
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """How `audit_rbac` judges (``fail_on``: info, low, medium, high, critical) and where its Code
+    Quality issues point (the policy file, relative to the repository)."""
+    fail_on: str = "high"
+    code_quality_path: str = "policy.json"
+
+
+@dataclass(frozen=True)
+class RbacReport:
+    """What an audit of role assignments found: for people, as one JSON document, and as a GitLab
+    Code Quality report; ``fails`` when a finding is at or above ``fail_on``."""
+    text: str
+    json: str
+    code_quality: str
+    fails: bool
+    findings: int
 
 
 @dataclass(frozen=True)
@@ -912,9 +957,13 @@ class Policy(_Resource):
     def warnings(self) -> List[str]:
         return list(self._method("warnings"))
 
-    def plan(self, issuer: str, audience: str = "api://AzureADTokenExchange") -> PlanReport:
-        """The federated credentials Entra needs so it accepts every job this policy allows."""
-        return _from_wit(PlanReport, self._method("plan", issuer, audience))
+    def plan(self, issuer: str, audience: Optional[str] = None,
+             subject_form: str = "project-path") -> PlanReport:
+        """The federated credentials Entra needs so it accepts every job this policy allows, and
+        the role assignments each identity needs. Raises `OidcError` (``issuer-near-miss``) for an
+        issuer Entra would never match."""
+        options = PlanOptions(issuer, audience, subject_form)
+        return _result(self._method("plan", _to_wit(options)), PlanReport)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -949,6 +998,17 @@ def lint_pipeline(root: CiFile, context: LintContext, *, included: Sequence[CiFi
     return _result((runtime or default_runtime())._call(
         _LINT, "lint-pipeline", ci_file(root), [ci_file(f) for f in included], _to_wit(context),
         policy, credentials, fail_on), LintReport)
+
+
+def audit_rbac(policy: str, assignments_json: str, definitions_json: Optional[str] = None, *,
+               options: AuditOptions = AuditOptions(),
+               runtime: Optional[Runtime] = None) -> RbacReport:
+    """Audits role assignments (``az role assignment list --all --include-inherited
+    --include-groups -o json``) against the roles the policy document declares; findings on an
+    identity any branch can become are raised one severity step."""
+    return _result((runtime or default_runtime())._call(
+        _POLICY, "audit-rbac", policy, assignments_json, definitions_json, _to_wit(options)),
+        RbacReport)
 
 
 def preflight(claims: Union[VerifiedToken, Mapping[str, Any], str], credentials_json: str, *,

@@ -1,8 +1,8 @@
 //! `check` (would this job get an Azure identity, and why) and `plan` (the federated
-//! credentials a policy needs).
+//! credentials and role assignments a policy needs).
 
-use clap::{ArgMatches, Args};
-use gitlab_azure_oidc_host::{Host, PolicyRef, Session};
+use clap::{ArgMatches, Args, ValueEnum};
+use gitlab_azure_oidc_host::{Host, PlanOptions, PolicyRef, RuleWarnings, Session, SubjectForm};
 use serde_json::{json, Value};
 
 use crate::exchange::write_audit;
@@ -39,17 +39,38 @@ pub(crate) struct CheckArgs {
     pub(crate) token_arg: Option<String>,
 }
 
+/// How the projects build `sub` (their `ci_id_token_sub_claim_components`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Subject {
+    /// `project_path:<path>:ref_type:<type>:ref:<ref>`: GitLab's default.
+    ProjectPath,
+    /// `project_id:<id>:ref_type:<type>:ref:<ref>`: immutable (components `project_id`,
+    /// `ref_type`, `ref`); every allow rule must pin project_id.
+    ProjectId,
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct PlanArgs {
     /// The policy document (JSON).
     #[arg(long, value_name = "FILE")]
     pub(crate) policy: String,
-    /// The issuer the credentials name: the GitLab URL.
+    /// The issuer the credentials name: the GitLab URL exactly as tokens carry it (no trailing
+    /// slash); a near miss is refused with the fix.
     #[arg(long, value_name = "ISS", env = "CI_SERVER_URL")]
     pub(crate) issuer: String,
-    /// The audience the credentials name.
-    #[arg(long, value_name = "AUD", default_value = ENTRA_AUDIENCE)]
-    pub(crate) audience: String,
+    /// The audience the credentials name [default: each app's cloud's, api://AzureADTokenExchange
+    /// for the public cloud].
+    #[arg(long, value_name = "AUD")]
+    pub(crate) audience: Option<String>,
+    /// How the projects build `sub`.
+    #[arg(long, value_enum, value_name = "FORM", default_value = "project-path")]
+    pub(crate) subject: Subject,
+    /// Print the plan as one JSON document on stdout (warnings still go to stderr).
+    #[arg(long, conflicts_with = "commands")]
+    pub(crate) json: bool,
+    /// Print only the shell commands: the federated credentials, then the role assignments.
+    #[arg(long)]
+    pub(crate) commands: bool,
     /// The broker configuration document, as the broker reads it: its issuer's URL and keys
     /// (only the public halves are printed) and its certificates. `{"env": NAME}` values come
     /// from this environment; a key whose variable is unset needs a `public_key`.
@@ -70,14 +91,25 @@ pub(crate) struct PlanArgs {
     pub(crate) credentials: Vec<String>,
 }
 
-/// Loads a policy file into `session`, printing its lint warnings on stderr.
-fn load_policy(session: &mut Session, path: &str) -> Result<PolicyRef, Exit> {
+/// Loads a policy file into `session`, printing its lint warnings on stderr when `lint`.
+fn load_policy(session: &mut Session, path: &str, lint: bool) -> Result<PolicyRef, Exit> {
     let document = read_file(path, "--policy")?;
     let policy = session.load_policy(&document)?.map_err(|f| Exit::failure(f, Some(path)))?;
-    for warning in session.policy_warnings(policy)? {
-        eprintln!("warning: {warning}");
+    if lint {
+        for warning in session.policy_warnings(policy)? {
+            eprintln!("warning: {warning}");
+        }
     }
     Ok(policy)
+}
+
+/// Prints warnings on stderr, grouped per rule, one line each.
+fn print_warnings(groups: &[RuleWarnings]) {
+    for group in groups {
+        for warning in &group.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
 }
 
 pub(crate) fn check_command(
@@ -88,7 +120,7 @@ pub(crate) fn check_command(
     let mut session = host.session()?;
     let now = args.now.unwrap_or_else(unix_now);
     // Every input file is read and judged before any network call.
-    let policy = load_policy(&mut session, &args.policy)?;
+    let policy = load_policy(&mut session, &args.policy, true)?;
     let credentials =
         args.credentials.as_deref().map(|path| read_file(path, "--credentials")).transpose()?;
     let (claims_json, fingerprint) = match &args.claims {
@@ -153,25 +185,55 @@ pub(crate) fn check_command(
 
 pub(crate) fn plan_command(host: &Host, args: &PlanArgs) -> Result<(), Exit> {
     let mut session = host.session()?;
-    let policy = load_policy(&mut session, &args.policy)?;
-    let plan = session.plan(policy, &args.issuer, &args.audience)?;
-    let doc: Value = serde_json::from_str(&plan.credentials_json)
-        .map_err(|e| Exit::usage(format!("the component returned bad JSON: {e}")))?;
-    out::line(&serde_json::to_string_pretty(&doc).unwrap_or_default())?;
-    out::line("")?;
-    out::line("# Commands that create them:")?;
-    for command in &plan.commands {
-        out::line(command)?;
+    let policy = load_policy(&mut session, &args.policy, false)?;
+    let options = PlanOptions {
+        issuer: args.issuer.clone(),
+        audience: args.audience.clone(),
+        subject_form: match args.subject {
+            Subject::ProjectPath => SubjectForm::ProjectPath,
+            Subject::ProjectId => SubjectForm::ProjectId,
+        },
+    };
+    let plan = session.plan(policy, &options)?.map_err(|f| {
+        let flag = if f.kind == "plan-audience" { "--audience" } else { "--issuer" };
+        Exit::failure(f, Some(flag))
+    })?;
+    let broker = plan_broker(&mut session, policy, args)?;
+    let broker_commands = broker["commands"].as_array().cloned().unwrap_or_default();
+    if args.json {
+        // One document: the federated plan, with the broker's part as its `broker` member.
+        let mut doc: Value = serde_json::from_str(&plan.document)
+            .map_err(|e| Exit::usage(format!("the component returned bad JSON: {e}")))?;
+        doc["broker"] = broker.clone();
+        out::json(&doc)?;
+    } else if args.commands {
+        for command in plan.commands.iter().chain(&plan.role_commands) {
+            out::line(command)?;
+        }
+        for command in &broker_commands {
+            out::line(command.as_str().unwrap_or_default())?;
+        }
+    } else {
+        out::line(plan.text.trim_end())?;
+        print_broker(&broker)?;
     }
-    for warning in &plan.warnings {
-        eprintln!("warning: {warning}");
+    // One list, grouped per rule in document order: the broker's warnings join their rule's.
+    let mut groups = plan.warnings.clone();
+    for warning in broker["warnings"].as_array().into_iter().flatten() {
+        let rule = warning["rule"].as_str().map(str::to_owned);
+        let message = warning["message"].as_str().unwrap_or_default().to_owned();
+        match groups.iter_mut().find(|g| g.rule.is_some() && g.rule == rule) {
+            Some(group) => group.warnings.push(message),
+            None => groups.push(RuleWarnings { rule, warnings: vec![message] }),
+        }
     }
-    plan_broker(&mut session, policy, args)
+    print_warnings(&groups);
+    Ok(())
 }
 
 /// The broker part of `plan`: what Entra needs for the rules whose credential only the broker
 /// holds, the issuer's documents, and what stays advisory.
-fn plan_broker(session: &mut Session, policy: PolicyRef, args: &PlanArgs) -> Result<(), Exit> {
+fn plan_broker(session: &mut Session, policy: PolicyRef, args: &PlanArgs) -> Result<Value, Exit> {
     let broker_config = match (&args.broker_config, &args.broker_issuer) {
         (Some(path), _) => {
             let text = read_file(path, "--broker-config")?;
@@ -209,8 +271,12 @@ fn plan_broker(session: &mut Session, policy: PolicyRef, args: &PlanArgs) -> Res
     let document = session
         .plan_broker(policy, &args.issuer, broker_config.as_deref(), &certificates, &credentials)?
         .map_err(|f| Exit::failure(f, None))?;
-    let doc: Value = serde_json::from_str(&document)
-        .map_err(|e| Exit::usage(format!("the component returned bad JSON: {e}")))?;
+    serde_json::from_str(&document)
+        .map_err(|e| Exit::usage(format!("the component returned bad JSON: {e}")))
+}
+
+/// The broker part of `plan` for people: the apps, the issuer's documents to host, the commands.
+fn print_broker(doc: &Value) -> Result<(), Exit> {
     let apps = doc["apps"].as_array().map_or(0, Vec::len);
     if apps > 0 || !doc["issuer"].is_null() {
         out::line("")?;
@@ -236,9 +302,6 @@ fn plan_broker(session: &mut Session, policy: PolicyRef, args: &PlanArgs) -> Res
         for command in doc["commands"].as_array().into_iter().flatten() {
             out::line(command.as_str().unwrap_or_default())?;
         }
-    }
-    for warning in doc["warnings"].as_array().into_iter().flatten() {
-        eprintln!("warning: {}", warning["message"].as_str().unwrap_or_default());
     }
     Ok(())
 }

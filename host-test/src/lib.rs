@@ -10,7 +10,7 @@
 //! | `engine` | [`Host`]: the engine, its [`Tuning`] and per-call [`Limits`] |
 //! | `gate` | [`GateHandle`]: the exchange (install the JWKS, admit, finish), surviving traps |
 //! | `verifier` | [`VerifierHandle`]: a long-lived verifier for tooling |
-//! | `session` | [`Session`]: one instance for one-shot tooling calls (verify, policy, plan, lint) |
+//! | `session` | [`Session`]: one instance for one-shot tooling calls (verify, policy, plan, audit, lint) |
 //! | `signatures` | the component's `signatures` import, answered with ring |
 //!
 //! The host does I/O for the component and nothing else: it neither reads files nor talks to the
@@ -35,15 +35,18 @@ pub use bindings::exports::gitlab_azure::oidc::gate::{
     Admission, AssertionAlgorithm, Certificate, Credential, GateConfig,
 };
 pub use bindings::exports::gitlab_azure::oidc::lint::{
-    CiFile, Includes, LintContext, LintReport, Severity, SeverityCounts,
+    CiFile, Includes, LintContext, LintReport, SeverityCounts,
 };
-pub use bindings::exports::gitlab_azure::oidc::policy::{Decision, PlanReport, PreflightReport};
+pub use bindings::exports::gitlab_azure::oidc::policy::{
+    AuditOptions, Decision, PlanOptions, PlanReport, PreflightReport, RbacReport, RuleWarnings,
+    SubjectForm,
+};
 pub use bindings::exports::gitlab_azure::oidc::verify::{
     CheckedToken, ClaimKind, ClaimSpec, KeyInfo,
 };
 pub use bindings::gitlab_azure::oidc::types::{
     AccessToken, Algorithm, AzureTarget, Category, Failure, HttpRequest, Location,
-    RegisteredClaims, VerifiedToken, VerifierConfig,
+    RegisteredClaims, Severity, VerifiedToken, VerifierConfig,
 };
 pub use engine::{Host, Limits, Tuning, EMBEDDED_COMPONENT};
 pub use error::HostError;

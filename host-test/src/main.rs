@@ -15,6 +15,7 @@ mod flags;
 mod lint;
 mod out;
 mod pipeline_yaml;
+mod rbac;
 mod time;
 mod verify;
 
@@ -51,11 +52,14 @@ enum Command {
     Exchange(exchange::ExchangeArgs),
     /// Decide with a policy: would this job get an Azure identity, and why (or why not)?
     Check(check::CheckArgs),
-    /// Print the Entra federated credentials a policy needs.
+    /// Print the Entra federated credentials and the Azure role assignments a policy needs.
     Plan(check::PlanArgs),
     /// Lint a `.gitlab-ci.yml`: audiences, subjects and credentials, secrets, legacy tokens,
     /// and merge requests that reach protected-ref identities, per job, with the fix.
     Lint(lint::LintArgs),
+    /// Audit Azure role assignments against the roles a policy declares, weighted by who can
+    /// become each identity.
+    AuditRbac(rbac::AuditRbacArgs),
     /// Run the whole flow against loopback stand-ins for GitLab and Entra (no account needed).
     Demo,
 }
@@ -88,6 +92,7 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<(), Exit> {
         Command::Check(args) => check::check_command(&host()?, args, sub),
         Command::Plan(args) => check::plan_command(&host()?, args),
         Command::Lint(args) => lint::command(&host()?, args, sub),
+        Command::AuditRbac(args) => rbac::command(&host()?, args),
         Command::Demo => demo::command(&host()?),
     }
 }
@@ -103,7 +108,9 @@ fn main() -> ExitCode {
         Command::Exchange(args) => args.output == exchange::Output::Json,
         Command::Check(args) => args.json,
         Command::Lint(args) => args.json,
-        Command::Plan(_) | Command::Demo => false,
+        Command::Plan(args) => args.json,
+        Command::AuditRbac(args) => args.json,
+        Command::Demo => false,
     };
     match run(&cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,

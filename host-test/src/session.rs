@@ -1,5 +1,6 @@
 //! One instance for a sequence of one-shot tooling calls: verify a token, load a policy,
-//! decide on claims, plan, preflight, read the claim table, lint a pipeline.
+//! decide on claims, plan, audit role assignments, preflight, read the claim table, lint a
+//! pipeline.
 
 use wasmtime::component::ResourceAny;
 use wasmtime::Store;
@@ -8,8 +9,9 @@ use crate::bindings::Oidc;
 use crate::engine::State;
 use crate::error::classify;
 use crate::{
-    CiFile, ClaimSpec, Decision, Failure, Host, HostError, Includes, LintContext, LintReport,
-    PlanReport, PreflightReport, Severity, VerifiedToken, VerifierConfig,
+    AuditOptions, CiFile, ClaimSpec, Decision, Failure, Host, HostError, Includes, LintContext,
+    LintReport, PlanOptions, PlanReport, PreflightReport, RbacReport, Severity, VerifiedToken,
+    VerifierConfig,
 };
 
 /// How many times the per-call fuel a `lint_pipeline` call gets. Linting does far more work
@@ -129,18 +131,38 @@ impl Session {
         self.call(|s, o| o.gitlab_azure_oidc_policy().policy().call_warnings(s, policy.0))
     }
 
-    /// `policy.plan`.
+    /// `policy.plan`: the federated credentials and role assignments the policy needs.
     ///
     /// # Errors
     /// [`HostError`] when the guest could not answer.
     pub fn plan(
         &mut self,
         policy: PolicyRef,
-        issuer: &str,
-        audience: &str,
-    ) -> Result<PlanReport, HostError> {
+        options: &PlanOptions,
+    ) -> Result<Result<PlanReport, Failure>, HostError> {
+        self.call(|s, o| o.gitlab_azure_oidc_policy().policy().call_plan(s, policy.0, options))
+    }
+
+    /// `audit-rbac`: role assignments (an `az role assignment list` export) against what the
+    /// policy document declares, with the tenant's role definitions when given.
+    ///
+    /// # Errors
+    /// [`HostError`] when the guest could not answer.
+    pub fn audit_rbac(
+        &mut self,
+        policy: &str,
+        assignments: &str,
+        definitions: Option<&str>,
+        options: &AuditOptions,
+    ) -> Result<Result<RbacReport, Failure>, HostError> {
         self.call(|s, o| {
-            o.gitlab_azure_oidc_policy().policy().call_plan(s, policy.0, issuer, audience)
+            o.gitlab_azure_oidc_policy().call_audit_rbac(
+                s,
+                policy,
+                assignments,
+                definitions,
+                options,
+            )
         })
     }
 

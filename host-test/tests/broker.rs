@@ -829,7 +829,7 @@ fn plan_prints_what_entra_needs_for_each_broker_credential_and_warns_about_bypas
     }
     assert!(stderr.contains("`gitlab-main` trusts the GitLab issuer"), "{stderr}");
     assert!(
-        stdout.starts_with("{\n  \"apps\": [],"),
+        stdout.starts_with("# federated credentials: 0 for 0 apps"),
         "no GitLab credential for a broker app: {stdout}"
     );
 

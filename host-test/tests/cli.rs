@@ -436,3 +436,285 @@ fn the_demo_runs_end_to_end() {
     assert!(stdout.contains("demo: every step behaved as expected"));
     assert!(stdout.contains("AADSTS700213"));
 }
+
+// Issue 14: the plan Entra accepts, the role assignments, and the drift check.
+
+const MONOREPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies/monorepo.json");
+const MONOREPO_EXPORT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/monorepo-assignments.json");
+const RELEASE_ACRPUSH: &str = "az role assignment create --assignee-object-id \
+     a6a6a6a6-0000-4000-8000-000000000006 --assignee-principal-type ServicePrincipal --role \
+     8311e382-0749-4cb8-b61a-304f252e45ec --scope /subscriptions/6f1c3a5e-2d4b-4c8a-9e7f-1a2b3c4d5e6f\
+     /resourceGroups/rg-app/providers/Microsoft.ContainerRegistry/registries/acrapp --name \
+     37002897-b83e-55c9-ae7a-55c4cdec2eae";
+
+fn plan_monorepo(extra: &[&str]) -> Output {
+    let mut args = vec!["plan", "--policy", MONOREPO, "--issuer", "https://gitlab.com"];
+    args.extend_from_slice(extra);
+    run(&args, &[], None)
+}
+
+#[test]
+fn done_means_plan_prints_credentials_and_acrpush_on_the_registry_for_the_release_job() {
+    let out = plan_monorepo(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("# federated credentials: 7 for 6 apps"), "{stdout}");
+    assert!(stdout.contains("\"name\": \"release\""), "{stdout}");
+    assert!(stdout.contains(RELEASE_ACRPUSH), "{stdout}");
+    // Nothing wider: the release identity gets exactly that one role assignment.
+    let release: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("az role assignment create --assignee-object-id a6a6a6a6"))
+        .collect();
+    assert_eq!(release, [RELEASE_ACRPUSH]);
+    assert_eq!(stdout.matches("az role assignment create").count(), 6, "one role per identity");
+}
+
+#[test]
+fn plan_output_is_byte_identical_run_after_run() {
+    for extra in [&[][..], &["--json"], &["--commands"]] {
+        let first = plan_monorepo(extra);
+        let second = plan_monorepo(extra);
+        assert_eq!(first.status.code(), Some(0), "{extra:?}: {}", text(&first.stderr));
+        assert!(!first.stdout.is_empty());
+        assert_eq!(first.stdout, second.stdout, "{extra:?}");
+        assert_eq!(first.stderr, second.stderr, "{extra:?}");
+    }
+}
+
+#[test]
+fn plan_json_is_one_document_and_warnings_go_to_stderr_one_line_per_rule_and_kind() {
+    let out = plan_monorepo(&["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The whole of stdout is one JSON document: nothing before or after it.
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one document");
+    assert_eq!(doc["issuer"], "https://gitlab.com");
+    let apps = doc["apps"].as_array().unwrap();
+    assert_eq!(apps.len(), 6);
+    let release = apps.iter().find(|a| a["identity"] == "release").unwrap();
+    assert_eq!(release["role_assignments"][0]["role"], "AcrPush");
+    assert_eq!(release["role_assignments"][0]["command"], RELEASE_ACRPUSH);
+    assert_eq!(
+        release["role_assignments"][0]["arm"]["name"],
+        "37002897-b83e-55c9-ae7a-55c4cdec2eae"
+    );
+    assert_eq!(release["reachable_from_any_branch"], true);
+    assert!(doc["commands"].as_array().unwrap().len() >= 13);
+
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.iter().all(|l| l.starts_with("warning: ")), "{stderr}");
+    // Grouped per rule, in document order; the conditions Entra cannot check are one line.
+    let hidden: Vec<&str> =
+        lines.iter().copied().filter(|l| l.contains("Entra cannot check")).collect();
+    assert_eq!(hidden.len(), 6, "one line per allow rule: {stderr}");
+    assert!(hidden[2].starts_with(
+        "warning: rule deploy-prod: Entra cannot check ref_protected, environment, \
+         environment_protected, same_project"
+    ));
+    let first_release = lines.iter().position(|l| l.contains("rule release:")).unwrap();
+    let last_prod = lines.iter().rposition(|l| l.contains("rule deploy-prod:")).unwrap();
+    assert!(last_prod < first_release, "{stderr}");
+    assert!(stderr.contains("flexible credentials (apps "), "{stderr}");
+    assert!(stderr.contains("preview feature, created through Microsoft Graph's beta endpoint"));
+    assert!(stderr.contains("`az ad app federated-credential list` fails"), "{stderr}");
+}
+
+#[test]
+fn plan_commands_prints_only_the_commands() {
+    let out = plan_monorepo(&["--commands"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 7 + 6, "{stdout}");
+    assert!(lines.iter().all(|l| l.starts_with("az ")), "{stdout}");
+    assert_eq!(lines.last(), Some(&RELEASE_ACRPUSH));
+    let out = plan_monorepo(&["--commands", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "the two outputs exclude each other");
+}
+
+#[test]
+fn plan_refuses_issuer_near_misses_with_the_fix() {
+    for (issuer, what) in [
+        ("https://gitlab.com/", "ends in `/`"),
+        ("gitlab.com", "does not start with `https://`"),
+        ("https://GitLab.com", "has capital letters"),
+        (" https://gitlab.com", "contains whitespace"),
+    ] {
+        let out = run(&["plan", "--policy", MONOREPO, "--issuer", issuer], &[], None);
+        assert_eq!(out.status.code(), Some(2), "{issuer:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.starts_with("error: usage: issuer-near-miss: --issuer: "), "{stderr}");
+        assert!(stderr.contains(what) && stderr.contains("AADSTS700211"), "{stderr}");
+        assert!(stderr.trim_end().ends_with("use `https://gitlab.com`"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    // From $CI_SERVER_URL too, and as JSON for a --json call.
+    let out = run(
+        &["plan", "--policy", MONOREPO, "--json"],
+        &[("CI_SERVER_URL", "https://gitlab.example.com/")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"], "usage");
+}
+
+#[test]
+fn plan_for_immutable_subjects_and_sovereign_clouds() {
+    let out = plan_monorepo(&["--subject", "project-id", "--commands"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\"subject\":\"project_id:4242:ref_type:branch:ref:main\""));
+    let gov = tmp(
+        "gov-policy.json",
+        &json!({"rules": [{"name": "gov", "effect": "allow",
+            "when": {"project_path": "g/p", "project_id": 7, "ref_type": "branch", "ref": "main"},
+            "azure": {"tenant": "contoso.onmicrosoft.us", "client_id": CLIENT_ID,
+                      "authority_host": "login.microsoftonline.us"}}]})
+        .to_string(),
+    );
+    let out =
+        run(&["plan", "--policy", &gov, "--issuer", "https://gitlab.com", "--json"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["apps"][0]["audience"], "api://AzureADTokenExchangeUSGov");
+}
+
+#[test]
+fn done_means_audit_rbac_reports_contributor_on_the_subscription_as_critical_and_raised() {
+    let report = tmp("gl-code-quality-report.json", "");
+    let out = run(
+        &[
+            "audit-rbac",
+            "--policy",
+            MONOREPO,
+            "--assignments",
+            MONOREPO_EXPORT,
+            "--code-quality",
+            &report,
+        ],
+        &[("CI_PROJECT_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/.."))],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "a critical finding fails at --fail-on high");
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("rbac audit: 1 finding (1 critical)"), "{stdout}");
+    let finding = stdout.lines().find(|l| l.contains("privileged-wide-scope")).unwrap();
+    assert!(finding.trim_start().starts_with("critical privileged-wide-scope: Contributor at subscription scope /subscriptions/6f1c3a5e-2d4b-4c8a-9e7f-1a2b3c4d5e6f"), "{finding}");
+    assert!(
+        finding.contains("the identity is reachable from any branch: rule release"),
+        "{finding}"
+    );
+    assert!(finding.ends_with(
+        "-- fix: az role assignment delete --ids /subscriptions/6f1c3a5e-2d4b-4c8a-9e7f-1a2b3c4d5e6f/providers/Microsoft.Authorization/roleAssignments/7b2d4f60-1a3c-4e5f-8d9b-0c1e2f3a4b5c"
+    ), "{finding}");
+    // Only that: every planned assignment is in place.
+    assert_eq!(stdout.matches("ok: 1 assignment(s), nothing to report").count(), 5, "{stdout}");
+    assert!(text(&out.stderr).starts_with("error: rbac-findings: 1 finding(s)"));
+    // The Code Quality report, valid against the fields GitLab reads.
+    let issues: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let schema: Value = serde_json::from_str(include_str!("data/codequality.schema.json")).unwrap();
+    validate(&issues, &schema, "$");
+    assert_eq!(issues.as_array().unwrap().len(), 1);
+    assert_eq!(issues[0]["severity"], "blocker");
+    assert_eq!(issues[0]["check_name"], "gitlab-azure-oidc/rbac/privileged-wide-scope");
+    // The issue points at the policy, relative to the repository ($CI_PROJECT_DIR).
+    assert_eq!(issues[0]["location"]["path"], "examples/policies/monorepo.json");
+
+    // At --fail-on critical it still fails; the JSON report is one document.
+    let out = run(
+        &[
+            "audit-rbac",
+            "--policy",
+            MONOREPO,
+            "--assignments",
+            MONOREPO_EXPORT,
+            "--json",
+            "--fail-on",
+            "critical",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["summary"]["critical"], 1);
+    assert_eq!(doc["findings"][0]["raised"], true);
+    assert_eq!(doc["findings"][0]["identity"], "release");
+}
+
+#[test]
+fn audit_rbac_passes_when_the_export_matches_the_plan_and_refuses_bad_input_with_2() {
+    // The export without the extra Contributor: exactly what the plan creates.
+    let mut rows: Value =
+        serde_json::from_str(&std::fs::read_to_string(MONOREPO_EXPORT).unwrap()).unwrap();
+    rows.as_array_mut().unwrap().retain(|r| r["roleDefinitionName"] != "Contributor");
+    let clean = tmp("clean-assignments.json", &rows.to_string());
+    let out = run(&["audit-rbac", "--policy", MONOREPO, "--assignments", &clean], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("rbac audit: no findings"));
+
+    // Bad input is a usage error naming the file, before anything is judged.
+    let missing =
+        run(&["audit-rbac", "--policy", MONOREPO, "--assignments", "/nonexistent.json"], &[], None);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("cannot open --assignments /nonexistent.json"));
+    let not_a_list = tmp("not-a-list.json", r#"{"value": 1}"#);
+    let out = run(&["audit-rbac", "--policy", MONOREPO, "--assignments", &not_a_list], &[], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(&format!("{not_a_list}: ")), "{}", text(&out.stderr));
+    let typo = tmp(
+        "typo-policy.json",
+        r#"{"rules":[{"name":"d","effect":"deny","when":{"pipeline_source":"merge_request_events"}}]}"#,
+    );
+    let out = run(&["audit-rbac", "--policy", &typo, "--assignments", MONOREPO_EXPORT], &[], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("did you mean `merge_request_event`?"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A validator for the JSON Schema keywords `codequality.schema.json` uses.
+fn validate(value: &Value, schema: &Value, at: &str) {
+    if let Some(kind) = schema["type"].as_str() {
+        let ok = match kind {
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            "string" => value.is_string(),
+            "integer" => value.is_u64() || value.is_i64(),
+            other => panic!("schema type {other} not supported here"),
+        };
+        assert!(ok, "{at}: expected {kind}, found {value}");
+    }
+    if let Some(values) = schema["enum"].as_array() {
+        assert!(values.contains(value), "{at}: {value} not in {values:?}");
+    }
+    if let Some(min) = schema["minLength"].as_u64() {
+        assert!(value.as_str().unwrap().chars().count() as u64 >= min, "{at}: too short");
+    }
+    if let Some(min) = schema["minimum"].as_i64() {
+        assert!(value.as_i64().unwrap() >= min, "{at}: below {min}");
+    }
+    if let Some(pattern) = schema["pattern"].as_str() {
+        assert_eq!(pattern, "^[^/.]", "only the pattern the schema uses");
+        assert!(!value.as_str().unwrap().starts_with(['/', '.']), "{at}: not relative");
+    }
+    for key in schema["required"].as_array().into_iter().flatten() {
+        assert!(value.get(key.as_str().unwrap()).is_some(), "{at}: {key} is required");
+    }
+    if let Some(properties) = schema["properties"].as_object() {
+        for (key, sub) in properties {
+            if let Some(v) = value.get(key) {
+                validate(v, sub, &format!("{at}.{key}"));
+            }
+        }
+    }
+    if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
+        for (i, item) in list.iter().enumerate() {
+            validate(item, items, &format!("{at}[{i}]"));
+        }
+    }
+}

@@ -204,7 +204,8 @@ mod gate_and_policy {
 
     use base64::Engine as _;
     use gitlab_azure_oidc_host::{
-        AssertionAlgorithm, AzureTarget, Certificate, Credential, GateConfig, GateHandle, Limits,
+        AssertionAlgorithm, AuditOptions, AzureTarget, Certificate, Credential, GateConfig,
+        GateHandle, Limits, PlanOptions, Severity, SubjectForm,
     };
     use serde_json::Value;
 
@@ -468,8 +469,28 @@ mod gate_and_policy {
         assert!(!decision.audit_json.contains(&token));
         let audit: Value = serde_json::from_str(&decision.audit_json).unwrap();
         assert_eq!(audit["token_sha256"], verified.fingerprint);
-        let plan = session.plan(policy, ISS, AUDIENCE).unwrap();
+        let options = |issuer: &str| PlanOptions {
+            issuer: issuer.to_owned(),
+            audience: Some(AUDIENCE.to_owned()),
+            subject_form: SubjectForm::ProjectPath,
+        };
+        let plan = session.plan(policy, &options(ISS)).unwrap().unwrap();
         assert!(plan.credentials_json.contains(testkit::SUBJECT));
+        let document: Value = serde_json::from_str(&plan.document).unwrap();
+        assert_eq!(document["issuer"], ISS);
+        assert_eq!(plan.warnings[0].rule.as_deref(), Some("deploy-main"));
+        // A near miss of the issuer is a configuration failure that says the fix.
+        let failure = session.plan(policy, &options("https://gitlab.example.com/")).unwrap();
+        let failure = failure.unwrap_err();
+        assert_eq!(
+            (failure.kind.as_str(), failure.category),
+            ("issuer-near-miss", Category::Config)
+        );
+        assert!(
+            failure.message.contains("use `https://gitlab.example.com`"),
+            "{}",
+            failure.message
+        );
         let credentials = json!([{"name": "main", "issuer": ISS, "subject": testkit::SUBJECT, "audiences": [AUDIENCE]}]).to_string();
         let report = session.preflight(&verified.payload_json, &credentials).unwrap().unwrap();
         assert!(report.accepted, "{}", report.report);
@@ -488,11 +509,55 @@ mod gate_and_policy {
     }
 
     #[test]
+    fn plans_and_rbac_audits_of_the_monorepo_through_the_component() {
+        let mut session = host().session().unwrap();
+        let document = include_str!("../../examples/policies/monorepo.json");
+        let policy = session.load_policy(document).unwrap().unwrap();
+        let options = PlanOptions {
+            issuer: "https://gitlab.com".to_owned(),
+            audience: None,
+            subject_form: SubjectForm::ProjectPath,
+        };
+        let plan = session.plan(policy, &options).unwrap().unwrap();
+        let arm: Value = serde_json::from_str(&plan.role_assignments_json).unwrap();
+        assert_eq!(arm.as_array().unwrap().len(), 6);
+        assert!(plan
+            .role_commands
+            .iter()
+            .any(|c| c.contains("--role 8311e382-0749-4cb8-b61a-304f252e45ec")));
+        assert!(plan.text.contains("# AcrPush at /subscriptions/"));
+        // The same call twice gives the same bytes.
+        assert_eq!(session.plan(policy, &options).unwrap().unwrap().document, plan.document);
+
+        let export = include_str!("data/monorepo-assignments.json");
+        let audit = |fail_on| AuditOptions { fail_on, code_quality_path: "policy.json".to_owned() };
+        let report =
+            session.audit_rbac(document, export, None, &audit(Severity::High)).unwrap().unwrap();
+        assert!(report.fails);
+        assert_eq!(report.findings, 1, "{}", report.text);
+        let quality: Value = serde_json::from_str(&report.code_quality).unwrap();
+        assert_eq!(quality[0]["severity"], "blocker");
+        let failure = session
+            .audit_rbac(document, "{\"not\": \"a list\"}", None, &audit(Severity::High))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            (failure.kind.as_str(), failure.category),
+            ("rbac-not-an-array", Category::Config)
+        );
+    }
+
+    #[test]
     fn the_claim_table_names_every_field_the_core_parses() {
         let table = host().session().unwrap().claim_table().unwrap();
         let names: Vec<&str> = table.iter().map(|c| c.name.as_str()).collect();
         let core: Vec<&str> = gitlab_azure_oidc::CLAIMS.iter().map(|c| c.name).collect();
         assert_eq!(names, core);
+        let ref_type = table.iter().find(|c| c.name == "ref_type").unwrap();
+        assert_eq!(
+            (ref_type.values.as_slice(), ref_type.values_complete),
+            (&["branch".to_owned(), "tag".to_owned()][..], true)
+        );
         // Every claim testkit's realistic GitLab token carries is in the table.
         for claim in gitlab_claims(ISS, NOW).as_object().unwrap().keys() {
             assert!(names.contains(&claim.as_str()), "{claim} is missing from the claim table");

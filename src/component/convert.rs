@@ -195,3 +195,15 @@ impl SignatureBackend for HostSignatures {
         }
     }
 }
+
+/// A tooling report's severity threshold.
+pub(super) fn severity(s: wit::Severity) -> crate::findings::Severity {
+    use crate::findings::Severity;
+    match s {
+        wit::Severity::Info => Severity::Info,
+        wit::Severity::Low => Severity::Low,
+        wit::Severity::Medium => Severity::Medium,
+        wit::Severity::High => Severity::High,
+        wit::Severity::Critical => Severity::Critical,
+    }
+}

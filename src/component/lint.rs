@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::convert::fail;
+use super::convert::severity;
 use super::exports::gitlab_azure::oidc::lint as wit;
 use super::gitlab_azure::oidc::types::Failure;
 use super::Component;
@@ -62,16 +63,6 @@ fn context(c: wit::LintContext) -> LintContext {
         },
         accepted_audiences,
         app_id,
-    }
-}
-
-fn severity(s: wit::Severity) -> Severity {
-    match s {
-        wit::Severity::Info => Severity::Info,
-        wit::Severity::Low => Severity::Low,
-        wit::Severity::Medium => Severity::Medium,
-        wit::Severity::High => Severity::High,
-        wit::Severity::Critical => Severity::Critical,
     }
 }
 

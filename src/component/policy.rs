@@ -1,6 +1,6 @@
 //! WIT glue for `gitlab-azure:oidc/policy`: conversions only.
 
-use super::convert::fail;
+use super::convert::{fail, severity};
 use super::exports::gitlab_azure::oidc::policy as wit;
 use super::gitlab_azure::oidc::types::Failure;
 use super::Component;
@@ -8,11 +8,15 @@ use crate::broker::{BrokerConfig, ConfigMode};
 use crate::entra::certificate_thumbprints;
 use crate::entra::federated::{self, FederatedCredential};
 use crate::gate::{self, GateConfigError};
-use crate::policy;
+use crate::policy::{self, PlanOptions, SubjectForm};
 use crate::Claims;
 
 /// The `policy` resource: a compiled policy document.
 pub(super) struct PolicyResource(policy::Policy);
+
+fn load(document: &str) -> Result<policy::Policy, Failure> {
+    policy::Policy::parse(document.as_bytes()).map_err(|e| fail(GateConfigError::Policy(e)))
+}
 
 fn claims(json: &str) -> Result<Claims, Failure> {
     Claims::from_json(json.as_bytes()).map_err(|e| fail(gate::Failure::Claims(e)))
@@ -41,13 +45,34 @@ impl wit::Guest for Component {
             report: report.to_string(),
         })
     }
+
+    fn audit_rbac(
+        policy: String,
+        assignments: String,
+        definitions: Option<String>,
+        options: wit::AuditOptions,
+    ) -> Result<wit::RbacReport, Failure> {
+        let policy = load(&policy)?;
+        let report = policy::audit_rbac(
+            &policy,
+            assignments.as_bytes(),
+            definitions.as_deref().map(str::as_bytes),
+        )
+        .map_err(fail)?;
+        let threshold = severity(options.fail_on);
+        Ok(wit::RbacReport {
+            text: report.to_text(),
+            json: report.to_json(),
+            code_quality: report.to_code_quality(&options.code_quality_path),
+            fails: report.fails(threshold),
+            findings: u32::try_from(report.findings.len()).unwrap_or(u32::MAX),
+        })
+    }
 }
 
 impl wit::GuestPolicy for PolicyResource {
     fn new(document: String) -> Result<Self, Failure> {
-        policy::Policy::parse(document.as_bytes())
-            .map(Self)
-            .map_err(|e| fail(GateConfigError::Policy(e)))
+        load(&document).map(Self)
     }
 
     fn decide(
@@ -120,18 +145,37 @@ impl wit::GuestPolicy for PolicyResource {
             credentials: &lists,
         };
         let plan =
-            policy::plan_broker(&self.0, &input).map_err(|e| fail(gate::Failure::Plan(e)))?;
+            policy::plan_broker(&self.0, &input).map_err(|e| fail(gate::Failure::BrokerPlan(e)))?;
         let mut doc = plan.to_json();
         doc["commands"] = serde_json::json!(plan.commands());
         Ok(doc.to_string())
     }
 
-    fn plan(&self, issuer: String, audience: String) -> wit::PlanReport {
-        let plan = policy::plan(&self.0, &issuer, &audience);
-        wit::PlanReport {
-            credentials_json: plan.to_json().to_string(),
-            commands: plan.commands(),
-            warnings: plan.warnings.iter().map(ToString::to_string).collect(),
+    fn plan(&self, options: wit::PlanOptions) -> Result<wit::PlanReport, Failure> {
+        let mut plan_options =
+            PlanOptions::new(options.issuer).subject_form(match options.subject_form {
+                wit::SubjectForm::ProjectPath => SubjectForm::ProjectPath,
+                wit::SubjectForm::ProjectId => SubjectForm::ProjectId,
+            });
+        if let Some(audience) = options.audience {
+            plan_options = plan_options.audience(audience);
         }
+        let plan = policy::plan(&self.0, &plan_options).map_err(fail)?;
+        Ok(wit::PlanReport {
+            document: plan.to_json().to_string(),
+            text: plan.to_text(),
+            credentials_json: plan.credentials_json().to_string(),
+            commands: plan.credential_commands(),
+            role_commands: plan.role_commands(),
+            role_assignments_json: plan.role_assignments_arm().to_string(),
+            warnings: plan
+                .grouped_warnings
+                .iter()
+                .map(|g| wit::RuleWarnings {
+                    rule: g.rule.clone(),
+                    warnings: g.warnings.iter().map(|(_, message)| message.clone()).collect(),
+                })
+                .collect(),
+        })
     }
 }

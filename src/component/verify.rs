@@ -52,6 +52,8 @@ impl wit::Guest for Component {
                 nullable: spec.nullable,
                 since: spec.since.map(str::to_owned),
                 registered: spec.registered,
+                values: spec.values.iter().map(|v| (*v).to_owned()).collect(),
+                values_complete: spec.values_complete,
             })
             .collect()
     }

@@ -52,6 +52,16 @@ pub enum TargetError {
         /// The distinct scopes.
         scopes: Vec<String>,
     },
+    /// A scope names the Azure Resource Manager of another cloud than the authority host's
+    /// (Entra answers AADSTS500011: the resource is not in this cloud's tenant).
+    ScopeOfAnotherCloud {
+        /// The scope as given.
+        scope: String,
+        /// The authority host.
+        host: &'static str,
+        /// The scope this cloud's Resource Manager takes.
+        expected: &'static str,
+    },
     /// The authority host is not one of the known Microsoft clouds.
     UnknownAuthorityHost {
         /// The host as given.
@@ -69,7 +79,8 @@ impl TargetError {
             Self::InvalidClientId { .. } => "client_id",
             Self::InvalidScope { .. }
             | Self::ScopeNotDefault { .. }
-            | Self::SeveralResources { .. } => "scopes",
+            | Self::SeveralResources { .. }
+            | Self::ScopeOfAnotherCloud { .. } => "scopes",
             Self::InvalidTenant { .. } | Self::ReservedTenant { .. } => "tenant",
             Self::UnknownAuthorityHost { .. } => "authority_host",
         }
@@ -85,6 +96,7 @@ impl TargetError {
             Self::ReservedTenant { .. } => "reserved-tenant",
             Self::ScopeNotDefault { .. } => "scope-not-default",
             Self::SeveralResources { .. } => "several-resources",
+            Self::ScopeOfAnotherCloud { .. } => "scope-of-another-cloud",
             Self::UnknownAuthorityHost { .. } => "unknown-authority-host",
         }
     }
@@ -129,6 +141,12 @@ impl fmt::Display for TargetError {
                 "scopes {} name more than one resource and Entra refuses that (AADSTS700022); \
                  request one token per resource",
                 list(scopes)
+            ),
+            Self::ScopeOfAnotherCloud { scope, host, expected } => write!(
+                f,
+                "scope `{scope}` is another cloud's Azure Resource Manager, but the authority host \
+                 is {host} (Entra would answer AADSTS500011); use `{expected}` or leave the \
+                 scopes out (they default to the authority host's)"
             ),
             Self::UnknownAuthorityHost { host, known } => write!(
                 f,

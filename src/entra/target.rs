@@ -17,6 +17,39 @@ pub const DEFAULT_SCOPE: &str = "https://management.azure.com/.default";
 pub const KNOWN_AUTHORITY_HOSTS: [&str; 3] =
     ["login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"];
 
+/// One Microsoft cloud: its authority host, the audience its federated credentials take, its
+/// Azure Resource Manager scope and its Microsoft Graph host.
+struct Cloud {
+    authority_host: &'static str,
+    audience: &'static str,
+    arm_scope: &'static str,
+    graph_host: &'static str,
+}
+
+/// The clouds of [`KNOWN_AUTHORITY_HOSTS`], in that order. Audiences: Entra's federated
+/// credential documentation (`api://AzureADTokenExchange`, `...USGov`, `...China`); Resource
+/// Manager and Graph endpoints: each cloud's published endpoints (`az cloud show`).
+const CLOUDS: [Cloud; 3] = [
+    Cloud {
+        authority_host: "login.microsoftonline.com",
+        audience: "api://AzureADTokenExchange",
+        arm_scope: DEFAULT_SCOPE,
+        graph_host: "graph.microsoft.com",
+    },
+    Cloud {
+        authority_host: "login.microsoftonline.us",
+        audience: "api://AzureADTokenExchangeUSGov",
+        arm_scope: "https://management.usgovcloudapi.net/.default",
+        graph_host: "graph.microsoft.us",
+    },
+    Cloud {
+        authority_host: "login.chinacloudapi.cn",
+        audience: "api://AzureADTokenExchangeChina",
+        arm_scope: "https://management.chinacloudapi.cn/.default",
+        graph_host: "microsoftgraph.chinacloudapi.cn",
+    },
+];
+
 /// Tenant aliases the client-credentials grant refuses (AADSTS9001023).
 const RESERVED_TENANTS: [&str; 3] = ["common", "consumers", "organizations"];
 
@@ -26,6 +59,9 @@ pub struct AzureTarget {
     tenant: String,
     client_id: String,
     scopes: Vec<String>,
+    /// Whether the scopes were given, or are the cloud's Resource Manager by default (which
+    /// follows the cloud when the target moves to another authority host).
+    scopes_given: bool,
     /// `https://{authority-host}`, or the overriding base URL, without a trailing slash.
     authority_base: String,
 }
@@ -78,6 +114,24 @@ impl AzureTarget {
             .filter(|host| KNOWN_AUTHORITY_HOSTS.iter().skip(1).any(|known| known == host))
     }
 
+    /// The audience a federated credential for this app takes in its cloud:
+    /// `api://AzureADTokenExchange` (public, and any overridden authority URL),
+    /// `api://AzureADTokenExchangeUSGov` or `api://AzureADTokenExchangeChina`.
+    pub fn federation_audience(&self) -> &'static str {
+        self.cloud().audience
+    }
+
+    /// The Microsoft Graph host of the app's cloud (`graph.microsoft.com`, `graph.microsoft.us`,
+    /// `microsoftgraph.chinacloudapi.cn`): where its federated credentials are managed.
+    pub fn graph_host(&self) -> &'static str {
+        self.cloud().graph_host
+    }
+
+    fn cloud(&self) -> &'static Cloud {
+        let host = self.authority_host().unwrap_or(KNOWN_AUTHORITY_HOSTS[0]);
+        CLOUDS.iter().find(|c| c.authority_host == host).unwrap_or(&CLOUDS[0])
+    }
+
     /// The base of the token endpoint: `https://{authority-host}` or the insecure override.
     pub fn authority_base(&self) -> &str {
         &self.authority_base
@@ -87,6 +141,18 @@ impl AzureTarget {
     /// [`DangerousAzureTarget::authority_url`]).
     pub(crate) fn with_authority_url(&self, url: &str) -> Result<Self, TargetError> {
         Ok(Self { authority_base: check_authority_url(url)?, ..self.clone() })
+    }
+
+    /// The same target in the cloud of `host`: checked again, with that cloud's Resource
+    /// Manager as the scope unless scopes were given.
+    pub(crate) fn with_authority_host(&self, host: &str) -> Result<Self, TargetError> {
+        let mut builder = Self::builder(self.tenant.clone(), self.client_id.clone());
+        if self.scopes_given {
+            for scope in &self.scopes {
+                builder = builder.scope(scope.clone());
+            }
+        }
+        builder.authority_host(host).build()
     }
 
     /// The token endpoint: `{authority-base}/{tenant}/oauth2/v2.0/token`. It is also the `aud` of
@@ -111,7 +177,9 @@ impl fmt::Display for AzureTarget {
 impl AzureTargetBuilder {
     /// Adds a scope: the resource's application ID URI followed by `/.default`, e.g.
     /// `https://graph.microsoft.com/.default`. Several scopes must name one resource. Defaults to
-    /// [`DEFAULT_SCOPE`] when none is added.
+    /// the Azure Resource Manager of the authority host's cloud when none is added
+    /// ([`DEFAULT_SCOPE`] for the public cloud, `https://management.usgovcloudapi.net/.default`,
+    /// `https://management.chinacloudapi.cn/.default`).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scopes.push(scope.into());
         self
@@ -138,6 +206,7 @@ impl AzureTargetBuilder {
     /// - [`TargetError::InvalidClientId`] when the client id is not a GUID.
     /// - [`TargetError::InvalidScope`], [`TargetError::ScopeNotDefault`] and
     ///   [`TargetError::SeveralResources`] for scopes Entra would refuse.
+    /// - [`TargetError::ScopeOfAnotherCloud`] for another cloud's Resource Manager scope.
     /// - [`TargetError::UnknownAuthorityHost`] for a host outside [`KNOWN_AUTHORITY_HOSTS`].
     /// - [`TargetError::InvalidAuthorityUrl`] for an override that is not a plain base URL, or
     ///   that uses `http://` with a host that is not loopback.
@@ -152,13 +221,36 @@ impl AzureTargetBuilder {
         if !is_guid(&self.client_id) {
             return Err(TargetError::InvalidClientId { client_id: self.client_id });
         }
-        let scopes = check_scopes(self.scopes)?;
+        let overridden = self.insecure_authority_url.is_some();
         let authority_base = match (self.insecure_authority_url, self.authority_host) {
             (Some(url), _) => check_authority_url(&url)?,
             (None, Some(host)) => format!("https://{}", check_authority_host(&host)?),
             (None, None) => format!("https://{}", KNOWN_AUTHORITY_HOSTS[0]),
         };
-        Ok(AzureTarget { tenant, client_id: self.client_id, scopes, authority_base })
+        let scopes_given = !self.scopes.is_empty();
+        let mut target = AzureTarget {
+            tenant,
+            client_id: self.client_id,
+            scopes: Vec::new(),
+            scopes_given,
+            authority_base,
+        };
+        let cloud = target.cloud();
+        target.scopes = check_scopes(self.scopes, cloud.arm_scope)?;
+        // Another cloud's Resource Manager: Entra would not find the resource. An overridden
+        // authority (a private cloud, a proxy) may front any of them.
+        let other_arm = CLOUDS
+            .iter()
+            .filter(|c| !overridden && c.authority_host != cloud.authority_host)
+            .find_map(|c| target.scopes.iter().find(|s| s.eq_ignore_ascii_case(c.arm_scope)));
+        if let Some(scope) = other_arm {
+            return Err(TargetError::ScopeOfAnotherCloud {
+                scope: scope.clone(),
+                host: cloud.authority_host,
+                expected: cloud.arm_scope,
+            });
+        }
+        Ok(target)
     }
 }
 
@@ -184,9 +276,9 @@ impl DangerousAzureTarget {
     }
 }
 
-fn check_scopes(scopes: Vec<String>) -> Result<Vec<String>, TargetError> {
+fn check_scopes(scopes: Vec<String>, default: &str) -> Result<Vec<String>, TargetError> {
     if scopes.is_empty() {
-        return Ok(vec![DEFAULT_SCOPE.to_owned()]);
+        return Ok(vec![default.to_owned()]);
     }
     let mut unique: Vec<String> = Vec::with_capacity(scopes.len());
     for scope in scopes {

@@ -48,9 +48,10 @@ fn tag_token() -> String {
     })
 }
 
+/// No `scopes`: each cloud's Azure Resource Manager (a named public-cloud scope would be refused
+/// by a sovereign target).
 fn azure(client_id: &str, credential: Value) -> Value {
-    json!({"tenant": TENANT, "client_id": client_id,
-           "scopes": ["https://management.azure.com/.default"], "credential": credential})
+    json!({"tenant": TENANT, "client_id": client_id, "credential": credential})
 }
 
 /// Three rules, three credentials: main deploys through the broker's issuer, tags through its

@@ -289,13 +289,7 @@ impl GateConfigBuilder {
             .map(|target| {
                 let effective = match (&self.authority_url, &self.authority_host) {
                     (Some(url), _) => target.with_authority_url(url)?,
-                    (None, Some(host)) => {
-                        let mut builder = AzureTarget::builder(target.tenant(), target.client_id());
-                        for scope in target.scopes() {
-                            builder = builder.scope(scope.clone());
-                        }
-                        builder.authority_host(host.clone()).build()?
-                    }
+                    (None, Some(host)) => target.with_authority_host(host)?,
                     (None, None) => target.clone(),
                 };
                 Ok((target, effective))

@@ -9,8 +9,8 @@ use crate::broker::{IdentityError, VendError};
 use crate::entra::federated::CredentialError;
 use crate::entra::{EntraError, EntraErrorResponse, RequestError};
 use crate::pipeline::PipelineError;
-use crate::policy::BrokerPlanError;
-use crate::policy::Location;
+use crate::policy::{BrokerPlanError, Location, PlanError};
+use crate::rbac::RbacError;
 use crate::{JwksError, VerifyError};
 
 /// Why the gate gave no admission or no access token. Nothing in it carries a token, a key or an
@@ -44,7 +44,11 @@ pub enum Failure {
     /// does not grant, an assertion for a rule that cannot vend one.
     Vend(VendError),
     /// The broker plan cannot be made (tooling input).
-    Plan(BrokerPlanError),
+    BrokerPlan(BrokerPlanError),
+    /// A plan's options (tooling input) were refused: an issuer Entra would never match.
+    Plan(PlanError),
+    /// A role assignments or role definitions export (tooling input) was refused.
+    Rbac(RbacError),
 }
 
 /// What kind of failure, for hosts that branch without matching every variant.
@@ -95,7 +99,9 @@ impl Failure {
             Self::Entra(e) => e.kind(),
             Self::Identity(e) => e.kind(),
             Self::Vend(e) => e.kind(),
+            Self::BrokerPlan(e) => e.kind(),
             Self::Plan(e) => e.kind(),
+            Self::Rbac(e) => e.kind(),
         }
     }
 
@@ -106,9 +112,9 @@ impl Failure {
             | Self::Credentials(_)
             | Self::Claims(_)
             | Self::Pipeline(_)
-            | Self::Plan(_) => {
-                Category::Config
-            }
+            | Self::BrokerPlan(_)
+            | Self::Plan(_)
+            | Self::Rbac(_) => Category::Config,
             Self::Jwks(_) | Self::NoKeys => Category::Jwks,
             Self::Token(_) => Category::Token,
             Self::Denied(_) => Category::Denied,
@@ -139,7 +145,7 @@ impl Failure {
             Self::Entra(e) => e.entra_response().map(EntraErrorResponse::hint),
             Self::Identity(e) => e.hint(),
             Self::Vend(e) => e.hint(),
-            Self::Plan(_) => None,
+            Self::BrokerPlan(_) | Self::Plan(_) | Self::Rbac(_) => None,
         }
     }
 
@@ -150,7 +156,8 @@ impl Failure {
             Self::Token(e) => e.suggests_jwks_refresh(),
             Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) => false,
             Self::Denied(_) | Self::Request(_) | Self::Entra(_) => false,
-            Self::Identity(_) | Self::Vend(_) | Self::Plan(_) => false,
+            Self::Identity(_) | Self::Vend(_) | Self::BrokerPlan(_) => false,
+            Self::Plan(_) | Self::Rbac(_) => false,
         }
     }
 
@@ -160,8 +167,12 @@ impl Failure {
         match self {
             Self::Entra(e) => e.is_retryable(),
             Self::Identity(e) => e.is_retryable(),
-            Self::Vend(_) | Self::Plan(_) => false,
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) | Self::Jwks(_) => false,
+            Self::Vend(_) | Self::BrokerPlan(_) | Self::Plan(_) | Self::Rbac(_) => false,
+            Self::Config(_)
+            | Self::Credentials(_)
+            | Self::Claims(_)
+            | Self::Pipeline(_)
+            | Self::Jwks(_) => false,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => false,
         }
     }
@@ -171,8 +182,12 @@ impl Failure {
         match self {
             Self::Entra(e) => e.retry_after().and_then(|r| r.seconds),
             Self::Identity(e) => e.retry_after(),
-            Self::Vend(_) | Self::Plan(_) => None,
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) | Self::Jwks(_) => None,
+            Self::Vend(_) | Self::BrokerPlan(_) | Self::Plan(_) | Self::Rbac(_) => None,
+            Self::Config(_)
+            | Self::Credentials(_)
+            | Self::Claims(_)
+            | Self::Pipeline(_)
+            | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -198,7 +213,8 @@ impl Failure {
             },
             Self::Identity(e) => e.http_status(),
             Self::Vend(e) => e.http_status(),
-            Self::Plan(_) => 500,
+            Self::BrokerPlan(_) => 500,
+            Self::Plan(_) | Self::Rbac(_) => 400,
         }
     }
 
@@ -206,8 +222,13 @@ impl Failure {
     pub fn entra_response(&self) -> Option<&EntraErrorResponse> {
         match self {
             Self::Entra(e) => e.entra_response(),
-            Self::Identity(_) | Self::Vend(_) | Self::Plan(_) => None,
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) | Self::Jwks(_) => None,
+            Self::Identity(_) | Self::Vend(_) | Self::BrokerPlan(_) => None,
+            Self::Plan(_) | Self::Rbac(_) => None,
+            Self::Config(_)
+            | Self::Credentials(_)
+            | Self::Claims(_)
+            | Self::Pipeline(_)
+            | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -243,7 +264,9 @@ impl fmt::Display for Failure {
             Self::Entra(e) => write!(f, "{e}"),
             Self::Identity(e) => write!(f, "{e}"),
             Self::Vend(e) => write!(f, "{e}"),
+            Self::BrokerPlan(e) => write!(f, "{e}"),
             Self::Plan(e) => write!(f, "{e}"),
+            Self::Rbac(e) => write!(f, "{e}"),
         }
     }
 }
@@ -253,6 +276,18 @@ impl std::error::Error for Failure {}
 impl From<GateConfigError> for Failure {
     fn from(e: GateConfigError) -> Self {
         Self::Config(e)
+    }
+}
+
+impl From<PlanError> for Failure {
+    fn from(e: PlanError) -> Self {
+        Self::Plan(e)
+    }
+}
+
+impl From<RbacError> for Failure {
+    fn from(e: RbacError) -> Self {
+        Self::Rbac(e)
     }
 }
 

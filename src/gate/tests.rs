@@ -304,9 +304,16 @@ fn the_authority_override_reaches_every_policy_target() {
 
 #[test]
 fn an_authority_host_sends_every_target_to_that_cloud_and_a_url_overrides_it() {
-    let build = |edit: fn(GateConfigBuilder) -> GateConfigBuilder| {
-        edit(GateConfig::builder(verifier()).policy(Policy::parse(DEMO.as_bytes()).unwrap()))
-            .build()
+    // The demo policy without its explicit public-cloud scopes: a sovereign target refuses them.
+    let mut document: serde_json::Value = serde_json::from_str(DEMO).unwrap();
+    for rule in document["rules"].as_array_mut().unwrap() {
+        if let Some(azure) = rule.get_mut("azure").and_then(serde_json::Value::as_object_mut) {
+            azure.remove("scopes");
+        }
+    }
+    let policy = Policy::parse(document.to_string().as_bytes()).unwrap();
+    let build = move |edit: fn(GateConfigBuilder) -> GateConfigBuilder| {
+        edit(GateConfig::builder(verifier()).policy(policy.clone())).build()
     };
     let mut gate =
         Gate::new(build(|b| b.authority_host("https://login.microsoftonline.us/")).unwrap());
@@ -319,6 +326,12 @@ fn an_authority_host_sends_every_target_to_that_cloud_and_a_url_overrides_it() {
     assert_eq!(admission.target().unwrap().authority_host(), Some("login.microsoftonline.us"));
     assert!(gate.take_audit()[0].contains(CLIENT_ID));
 
+    let public_scope = GateConfig::builder(verifier())
+        .policy(Policy::parse(DEMO.as_bytes()).unwrap())
+        .authority_host("login.microsoftonline.us")
+        .build()
+        .unwrap_err();
+    assert_eq!(public_scope.kind(), "scope-of-another-cloud", "{public_scope}");
     let unknown = build(|b| b.authority_host("login.microsoftonline.de")).unwrap_err();
     assert_eq!(unknown.kind(), "unknown-authority-host", "{unknown}");
 

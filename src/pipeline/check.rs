@@ -24,9 +24,7 @@ use super::resolve::{Pipeline, ResolvedJob};
 use crate::entra::federated::{
     preflight, ClaimsMatchingExpression, Expression, FederatedCredential, Preflight,
 };
-use crate::policy::{
-    plan, AppPlan, Decision, Effect, Mismatch, Plan, PlanWarning, Policy, Verdict,
-};
+use crate::policy::{plan, Decision, Effect, Mismatch, PlanOptions, PlanWarning, Policy, Verdict};
 use crate::Claims;
 
 /// Claims a CI file cannot tell; a policy rule that tests one is "not evaluated", not "denied".
@@ -85,9 +83,10 @@ pub fn lint(
     });
     let mut hidden: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if let Some(policy) = policy {
-        for warning in plan(policy, &context.issuer, ENTRA_AUDIENCE).warnings {
+        let options = PlanOptions::new(context.issuer.as_str()).audience(ENTRA_AUDIENCE);
+        for warning in plan(policy, &options).map(|p| p.warnings).unwrap_or_default() {
             if let PlanWarning::NotVisibleToEntra { rule, what } = warning {
-                hidden.entry(rule).or_default().push(what);
+                hidden.entry(rule).or_default().extend(what);
             }
         }
     }
@@ -1084,18 +1083,7 @@ impl<'a> Linter<'a> {
                         .map(|value| ClaimsMatchingExpression { value, language_version: 1 });
             }
         }
-        let plan = Plan {
-            issuer: self.context.issuer.clone(),
-            audience: audience.to_owned(),
-            apps: vec![AppPlan {
-                tenant: String::new(),
-                client_id: self.app_id.clone(),
-                rules: Vec::new(),
-                credentials: vec![credential],
-            }],
-            warnings: Vec::new(),
-        };
-        plan.commands().join("\n")
+        credential.create_command(&self.app_id, "graph.microsoft.com")
     }
 
     /// Credentials meant for protected refs that unprotected code can reach.

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::entra::federated::FederatedCredential;
 use crate::entra::AzureTarget;
 
 /// What a rule does when it matches.
@@ -134,6 +135,54 @@ pub enum Verdict {
     },
 }
 
+/// The federated credential a job relies on: the one the plan gives its app that Entra would
+/// match the job's token with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialEvidence {
+    /// The credential's name.
+    pub name: String,
+    /// Its exact subject (classic credentials).
+    pub subject: Option<String>,
+    /// Its `claimsMatchingExpression` (flexible credentials).
+    pub expression: Option<String>,
+}
+
+impl From<&FederatedCredential> for CredentialEvidence {
+    fn from(c: &FederatedCredential) -> Self {
+        Self {
+            name: c.name.clone(),
+            subject: c.subject.clone(),
+            expression: c.claims_matching_expression.as_ref().map(|e| e.value.as_str().to_owned()),
+        }
+    }
+}
+
+/// A role assignment the identity holds per the plan (the policy's `azure.roles`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleEvidence {
+    /// The role's name (its GUID for a custom role).
+    pub role: String,
+    /// The role's GUID.
+    pub role_guid: String,
+    /// The scope.
+    pub scope: String,
+}
+
+/// What an auditor needs besides the verdict: which policy decided, which federated credential
+/// the job relies on and what the identity may do in Azure per the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    /// SHA-256 of the policy document, hex.
+    pub policy_sha256: String,
+    /// The object id of the identity's service principal, when the policy gives it.
+    pub principal_id: Option<String>,
+    /// The credential the plan gives the app that matches the job; `None` for a deny, or when
+    /// no planned credential matches (the job must be exchanged through this policy).
+    pub credential: Option<CredentialEvidence>,
+    /// The role assignments the identity holds per the plan; empty for a deny.
+    pub role_assignments: Vec<RoleEvidence>,
+}
+
 /// A decision and its explanation: how every rule fared, in document order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
@@ -141,6 +190,8 @@ pub struct Decision {
     pub verdict: Verdict,
     /// One outcome per rule, in document order.
     pub explanation: Vec<RuleOutcome>,
+    /// The evidence for an audit.
+    pub evidence: Evidence,
 }
 
 impl Decision {

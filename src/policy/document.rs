@@ -5,10 +5,13 @@ use serde_json::{Map, Value};
 use super::condition::{Condition, MatchKind, Test};
 use super::decision::Effect;
 use super::glob::Glob;
+use super::Access;
 use super::{Location, PolicyError, Rule};
 use crate::entra::AzureTarget;
-use crate::text::ident::{did_you_mean, suggest};
+use crate::rbac::{RbacError, RoleNeed};
+use crate::text::ident::{canonical_guid, did_you_mean, suggest};
 use crate::text::json::{self, JsonProblem};
+use crate::verify::claim_spec;
 use crate::CLAIMS;
 
 /// Largest accepted policy document, in bytes.
@@ -35,33 +38,20 @@ pub(crate) const RULE_FIELDS: &[&str] = &[
     "pipeline_source",
 ];
 /// The fields of a rule's `azure` target.
-pub(crate) const AZURE_FIELDS: &[&str] =
-    &["tenant", "client_id", "scopes", "authority_host", "credential"];
+pub(crate) const AZURE_FIELDS: &[&str] = &[
+    "tenant",
+    "client_id",
+    "scopes",
+    "authority_host",
+    "credential",
+    "principal_id",
+    "groups",
+    "roles",
+];
 /// The operators of a matcher object.
 pub(crate) const OPERATORS: &[&str] = &["equals", "one_of", "glob", "present"];
 /// The combinators of a condition object.
 pub(crate) const COMBINATORS: &[&str] = &["all", "any", "not"];
-/// `runner_environment` values GitLab sends.
-pub(crate) const RUNNER_ENVIRONMENTS: &[&str] = &["gitlab-hosted", "self-hosted"];
-/// `pipeline_source` values GitLab is known to send (the full list is not documented, so other
-/// values are accepted unless they look like a typo of one of these).
-pub(crate) const PIPELINE_SOURCES: &[&str] = &[
-    "push",
-    "web",
-    "trigger",
-    "schedule",
-    "api",
-    "external",
-    "pipeline",
-    "chat",
-    "webide",
-    "merge_request_event",
-    "external_pull_request_event",
-    "parent_pipeline",
-    "ondemand_dast_scan",
-    "security_orchestration_policy",
-];
-
 /// Parses and compiles a whole document.
 pub(crate) fn parse(input: &[u8]) -> Result<Vec<Rule>, PolicyError> {
     if input.len() > MAX_POLICY_BYTES {
@@ -101,6 +91,7 @@ pub(crate) fn parse(input: &[u8]) -> Result<Vec<Rule>, PolicyError> {
         }
         compiled.push(rule);
     }
+    check_identities(&compiled)?;
     Ok(compiled)
 }
 
@@ -272,41 +263,24 @@ fn parse_rule(index: usize, value: &Value) -> Result<Rule, PolicyError> {
         },
     };
     let mut guards = Vec::new();
-    if let Some(v) = obj.get("runner_environment") {
-        let values = ctx.strings(v, "runner_environment")?;
-        for value in &values {
-            if !RUNNER_ENVIRONMENTS.contains(&value.as_str()) {
-                let hint = did_you_mean(value, RUNNER_ENVIRONMENTS.iter().copied());
-                return Err(ctx.invalid(
-                    "runner_environment",
-                    &Value::String(value.clone()),
-                    format!("`gitlab-hosted` or `self-hosted`{hint}"),
-                ));
+    for claim in ["runner_environment", "pipeline_source"] {
+        if let Some(v) = obj.get(claim) {
+            let values = ctx.strings(v, claim)?;
+            for (i, value) in values.iter().enumerate() {
+                let at = if matches!(v, Value::Array(_)) {
+                    format!("{claim}[{i}]")
+                } else {
+                    claim.to_owned()
+                };
+                check_value(&ctx, claim, value, &at)?;
             }
+            guards.push(Condition::Claim { claim: claim.to_owned(), test: Test::OneOf(values) });
         }
-        guards.push(Condition::Claim {
-            claim: "runner_environment".to_owned(),
-            test: Test::OneOf(values),
-        });
     }
-    if let Some(v) = obj.get("pipeline_source") {
-        let values = ctx.strings(v, "pipeline_source")?;
-        for value in &values {
-            if !PIPELINE_SOURCES.contains(&value.as_str()) {
-                if let Some(s) = suggest(value, PIPELINE_SOURCES.iter().copied()) {
-                    return Err(ctx.invalid(
-                        "pipeline_source",
-                        &Value::String(value.clone()),
-                        format!("a GitLab pipeline source (did you mean `{s}`?)"),
-                    ));
-                }
-            }
-        }
-        guards.push(Condition::Claim {
-            claim: "pipeline_source".to_owned(),
-            test: Test::OneOf(values),
-        });
-    }
+    let access = match (effect, obj.get("azure")) {
+        (Effect::Allow, Some(Value::Object(azure))) => Some(parse_access(&ctx, azure)?),
+        _ => None,
+    };
     Ok(Rule {
         name: name.to_owned(),
         description,
@@ -317,14 +291,165 @@ fn parse_rule(index: usize, value: &Value) -> Result<Rule, PolicyError> {
         guards,
         target,
         credential,
+        access,
     })
+}
+
+/// `error` with its place inside the `roles` array made a place in the rule (`azure.roles[0]`).
+fn at_roles(error: RbacError) -> RbacError {
+    let full = |at: String| format!("azure.roles{at}");
+    match error {
+        RbacError::InvalidValue { at, value, expected } => {
+            RbacError::InvalidValue { at: full(at), value, expected }
+        }
+        RbacError::MissingField { at } => RbacError::MissingField { at: full(at) },
+        RbacError::Scope { at, error } => RbacError::Scope { at: full(at), error },
+        RbacError::UnknownField { at, field, allowed } => {
+            RbacError::UnknownField { at: full(at), field, allowed }
+        }
+        RbacError::UnknownRole { at, role, suggestion } => {
+            RbacError::UnknownRole { at: full(at), role, suggestion }
+        }
+        RbacError::WrongType { at, expected, found } => {
+            RbacError::WrongType { at: full(at), expected, found }
+        }
+        other => other,
+    }
+}
+
+/// Rules that name one app are one identity: they must agree on its object id, and their roles
+/// together stay within [`crate::rbac::MAX_NEEDS`].
+fn check_identities(rules: &[Rule]) -> Result<(), PolicyError> {
+    for (i, rule) in rules.iter().enumerate() {
+        if let Some(target) = &rule.target {
+            let needs: usize = rules
+                .iter()
+                .take(i + 1)
+                .filter(|r| r.target.as_ref().is_some_and(|t| t.client_id() == target.client_id()))
+                .map(|r| r.access.as_ref().map_or(0, |a| a.roles().len()))
+                .sum();
+            if needs > crate::rbac::MAX_NEEDS {
+                return Err(PolicyError::Role {
+                    at: Ctx { rule: Some(rule.name.clone()) }.at("azure.roles"),
+                    error: Box::new(RbacError::TooMany {
+                        what: "role needs of one app (all its rules together)",
+                        count: needs,
+                        limit: crate::rbac::MAX_NEEDS,
+                    }),
+                });
+            }
+        }
+        let (Some(target), Some(id)) =
+            (&rule.target, rule.access.as_ref().and_then(|a| a.principal_id()))
+        else {
+            continue;
+        };
+        let other = rules.iter().take(i).find(|r| {
+            r.target.as_ref().is_some_and(|t| t.client_id() == target.client_id())
+                && r.access.as_ref().and_then(|a| a.principal_id()).is_some_and(|o| o != id)
+        });
+        if let Some(other) = other {
+            let ctx = Ctx { rule: Some(rule.name.clone()) };
+            return Err(ctx.invalid(
+                "azure.principal_id",
+                &Value::String(id.to_owned()),
+                format!(
+                    "the object id rule {} gives the same app ({}): one app has one service \
+                     principal; `az ad sp show --id {} --query id -o tsv` prints it",
+                    other.name,
+                    target.client_id(),
+                    target.client_id()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a value GitLab never sends for `claim` (per the claim table's documented values),
+/// with the closest documented value.
+fn check_value(ctx: &Ctx, claim: &str, value: &str, at: &str) -> Result<(), PolicyError> {
+    let Some(spec) = claim_spec(claim) else { return Ok(()) };
+    spec.check_value(value).map_err(|suggestion| PolicyError::UnknownValue {
+        at: ctx.at(at),
+        claim: spec.name,
+        value: value.to_owned(),
+        suggestion: suggestion.and_then(|s| spec.values.iter().copied().find(|v| *v == s)),
+        values: spec.values,
+    })
+}
+
+/// Refuses a glob that matches none of the values GitLab sends for `claim`, when the claim
+/// table lists them all.
+fn check_glob(ctx: &Ctx, claim: &str, glob: &Glob, at: &str) -> Result<(), PolicyError> {
+    let Some(spec) = claim_spec(claim).filter(|s| s.values_complete) else { return Ok(()) };
+    if spec.values.iter().any(|v| glob.matches(v)) {
+        return Ok(());
+    }
+    Err(PolicyError::UnknownValue {
+        at: ctx.at(at),
+        claim: spec.name,
+        value: format!("matching {}", glob.as_str()),
+        suggestion: None,
+        values: spec.values,
+    })
+}
+
+/// The RBAC side of an allow rule's `azure` block: the service principal's object id, its
+/// groups and the role assignments it needs.
+fn parse_access(ctx: &Ctx, azure: &Map<String, Value>) -> Result<Access, PolicyError> {
+    let role_error = |field: &str, error: RbacError| PolicyError::Role {
+        at: ctx.at(field),
+        error: Box::new(error),
+    };
+    let guid = |value: &Value, field: &str| -> Result<String, PolicyError> {
+        let text = ctx.string(value, field)?;
+        canonical_guid(text).ok_or_else(|| {
+            ctx.invalid(
+                field,
+                value,
+                "an object id (a GUID): the service principal's, from `az ad sp show --id \
+                 <client-id> --query id -o tsv`; it is not the client id",
+            )
+        })
+    };
+    let principal_id =
+        azure.get("principal_id").map(|v| guid(v, "azure.principal_id")).transpose()?;
+    let groups = match azure.get("groups") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| guid(v, &format!("azure.groups[{i}]")))
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(ctx.wrong_type("azure.groups", "an array of group object ids", other))
+        }
+    };
+    let roles = match azure.get("roles") {
+        None => Vec::new(),
+        Some(value) => RoleNeed::parse_list(value).map_err(|error| {
+            let error = at_roles(error);
+            let field = match &error {
+                RbacError::InvalidValue { at, .. }
+                | RbacError::MissingField { at }
+                | RbacError::Scope { at, .. }
+                | RbacError::UnknownField { at, .. }
+                | RbacError::UnknownRole { at, .. }
+                | RbacError::WrongType { at, .. } => at.clone(),
+                _ => "azure.roles".to_owned(),
+            };
+            role_error(&field, error)
+        })?,
+    };
+    Ok(Access { principal_id, groups, roles })
 }
 
 /// An allow rule's `azure` block, built and checked by the Entra side ([`AzureTarget::builder`]):
 /// one validation for `check`, `plan` and the request builder.
 fn parse_target(ctx: &Ctx, value: &Value) -> Result<AzureTarget, PolicyError> {
     let Value::Object(obj) = value else {
-        return Err(ctx.wrong_type("azure", "an object with tenant, client_id and scopes", value));
+        return Err(ctx.wrong_type("azure", "an object with tenant and client_id", value));
     };
     ctx.known_fields(obj, "azure", AZURE_FIELDS)?;
     let required = |name: &str| {
@@ -335,10 +460,11 @@ fn parse_target(ctx: &Ctx, value: &Value) -> Result<AzureTarget, PolicyError> {
     let tenant = ctx.string(tenant_value, &path)?;
     let (client_value, path) = required("client_id")?;
     let client_id = ctx.string(client_value, &path)?;
-    let (scopes_value, path) = required("scopes")?;
     let mut builder = AzureTarget::builder(tenant, client_id);
-    for scope in ctx.strings(scopes_value, &path)? {
-        builder = builder.scope(scope);
+    if let Some(scopes_value) = obj.get("scopes") {
+        for scope in ctx.strings(scopes_value, "azure.scopes")? {
+            builder = builder.scope(scope);
+        }
     }
     if let Some(host) = obj.get("authority_host") {
         builder = builder.authority_host(ctx.string(host, "azure.authority_host")?);
@@ -449,7 +575,20 @@ fn parse_explicit(
     Ok(Condition::Claim { claim: claim.to_owned(), test })
 }
 
+/// A matcher, with its values checked against the ones GitLab documents for the claim.
 fn parse_matcher(ctx: &Ctx, claim: &str, value: &Value, path: &str) -> Result<Test, PolicyError> {
+    let test = parse_test(ctx, claim, value, path)?;
+    match &test {
+        Test::OneOf(values) => {
+            values.iter().try_for_each(|v| check_value(ctx, claim, v, path))?;
+        }
+        Test::Glob(globs) => globs.iter().try_for_each(|g| check_glob(ctx, claim, g, path))?,
+        Test::Present(_) => {}
+    }
+    Ok(test)
+}
+
+fn parse_test(ctx: &Ctx, claim: &str, value: &Value, path: &str) -> Result<Test, PolicyError> {
     let kind = MatchKind::of(claim);
     match value {
         Value::Array(items) => Ok(Test::OneOf(scalars(ctx, kind, value, items, path)?)),

@@ -106,6 +106,27 @@ pub enum PolicyError {
         /// The limit.
         limit: usize,
     },
+    /// A declared role assignment (`azure.roles`) or the identity it is for is not valid.
+    Role {
+        /// Where: the field of the `azure` block.
+        at: Location,
+        /// What is wrong with it.
+        error: Box<crate::rbac::RbacError>,
+    },
+    /// A value GitLab never sends for this claim: the condition would never hold (and a deny
+    /// rule with it would silently deny nothing).
+    UnknownValue {
+        /// Where.
+        at: Location,
+        /// The claim.
+        claim: &'static str,
+        /// The value (or glob) as written.
+        value: String,
+        /// The documented value it is close to.
+        suggestion: Option<&'static str>,
+        /// GitLab's documented values for the claim.
+        values: &'static [&'static str],
+    },
     /// A field that the policy language does not have.
     UnknownField {
         /// Where: the unknown field.
@@ -135,6 +156,8 @@ impl PolicyError {
             | Self::InvalidValue { at, .. }
             | Self::MissingField { at, .. }
             | Self::Target { at, .. }
+            | Self::Role { at, .. }
+            | Self::UnknownValue { at, .. }
             | Self::UnknownField { at, .. }
             | Self::WrongType { at, .. } => Some(at),
             Self::DuplicateRule { .. }
@@ -159,10 +182,12 @@ impl PolicyError {
             Self::JsonTooDeep { .. } => "policy-json-too-deep",
             Self::MissingField { .. } => "policy-missing-field",
             Self::NoRules => "policy-no-rules",
+            Self::Role { .. } => "policy-role",
             Self::Target { .. } => "policy-target",
             Self::TooLarge { .. } => "policy-too-large",
             Self::TooManyRules { .. } => "policy-too-many-rules",
             Self::UnknownField { .. } => "policy-unknown-field",
+            Self::UnknownValue { .. } => "policy-unknown-value",
             Self::WrongType { .. } => "policy-wrong-type",
         }
     }
@@ -206,6 +231,22 @@ impl fmt::Display for PolicyError {
                 "the policy is {size} bytes, more than the limit of {limit}; split it per team"
             ),
             Self::Target { at, error } => write!(f, "{at}: {error}"),
+            // The error names the field itself (`azure.roles[0].role`).
+            Self::Role { at, error } => match &at.rule {
+                Some(rule) => write!(f, "rule {rule}: {error}"),
+                None => write!(f, "{error}"),
+            },
+            Self::UnknownValue { at, claim, value, suggestion, values } => {
+                write!(f, "{at}: GitLab never sends {claim} {value}")?;
+                if let Some(s) = suggestion {
+                    write!(f, "; did you mean `{s}`?")?;
+                }
+                write!(
+                    f,
+                    " (GitLab's values: {}; a condition on a value GitLab never sends never holds)",
+                    values.join(", ")
+                )
+            }
             Self::TooManyRules { count, limit } => write!(
                 f,
                 "the policy has {count} rules, more than the limit of {limit}; merge rules with \

@@ -9,10 +9,13 @@
 //! - [`Policy::parse`] loads a JSON document (schema: `schema/policy.schema.json`, examples:
 //!   `examples/policies/`); [`Policy::decide`] returns a [`Decision`] with its explanation.
 //! - [`AuditEvent`] is one JSON object per decision: never the token, only its fingerprint.
-//! - [`FederatedCredential::parse_list`] reads `az ad app federated-credential list` output;
-//!   [`preflight`] says whether Entra would accept a token, and if not, what differs.
-//! - [`plan`] derives the federated credentials each app needs, with a warning for everything
-//!   Entra cannot check.
+//! - [`FederatedCredential::parse_list`](crate::entra::federated::FederatedCredential::parse_list) reads `az ad app federated-credential list` output;
+//!   [`preflight`](crate::entra::federated::preflight) says whether Entra would accept a token, and if not, what differs.
+//! - [`plan`] derives the federated credentials each app needs (for an issuer checked for near
+//!   misses, in either subject form), with a warning for everything Entra cannot check, and the
+//!   role assignments each identity needs ([`crate::rbac::plan`]).
+//! - [`audit_rbac`] checks an `az role assignment list` export against the roles the policy
+//!   declares, weighted by who can become each identity.
 //!
 //! ## The policy document
 //!
@@ -38,8 +41,9 @@
 //! evaluated anyway, so the explanation covers all of them.
 //!
 //! **Rule fields.** `name` (unique; letters, digits, `-`, `_`), `description`, `effect`
-//! (`allow` or `deny`), `when` (required), `azure` (`{tenant, client_id, scopes}`; required on
-//! allow rules, refused on deny rules: one rule, one identity), and the guards:
+//! (`allow` or `deny`), `when` (required), `azure` (`{tenant, client_id, scopes}`, and for the
+//! RBAC side `principal_id`, `groups` and `roles` ([`Access`]); required on allow rules, refused
+//! on deny rules: one rule, one identity), and the guards:
 //! - `same_project: true`: `project_path` must equal `job_project_path` (GitLab 18.4+). For
 //!   merge-request pipelines from forks, `project_path` (and `sub`) name the fork while
 //!   `job_project_path` names the project running the job: this refuses them.
@@ -72,6 +76,11 @@
 //! of a known claim (those are refused in the short form, since a misspelt claim never matches
 //! and a deny rule with one would silently deny nothing).
 //!
+//! **Values.** Values are checked like claim names, against GitLab's documented values in the
+//! claim table ([`crate::ClaimSpec::values`]): `ref_type` is `branch` or `tag`, a
+//! `deployment_tier` of `Production` is refused with "did you mean `production`?", and a glob on
+//! a closed list must match one of its values.
+//!
 //! **Pin ids.** Paths can be re-registered after a project is deleted or renamed; ids cannot.
 //! Put `project_id` (or `namespace_id`) next to `project_path` (or `namespace_path`):
 //! [`Policy::warnings`] flags rules that do not.
@@ -84,20 +93,30 @@ mod document;
 mod error;
 mod glob;
 mod plan;
+mod rbac;
 
 use std::fmt;
 
+use std::collections::BTreeMap;
+
+use crate::entra::federated;
 use crate::entra::AzureTarget;
+use crate::rbac::{Catalogue, RoleNeed};
+use crate::text::hex;
 use crate::Claims;
 
 pub use audit::AuditEvent;
 pub use credential::RuleCredential;
-pub use decision::{Decision, Effect, Mismatch, RuleOutcome, Verdict};
+pub use decision::{
+    CredentialEvidence, Decision, Effect, Evidence, Mismatch, RoleEvidence, RuleOutcome, Verdict,
+};
 pub use error::{Location, PolicyError};
 pub use plan::{
     plan, plan_broker, AppPlan, BrokerApp, BrokerPlan, BrokerPlanError, BrokerPlanInput,
-    BrokerPlanWarning, CertificateUpload, IssuerDocuments, Plan, PlanWarning,
+    BrokerPlanWarning, CertificateUpload, IssuerDocuments, Plan, PlanError, PlanOptions,
+    PlanWarning, RuleWarnings, SubjectForm,
 };
+pub use rbac::audit_rbac;
 
 use condition::Condition;
 
@@ -113,6 +132,35 @@ pub struct Rule {
     guards: Vec<Condition>,
     target: Option<AzureTarget>,
     credential: Option<RuleCredential>,
+    access: Option<Access>,
+}
+
+/// What an allow rule says about its identity in Azure (the RBAC members of its `azure` block):
+/// the service principal's object id, its groups and the role assignments it needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    principal_id: Option<String>,
+    groups: Vec<String>,
+    roles: Vec<RoleNeed>,
+}
+
+impl Access {
+    /// `azure.principal_id`: the object id of the app's service principal, lowercase (not the
+    /// client id: `az ad sp show --id <client-id> --query id -o tsv`).
+    pub fn principal_id(&self) -> Option<&str> {
+        self.principal_id.as_deref()
+    }
+
+    /// `azure.groups`: object ids of the Entra groups the service principal is a member of, so
+    /// that role assignments of those groups count for it.
+    pub fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
+    /// `azure.roles`: the role assignments the identity needs.
+    pub fn roles(&self) -> &[RoleNeed] {
+        &self.roles
+    }
 }
 
 impl Rule {
@@ -140,6 +188,11 @@ impl Rule {
     /// default credential then applies: `federated` unless the host gives another).
     pub fn credential(&self) -> Option<&RuleCredential> {
         self.credential.as_ref()
+    }
+
+    /// The RBAC side of an allow rule's `azure` block.
+    pub fn access(&self) -> Option<&Access> {
+        self.access.as_ref()
     }
 
     /// The rule's `max_token_age` in seconds: the only check that depends on the time, so a host
@@ -226,6 +279,14 @@ pub enum PolicyWarning {
         /// `project_id` or `namespace_id`.
         id_claim: String,
     },
+    /// A role assignment an allow rule declares is risky or unusual (write access at a
+    /// subscription, escalation, broader than a task-sized role, the ACR ABAC-mode caveat).
+    Role {
+        /// The rule.
+        rule: String,
+        /// What is wrong with the role.
+        warning: crate::rbac::PlanWarning,
+    },
     /// An allow rule tests no project or namespace at all: any project on the issuer can match.
     Unscoped {
         /// The rule.
@@ -238,7 +299,17 @@ impl PolicyWarning {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::PathWithoutId { .. } => "path-without-id",
+            Self::Role { warning, .. } => warning.kind(),
             Self::Unscoped { .. } => "unscoped",
+        }
+    }
+
+    /// The rule the warning is about.
+    pub fn rule(&self) -> &str {
+        match self {
+            Self::PathWithoutId { rule, .. }
+            | Self::Role { rule, .. }
+            | Self::Unscoped { rule } => rule,
         }
     }
 }
@@ -251,6 +322,7 @@ impl fmt::Display for PolicyWarning {
                 "rule {rule}: tests {path_claim} without {id_claim}; paths can be re-registered \
                  after a deletion or rename, so pin {id_claim} too"
             ),
+            Self::Role { rule, warning } => write!(f, "rule {rule}: {warning}"),
             Self::Unscoped { rule } => write!(
                 f,
                 "rule {rule}: tests no project or namespace, so jobs of any project on the \
@@ -265,6 +337,12 @@ impl fmt::Display for PolicyWarning {
 pub struct Policy {
     rules: Vec<Rule>,
     warnings: Vec<PolicyWarning>,
+    sha256: String,
+    /// Per app (client id): the credentials the plan gives it, in both subject forms, for the
+    /// evidence of each decision.
+    credentials: BTreeMap<String, Vec<federated::FederatedCredential>>,
+    /// Per app (client id): the role assignments its identity holds per the plan.
+    roles: BTreeMap<String, Vec<RoleEvidence>>,
 }
 
 impl Policy {
@@ -277,7 +355,17 @@ impl Policy {
     pub fn parse(input: &[u8]) -> Result<Self, PolicyError> {
         let rules = document::parse(input)?;
         let warnings = lint(&rules);
-        Ok(Self { rules, warnings })
+        let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, input).as_ref());
+        let mut policy =
+            Self { rules, warnings, sha256, credentials: BTreeMap::new(), roles: BTreeMap::new() };
+        policy.credentials = evidence_credentials(&policy.rules);
+        policy.roles = evidence_roles(&policy);
+        Ok(policy)
+    }
+
+    /// SHA-256 of the document's bytes, hex: names the exact policy a decision was made under.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     /// The rules, in document order.
@@ -310,22 +398,95 @@ impl Policy {
                 .find(|(rule, outcome)| rule.effect == effect && outcome.result.is_ok())
                 .map(|(rule, _)| rule)
         };
+        let mut evidence = Evidence {
+            policy_sha256: self.sha256.clone(),
+            principal_id: None,
+            credential: None,
+            role_assignments: Vec::new(),
+        };
         let verdict = if let Some(deny) = matched(Effect::Deny) {
             Verdict::Deny { rule: Some(deny.name.clone()) }
         } else if let Some((allow, target)) =
             matched(Effect::Allow).and_then(|r| r.target.as_ref().map(|t| (r, t)))
         {
+            let client = target.client_id();
+            evidence.principal_id = self
+                .rules
+                .iter()
+                .filter(|r| r.target.as_ref().is_some_and(|t| t.client_id() == client))
+                .find_map(|r| r.access.as_ref().and_then(|a| a.principal_id.clone()));
+            evidence.credential = self
+                .credentials
+                .get(client)
+                .and_then(|list| list.iter().find(|c| relies_on(c, claims)))
+                .map(CredentialEvidence::from);
+            evidence.role_assignments = self.roles.get(client).cloned().unwrap_or_default();
             Verdict::Allow { rule: allow.name.clone(), target: target.clone() }
         } else {
             Verdict::Deny { rule: None }
         };
-        Decision { verdict, explanation }
+        Decision { verdict, explanation, evidence }
     }
+}
+
+/// Whether Entra would accept `claims` with `credential` (issuer and audience aside: the plan
+/// names the token's own).
+fn relies_on(credential: &federated::FederatedCredential, claims: &Claims) -> bool {
+    match (&credential.subject, &credential.claims_matching_expression) {
+        (Some(subject), _) => claims.sub.as_deref() == Some(subject.as_str()),
+        (None, Some(cme)) => cme.value.evaluate(claims),
+        (None, None) => false,
+    }
+}
+
+/// The credentials of every app in both subject forms (for an issuer Entra accepts flexible
+/// credentials for, so that no credential the job may rely on is missing).
+fn evidence_credentials(rules: &[Rule]) -> BTreeMap<String, Vec<federated::FederatedCredential>> {
+    let mut out: BTreeMap<String, Vec<federated::FederatedCredential>> = BTreeMap::new();
+    for form in [SubjectForm::ProjectPath, SubjectForm::ProjectId] {
+        let options = PlanOptions::new(plan::REFERENCE_ISSUER).subject_form(form);
+        for app in plan::plan_credentials(rules, &options).0 {
+            out.entry(app.client_id).or_default().extend(app.credentials);
+        }
+    }
+    out
+}
+
+/// The role assignments each app's identity holds per the plan.
+fn evidence_roles(policy: &Policy) -> BTreeMap<String, Vec<RoleEvidence>> {
+    let mut out: BTreeMap<String, Vec<RoleEvidence>> = BTreeMap::new();
+    for rule in &policy.rules {
+        let (Some(target), Some(access)) = (&rule.target, &rule.access) else { continue };
+        let list = out.entry(target.client_id().to_owned()).or_default();
+        for need in &access.roles {
+            let evidence = RoleEvidence {
+                role: need.role.name.clone().unwrap_or_else(|| need.role.guid.clone()),
+                role_guid: need.role.guid.clone(),
+                scope: need.scope.to_string(),
+            };
+            if !list.contains(&evidence) {
+                list.push(evidence);
+            }
+        }
+    }
+    for list in out.values_mut() {
+        list.sort_by(|a, b| (&a.scope, &a.role_guid).cmp(&(&b.scope, &b.role_guid)));
+    }
+    out
 }
 
 fn lint(rules: &[Rule]) -> Vec<PolicyWarning> {
     let mut warnings = Vec::new();
+    let catalogue = Catalogue::builtin().ok();
     for rule in rules.iter().filter(|r| r.effect == Effect::Allow) {
+        let needs = rule.access.as_ref().map(|a| a.roles.as_slice()).unwrap_or_default();
+        for need in needs {
+            for warning in
+                catalogue.map(|c| crate::rbac::need_warnings(need, c)).unwrap_or_default()
+            {
+                warnings.push(PolicyWarning::Role { rule: rule.name.clone(), warning });
+            }
+        }
         let claims = rule.claims();
         let has = |c: &str| claims.contains(&c);
         // Either id pins a path: a project id fixes the namespace too, and a namespace id stops

@@ -35,6 +35,7 @@
 //! can reach ([`Reachability::AnyBranch`](super::Reachability)) are raised one step, capped at
 //! critical, and the message says so. Every finding carries the exact fix.
 
+use crate::text::shell_quote;
 use std::collections::BTreeSet;
 
 use super::assignment::{PrincipalType, RoleAssignment};
@@ -44,7 +45,7 @@ use super::need::{validated, Identity, RoleNeed};
 use super::permissions::Plane;
 use super::plan::{
     assignment_name, create_command, lookup_line, object_id_argument, role_definition_id,
-    shell_quote, CONTRIBUTOR, OWNER,
+    CONTRIBUTOR, OWNER,
 };
 use super::report::{AuditedIdentity, Finding, FindingKind, Report, Severity};
 use super::scope::{Scope, ScopeLevel};

@@ -14,6 +14,7 @@
 //! (`az ad sp show --id <client-id> --query id -o tsv`), omits `--name`, and the ARM JSON takes
 //! it as a template parameter.
 
+use crate::text::shell_quote;
 use std::fmt;
 use std::fmt::Write as _;
 
@@ -526,18 +527,6 @@ pub(crate) fn create_command(
         let _ = write!(command, " --name {}", shell_quote(name));
     }
     command
-}
-
-/// `value` as one POSIX shell word: as is when it has only safe characters, else in single
-/// quotes.
-pub(crate) fn shell_quote(value: &str) -> String {
-    let safe = !value.is_empty()
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:@%+=,".contains(c));
-    if safe {
-        value.to_owned()
-    } else {
-        format!("'{}'", value.replace('\'', r"'\''"))
-    }
 }
 
 impl RbacPlan {

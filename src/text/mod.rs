@@ -24,3 +24,15 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// `value` as one POSIX shell word: as is when it has only safe characters, else in single
+/// quotes.
+pub(crate) fn shell_quote(value: &str) -> String {
+    let safe = !value.is_empty()
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:@%+=,".contains(c));
+    if safe {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}

@@ -103,6 +103,32 @@ pub struct ClaimSpec {
     pub since: Option<&'static str>,
     /// A registered claim of RFC 7519, not one of GitLab's own.
     pub registered: bool,
+    /// The values GitLab documents for the claim, when it takes a fixed set (`ref_type`:
+    /// `branch`, `tag`); empty for free-form claims. Policy values are checked against them.
+    pub values: &'static [&'static str],
+    /// Whether [`values`](Self::values) is every value GitLab sends. When it is not (GitLab does
+    /// not document the full `pipeline_source` list), other values are accepted unless they look
+    /// like a typo of a listed one.
+    pub values_complete: bool,
+}
+
+impl ClaimSpec {
+    /// Whether a policy may compare the claim with `value`: one of the documented values, or,
+    /// for an incomplete list, any value that is not a near miss of one.
+    ///
+    /// # Errors
+    /// The closest documented value when there is one (for "did you mean"), `None` otherwise.
+    pub fn check_value(&self, value: &str) -> Result<(), Option<String>> {
+        if self.values.is_empty() || self.values.contains(&value) {
+            return Ok(());
+        }
+        let suggestion = crate::text::ident::suggest(value, self.values.iter().copied());
+        match (self.values_complete, suggestion) {
+            (true, suggestion) => Err(suggestion),
+            (false, Some(suggestion)) => Err(Some(suggestion)),
+            (false, None) => Ok(()),
+        }
+    }
 }
 
 /// Defines [`GitLabClaims`], the claim table [`CLAIMS`] and the reader that fills the struct
@@ -114,7 +140,9 @@ macro_rules! claim_table {
             $(
                 $(#[doc = $doc:literal])*
                 $name:literal => $field:ident : $ty:ty = $kind:ident
-                    $(, nullable $nullable:literal)? $(, since $since:literal)? ;
+                    $(, nullable $nullable:literal)? $(, since $since:literal)?
+                    $(, all [ $( $all:literal ),* $(,)? ])?
+                    $(, some [ $( $some:literal ),* $(,)? ])? ;
             )*
         }
     ) => {
@@ -129,13 +157,15 @@ macro_rules! claim_table {
         /// Every claim this version names, registered claims first, in GitLab's documented order.
         pub const CLAIMS: &[ClaimSpec] = &[
             $( ClaimSpec { name: $rname, kind: ClaimKind::$rkind, nullable: false, since: None,
-                           registered: true }, )*
+                           registered: true, values: &[], values_complete: false }, )*
             $( ClaimSpec {
                 name: $name,
                 kind: ClaimKind::$kind,
                 nullable: claim_table!(@flag $($nullable)?),
                 since: claim_table!(@since $($since)?),
                 registered: false,
+                values: &[ $($( $all, )*)? $($( $some, )*)? ],
+                values_complete: claim_table!(@complete $( [ $( $all )* ] )?),
             }, )*
         ];
 
@@ -148,6 +178,8 @@ macro_rules! claim_table {
     (@flag) => { false };
     (@flag $value:literal) => { $value };
     (@since) => { None };
+    (@complete) => { false };
+    (@complete [ $( $value:literal )* ]) => { true };
     (@since $value:literal) => { Some($value) };
 }
 
@@ -174,18 +206,26 @@ claim_table! {
         "user_id" => user_id: String = Id;
         "user_login" => user_login: String = Text;
         "user_email" => user_email: String = Text;
-        /// GitLab 16.9+: `developer`, `maintainer`, `owner`, ...
-        "user_access_level" => user_access_level: String = Text, nullable true, since "16.9";
+        /// GitLab 16.9+: the user's role in the project, lowercase (`developer`, `maintainer`,
+        /// `owner`, ...; `human_max_access(...).downcase`, so the list is not closed).
+        "user_access_level" => user_access_level: String = Text, nullable true, since "16.9",
+            some ["guest", "planner", "reporter", "developer", "maintainer", "owner"];
         /// GitLab 16.0+, only when the user opted in.
         "user_identities" => user_identities: Vec<UserIdentity> = Identities, since "16.0";
         "pipeline_id" => pipeline_id: String = Id;
-        /// `push`, `web`, `schedule`, `merge_request_event`, ...
-        "pipeline_source" => pipeline_source: String = Text;
+        /// `push`, `web`, `schedule`, `merge_request_event`, ... (`Enums::Ci::Pipeline.sources`;
+        /// GitLab adds sources, so the list is not closed).
+        "pipeline_source" => pipeline_source: String = Text,
+            some [
+                "push", "web", "trigger", "schedule", "api", "external", "pipeline", "chat",
+                "webide", "merge_request_event", "external_pull_request_event",
+                "parent_pipeline", "ondemand_dast_scan", "security_orchestration_policy",
+            ];
         "job_id" => job_id: String = Id;
         /// Branch or tag name, without `refs/heads/`.
         "ref" => r#ref: String = Text;
         /// `branch` or `tag`.
-        "ref_type" => ref_type: String = Text;
+        "ref_type" => ref_type: String = Text, all ["branch", "tag"];
         /// GitLab 16.0+: e.g. `refs/heads/main`.
         "ref_path" => ref_path: String = Text, since "16.0";
         "ref_protected" => ref_protected: bool = Flag;
@@ -195,13 +235,16 @@ claim_table! {
         "environment" => environment: String = Text;
         "environment_protected" => environment_protected: bool = Flag;
         /// `production`, `staging`, `testing`, `development` or `other`.
-        "deployment_tier" => deployment_tier: String = Text;
+        "deployment_tier" => deployment_tier: String = Text,
+            all ["production", "staging", "testing", "development", "other"];
         /// GitLab 16.5+: `start`, `prepare`, `stop`, `verify` or `access`.
-        "environment_action" => environment_action: String = Text, since "16.5";
+        "environment_action" => environment_action: String = Text, since "16.5",
+            all ["start", "prepare", "stop", "verify", "access"];
         /// GitLab 16.0+; an integer, unlike every other id.
         "runner_id" => runner_id: u64 = Integer, since "16.0";
         /// GitLab 16.0+: `gitlab-hosted` or `self-hosted`.
-        "runner_environment" => runner_environment: String = Text, since "16.0";
+        "runner_environment" => runner_environment: String = Text, since "16.0",
+            all ["gitlab-hosted", "self-hosted"];
         /// GitLab 16.0+.
         "sha" => sha: String = Text, since "16.0";
         /// GitLab 16.2+; null unless the pipeline definition lives in the same project.
@@ -209,7 +252,8 @@ claim_table! {
         /// GitLab 16.2+; null like `ci_config_ref_uri`.
         "ci_config_sha" => ci_config_sha: String = Text, nullable true, since "16.2";
         /// GitLab 16.3+: `internal`, `private` or `public`.
-        "project_visibility" => project_visibility: String = Text, since "16.3";
+        "project_visibility" => project_visibility: String = Text, since "16.3",
+            all ["internal", "private", "public"];
         /// GitLab 18.9+.
         "job_source" => job_source: String = Text, since "18.9";
         /// GitLab 18.9+, only for jobs triggered by a security policy.

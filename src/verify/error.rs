@@ -40,6 +40,9 @@ pub enum IssuerNearMiss {
     Scheme,
     /// Equal but for a trailing slash.
     TrailingSlash,
+    /// Equal but for whitespace (a copy-and-paste accident; Entra blocks an issuer with
+    /// leading or trailing whitespace).
+    Whitespace,
 }
 
 impl IssuerNearMiss {
@@ -50,8 +53,11 @@ impl IssuerNearMiss {
         let strip_scheme = |s: &str| {
             s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s).to_owned()
         };
+        let bare = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
         if expected == found {
             None
+        } else if bare(expected) == bare(found) {
+            Some(Self::Whitespace)
         } else if trim(expected) == trim(found) {
             Some(Self::TrailingSlash)
         } else if strip_scheme(&trim(expected)) == strip_scheme(&trim(found)) {
@@ -358,6 +364,9 @@ impl fmt::Display for VerifyError {
                     Some(IssuerNearMiss::TrailingSlash) => f.write_str(
                         "; they differ only by a trailing slash: GitLab's `iss` has none, so \
                          configure the issuer without it",
+                    ),
+                    Some(IssuerNearMiss::Whitespace) => f.write_str(
+                        "; they differ only in whitespace: remove it from the configured issuer",
                     ),
                     None => f.write_str(
                         "; configure the issuer as the GitLab instance URL (CI_SERVER_URL)",

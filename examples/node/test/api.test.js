@@ -6,9 +6,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import {
-  Gate, GuestTrap, OidcError, Policy, Runtime, Verifier, defaultRuntime, lintPipeline, preflight, verifyGitlabToken,
+  Gate, GuestTrap, OidcError, Policy, Runtime, Verifier, auditRbac, defaultRuntime, lintPipeline, preflight, verifyGitlabToken,
 } from '../gitlab-azure-oidc.js';
 import { DEMO_POLICY, REPO, TESTDATA, startStandIn } from './standin.js';
+
+const MONOREPO = join(REPO, 'examples/policies/monorepo.json');
+const MONOREPO_EXPORT = join(REPO, 'host-test/tests/data/monorepo-assignments.json');
 
 let s; let jwks; let config;
 before(async () => {
@@ -152,7 +155,25 @@ describe('policy', () => {
     const plan = p.plan(s.issuer);
     assert.equal(JSON.parse(plan.credentialsJson).apps[0].client_id, s.client_id);
     assert.ok(plan.commands.some((c) => c.includes('federated-credential create')));
-    assert.ok(plan.warnings.some((w) => w.includes('deny rules')));
+    assert.ok(plan.warnings.flatMap((g) => g.warnings).some((w) => w.includes('deny rules')));
+    assert.equal(JSON.parse(plan.document).issuer, s.issuer);
+  });
+
+  test('plan role assignments, issuer near misses and the rbac audit', () => {
+    const monorepo = readFileSync(MONOREPO, 'utf8');
+    const p = track(new Policy(monorepo));
+    const plan = p.plan('https://gitlab.com');
+    assert.equal(JSON.parse(plan.roleAssignmentsJson).length, 6);
+    assert.ok(plan.roleCommands.some((c) => c.includes('--role 8311e382-0749-4cb8-b61a-304f252e45ec')));
+    assert.equal(p.plan('https://gitlab.com').document, plan.document, 'byte-identical');
+    assert.ok(p.plan('https://gitlab.com', { subjectForm: 'project-id' }).credentialsJson.includes('project_id:4242:ref_type:branch:ref:main'));
+    assert.match(failure(() => p.plan('https://gitlab.com/'), 'issuer-near-miss').message, /use `https:\/\/gitlab\.com`/);
+    const report = auditRbac(monorepo, readFileSync(MONOREPO_EXPORT, 'utf8'), undefined, { failOn: 'critical' });
+    assert.equal(report.fails, true);
+    assert.equal(report.findings, 1);
+    assert.ok(report.text.includes('critical privileged-wide-scope'));
+    assert.equal(JSON.parse(report.codeQuality)[0].severity, 'blocker');
+    failure(() => auditRbac(monorepo, '{}'), 'rbac-not-an-array');
   });
 
   test('preflight', async () => {

@@ -83,7 +83,8 @@ def test_an_unverifying_gate_forwards_to_its_default_scope_and_sovereign_authori
         admission = gate.admit("a.b.c")
         assert admission.verified is None and admission.rule is None
         assert admission.request.url.startswith("https://login.microsoftonline.us/")
-        assert form(admission.request.body)["scope"] == ARM
+        # The default scope follows the authority host: that cloud's Resource Manager.
+        assert form(admission.request.body)["scope"] == "https://management.usgovcloudapi.net/.default"
         with pytest.raises(OidcError) as e:
             gate.admit("a b")
         assert (e.value.category, e.value.kind, e.value.http_status) == (

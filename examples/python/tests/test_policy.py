@@ -1,13 +1,19 @@
-"""The `policy` interface, for tooling: Policy.decide, warnings, plan, and preflight."""
+"""The `policy` interface, for tooling: Policy.decide, warnings, plan, audit_rbac and preflight."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from conftest import DEMO_POLICY
-from gitlab_azure_oidc import Decision, Location, OidcError, Policy, PreflightReport, preflight
+from gitlab_azure_oidc import (AuditOptions, Decision, Location, OidcError, Policy,
+                               PreflightReport, RbacReport, audit_rbac, preflight)
+
+REPO = Path(__file__).resolve().parents[3]
+MONOREPO = REPO / "examples/policies/monorepo.json"
+MONOREPO_EXPORT = REPO / "host-test/tests/data/monorepo-assignments.json"
 
 
 @pytest.fixture
@@ -76,7 +82,35 @@ def test_warnings_and_plan(stand_in, policy):
     assert credentials["apps"][0]["client_id"] == stand_in.client_id
     assert plan.commands and all(c.startswith("az ") for c in plan.commands)
     assert any("federated-credential create" in c for c in plan.commands)
-    assert any("deny rules" in w for w in plan.warnings)
+    lines = [line for group in plan.warnings for line in group.warnings]
+    assert any("deny rules" in w for w in lines)
+    assert json.loads(plan.document)["issuer"] == stand_in.issuer
+    assert plan.warnings[0].rule == "no-merge-requests"
+
+
+def test_plan_role_assignments_and_issuer_near_misses():
+    with Policy.from_file(MONOREPO) as p:
+        plan = p.plan("https://gitlab.com")
+        assert len(json.loads(plan.role_assignments_json)) == 6
+        assert any("--role 8311e382-0749-4cb8-b61a-304f252e45ec" in c for c in plan.role_commands)
+        assert plan.document == p.plan("https://gitlab.com").document
+        immutable = p.plan("https://gitlab.com", subject_form="project-id")
+        assert "project_id:4242:ref_type:branch:ref:main" in immutable.credentials_json
+        with pytest.raises(OidcError) as e:
+            p.plan("https://gitlab.com/")
+        assert e.value.kind == "issuer-near-miss" and "use `https://gitlab.com`" in e.value.message
+
+
+def test_audit_rbac_reports_the_done_means_finding():
+    policy = MONOREPO.read_text(encoding="utf-8")
+    report = audit_rbac(policy, MONOREPO_EXPORT.read_text(encoding="utf-8"),
+                        options=AuditOptions(fail_on="critical", code_quality_path="policy.json"))
+    assert isinstance(report, RbacReport) and report.fails and report.findings == 1
+    assert "critical privileged-wide-scope" in report.text
+    assert json.loads(report.code_quality)[0]["severity"] == "blocker"
+    with pytest.raises(OidcError) as e:
+        audit_rbac(policy, "{}")
+    assert e.value.kind == "rbac-not-an-array"
 
 
 def test_preflight(stand_in, verifier):

@@ -27,7 +27,10 @@ RECORDS = {
     "rule-outcome": oidc.RuleOutcome, "decision": oidc.Decision,
     "preflight-report": oidc.PreflightReport, "plan-report": oidc.PlanReport,
     "ci-file": oidc.CiFile, "lint-context": oidc.LintContext, "lint-report": oidc.LintReport,
-    "severity-counts": oidc.SeverityCounts, "rsa-key": None, "ec-key": None, "includes": None,
+    "severity-counts": oidc.SeverityCounts, "includes": None,
+    "plan-options": oidc.PlanOptions, "rule-warnings": oidc.RuleWarnings,
+    "audit-options": oidc.AuditOptions, "rbac-report": oidc.RbacReport,
+    "rsa-key": None, "ec-key": None,
 }
 
 #: A claim kind as a `GitlabClaims` field type.

@@ -190,6 +190,22 @@ impl FederatedCredential {
         obj
     }
 
+    /// The shell command that creates the credential on app `client_id`: `az ad app
+    /// federated-credential create` for a classic credential, `az rest` against Graph beta on
+    /// `graph_host` for a flexible one (the CLI does not create those).
+    pub fn create_command(&self, client_id: &str, graph_host: &str) -> String {
+        let body = format!("'{}'", self.to_json().to_string().replace('\'', "'\\''"));
+        if self.claims_matching_expression.is_some() {
+            format!(
+                "az rest --method POST --uri \"https://{graph_host}/beta/applications(appId=\
+                 '{client_id}')/federatedIdentityCredentials\" --headers \
+                 Content-Type=application/json --body {body}"
+            )
+        } else {
+            format!("az ad app federated-credential create --id {client_id} --parameters {body}")
+        }
+    }
+
     /// What the credential matches `sub` with, for messages: the subject or the expression.
     pub fn matcher(&self) -> &str {
         match (&self.subject, &self.claims_matching_expression) {

@@ -87,7 +87,7 @@ impl fmt::Display for ExpressionError {
                  `matches` (wildcards `*` and `?`) and `eq`"
             ),
             Self::EmptyClaimName { column } => {
-                write!(f, "column {column}: the claim name is empty; GitLab supports only 'sub'")
+                write!(f, "column {column}: the claim name is empty; write 'sub' or 'project_id'")
             }
             Self::TooLong { length, limit } => write!(
                 f,
@@ -199,3 +199,75 @@ impl fmt::Display for CredentialError {
 }
 
 impl std::error::Error for CredentialError {}
+
+/// Why an issuer cannot go into a federated credential: Entra compares it exactly with the
+/// token's `iss`, so a near miss is accepted when the credential is created and refuses every
+/// token later (AADSTS700211).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IssuerError {
+    /// The issuer differs from a well-formed GitLab issuer URL only in a way people commonly get
+    /// wrong (whitespace, the scheme, letter case, a trailing slash).
+    NearMiss {
+        /// The issuer as given.
+        issuer: String,
+        /// The first of its differences, in that order.
+        near_miss: crate::IssuerNearMiss,
+        /// The issuer as GitLab's `iss` carries it.
+        fix: String,
+    },
+    /// The issuer is not an `https://` URL with a host.
+    NotUrl {
+        /// The issuer as given.
+        issuer: String,
+    },
+}
+
+impl IssuerError {
+    /// A stable, kebab-case name for this kind of error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NearMiss { .. } => "issuer-near-miss",
+            Self::NotUrl { .. } => "issuer-not-url",
+        }
+    }
+}
+
+impl fmt::Display for IssuerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::IssuerNearMiss;
+        match self {
+            Self::NearMiss { issuer, near_miss, fix } => {
+                let what = match near_miss {
+                    IssuerNearMiss::Whitespace => {
+                        "contains whitespace (Entra blocks an issuer with whitespace around it)"
+                    }
+                    IssuerNearMiss::Scheme => {
+                        "does not start with `https://` (GitLab ID tokens carry the https URL)"
+                    }
+                    IssuerNearMiss::Case => {
+                        "has capital letters in its scheme or host (GitLab's `iss` has none)"
+                    }
+                    IssuerNearMiss::TrailingSlash => {
+                        "ends in `/` (GitLab's `iss` has no trailing slash)"
+                    }
+                };
+                write!(
+                    f,
+                    "issuer `{}` {what}; Entra compares a credential's issuer exactly with the \
+                     token's `iss`, so such a credential is created but refuses every token \
+                     (AADSTS700211): use `{fix}`",
+                    issuer.escape_debug()
+                )
+            }
+            Self::NotUrl { issuer } => write!(
+                f,
+                "issuer `{}` is not an https URL with a host; use the GitLab instance URL, \
+                 e.g. `https://gitlab.com` (CI_SERVER_URL in a job)",
+                issuer.escape_debug()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for IssuerError {}

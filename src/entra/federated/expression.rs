@@ -5,7 +5,8 @@
 //! `matches` (wildcards `?`, one character, and `*`, any run of characters) and `eq` (exact);
 //! `and` combines expressions. Nothing else is documented (no `or`, `not`, lists, regex or
 //! escapes), so nothing else is accepted. Comparisons are case-sensitive, like all of Entra's
-//! federated credential matching. For GitLab issuers Entra supports only the claim `sub`.
+//! federated credential matching. For GitLab issuers Entra supports the claim `sub`, and (its
+//! newest pages) requires `project_id` next to it.
 
 use std::fmt;
 

@@ -24,8 +24,8 @@ pub enum Difference {
         /// The token's `aud` values.
         token: Vec<String>,
     },
-    /// The flexible expression reads a claim other than `sub`, which Entra does not support for
-    /// GitLab issuers.
+    /// The flexible expression reads a claim Entra does not support for GitLab issuers (it
+    /// supports `sub`, and `project_id`, `namespace_id`, `user_id` next to it).
     ExpressionClaim {
         /// The expression.
         expression: String,
@@ -123,7 +123,8 @@ impl fmt::Display for Difference {
             Self::ExpressionClaim { expression, claim } => write!(
                 f,
                 "expression `{expression}` reads claim `{claim}`, but for GitLab issuers Entra \
-                 supports only `sub`; match on claims['sub']"
+                 supports only `sub` (matches, eq) and `project_id`, `namespace_id`, `user_id` \
+                 (eq); match on those"
             ),
             Self::Expression { expression, token, case_only } => {
                 match token {
@@ -157,6 +158,10 @@ impl fmt::Display for Difference {
                     Some(IssuerNearMiss::Case) => {
                         "they differ only in letter case and Entra compares case-sensitively: \
                          copy the token's `iss`"
+                    }
+                    Some(IssuerNearMiss::Whitespace) => {
+                        "they differ only in whitespace, and Entra blocks an issuer with \
+                         whitespace around it: remove it from the credential"
                     }
                     None => "set the credential's issuer to the GitLab URL (CI_SERVER_URL)",
                 })
@@ -306,7 +311,8 @@ fn differences(claims: &Claims, credential: &FederatedCredential) -> Vec<Differe
         },
         (None, Some(cme)) => {
             let expression = cme.value.as_str().to_owned();
-            if let Some(claim) = cme.value.claims().into_iter().find(|c| *c != "sub") {
+            let supported = |c: &&str| super::GITLAB_EXPRESSION_CLAIMS.contains(c);
+            if let Some(claim) = cme.value.claims().into_iter().find(|c| !supported(c)) {
                 out.push(Difference::ExpressionClaim { expression, claim: claim.to_owned() });
             } else if !cme.value.evaluate(claims) {
                 let case_only = sub.is_some_and(|s| {

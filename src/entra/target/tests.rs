@@ -145,6 +145,58 @@ fn known_clouds_are_accepted_in_the_azure_identity_forms() {
 }
 
 #[test]
+fn sovereign_clouds_get_their_audience_default_scope_and_graph() {
+    for (host, audience, scope, graph) in [
+        (
+            "login.microsoftonline.com",
+            "api://AzureADTokenExchange",
+            DEFAULT_SCOPE,
+            "graph.microsoft.com",
+        ),
+        (
+            "login.microsoftonline.us",
+            "api://AzureADTokenExchangeUSGov",
+            "https://management.usgovcloudapi.net/.default",
+            "graph.microsoft.us",
+        ),
+        (
+            "login.chinacloudapi.cn",
+            "api://AzureADTokenExchangeChina",
+            "https://management.chinacloudapi.cn/.default",
+            "microsoftgraph.chinacloudapi.cn",
+        ),
+    ] {
+        let t = builder().authority_host(host).build().unwrap();
+        assert_eq!(t.federation_audience(), audience, "{host}");
+        assert_eq!(t.scopes(), [scope], "{host}");
+        assert_eq!(t.graph_host(), graph, "{host}");
+    }
+    // An overridden authority URL (a stand-in, a proxy) keeps the public cloud's values.
+    let t = builder().dangerous().authority_url("http://127.0.0.1:9").build().unwrap();
+    assert_eq!(
+        (t.federation_audience(), t.scopes()[0].as_str()),
+        ("api://AzureADTokenExchange", DEFAULT_SCOPE)
+    );
+}
+
+#[test]
+fn another_clouds_resource_manager_is_refused() {
+    let e = err(builder().authority_host("login.microsoftonline.us").scope(DEFAULT_SCOPE));
+    assert_eq!(e.kind(), "scope-of-another-cloud");
+    assert_eq!(e.field(), "scopes");
+    assert!(e.to_string().contains("use `https://management.usgovcloudapi.net/.default`"), "{e}");
+    let e = err(builder().scope("https://management.chinacloudapi.cn/.default"));
+    assert!(e.to_string().contains("authority host is login.microsoftonline.com"), "{e}");
+    // Other resources are the caller's business.
+    let t = builder()
+        .authority_host("login.microsoftonline.us")
+        .scope("https://vault.usgovcloudapi.net/.default")
+        .build()
+        .unwrap();
+    assert_eq!(t.scopes(), ["https://vault.usgovcloudapi.net/.default"]);
+}
+
+#[test]
 fn unknown_authority_hosts_are_refused_with_the_accepted_list() {
     for host in [
         "login.microsoftonline.de",

@@ -18,11 +18,11 @@ use std::fmt;
 use serde_json::{json, Value};
 
 use super::super::{Policy, RuleCredential};
-use super::shell_quote;
 use crate::broker::{entra_issuer, token_exchange_audience, BrokerIssuer};
 use crate::entra::federated::{FederatedCredential, MAX_CREDENTIALS_PER_APP};
 use crate::entra::{AzureTarget, CertificateThumbprints};
 use crate::policy::decision::Effect;
+use crate::text::shell_quote;
 
 /// What `plan` knows besides the policy.
 #[derive(Clone, Copy, Debug, Default)]
@@ -109,6 +109,14 @@ pub enum BrokerPlanWarning {
 }
 
 impl BrokerPlanWarning {
+    /// The rule the warning is about, when it is about one rule.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Self::Advisory { rule } | Self::TenantNotGuid { rule, .. } => Some(rule),
+            Self::Bypass { .. } | Self::CertificateNotGiven { .. } | Self::Mixed { .. } => None,
+        }
+    }
+
     /// A stable, kebab-case kind.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -295,7 +303,7 @@ impl BrokerPlan {
         let warnings: Vec<Value> = self
             .warnings
             .iter()
-            .map(|w| json!({"kind": w.kind(), "message": w.to_string()}))
+            .map(|w| json!({"kind": w.kind(), "rule": w.rule(), "message": w.to_string()}))
             .collect();
         json!({"apps": apps, "issuer": issuer, "warnings": warnings})
     }

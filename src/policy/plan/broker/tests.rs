@@ -98,7 +98,7 @@ fn each_broker_credential_gets_what_entra_needs() {
         .starts_with(&format!("az ad app federated-credential create --id {A} --parameters '")));
 
     // The federated plan leaves the broker rules' apps alone: no GitLab credential for them.
-    let federated = plan::plan(&p, GITLAB, "api://AzureADTokenExchange");
+    let federated = plan::plan(&p, &plan::PlanOptions::new(GITLAB)).unwrap();
     let apps: Vec<&str> = federated.apps.iter().map(|a| a.client_id.as_str()).collect();
     assert_eq!(apps, [C]);
     assert_eq!(federated.apps[0].rules, ["legacy"]);
@@ -170,6 +170,7 @@ fn sovereign_clouds_and_domain_tenants() {
         json!({"type": "managed-identity", "client_id": UAMI, "principal_id": PRINCIPAL}),
     );
     us["azure"]["authority_host"] = json!("login.microsoftonline.us");
+    us["azure"]["scopes"] = json!("https://management.usgovcloudapi.net/.default");
     us["azure"]["tenant"] = json!("contoso.onmicrosoft.us");
     let plan = plan_broker(
         &policy(vec![us]),

@@ -55,11 +55,19 @@ fn allow_rule_targets_go_to_the_loopback_authority() {
 
 #[test]
 fn an_authority_host_sends_every_target_to_that_cloud() {
+    // Without named scopes a target takes its cloud's Resource Manager.
     let config = testutil::parse(&config_json(|c| {
         c["entra"] = json!({"cluster": "entra", "authority_host": "login.microsoftonline.us"});
+        c["policy"]["rules"][1]["azure"].as_object_mut().unwrap().remove("scopes");
     }));
     let request = token_request(&config);
     assert!(request.url.starts_with("https://login.microsoftonline.us/"), "{}", request.url);
+    assert!(request.body.contains("usgovcloudapi.net"), "the cloud's own scope: {}", request.body);
+    // The public cloud's scope named for a US Government authority is refused at load.
+    let message = refused(config_json(|c| {
+        c["entra"] = json!({"cluster": "entra", "authority_host": "login.microsoftonline.us"});
+    }));
+    assert!(message.contains("another cloud's Azure Resource Manager"), "{message}");
     let message = refused(config_json(|c| {
         c["entra"] = json!({"cluster": "entra", "authority_host": "login.example.com"});
     }));
