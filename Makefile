@@ -10,6 +10,9 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 COMPONENT := $(CARGO_TARGET_DIR)/wasm32-wasip2/component/gitlab_azure_oidc.wasm
 export GITLAB_AZURE_OIDC_COMPONENT := $(COMPONENT)
 CLI := $(CARGO_TARGET_DIR)/release/gitlab-azure-oidc
+# The CLI embeds the component compiled ahead of time for its target (host-test/build.rs).
+HOST_TARGET = $(shell rustc -vV | sed -n 's/^host: //p')
+PRECOMPILED_DIR := $(CARGO_TARGET_DIR)/precompiled
 WASM_TOOLS_VERSION := 1.263.0
 
 .PHONY: all setup component build demo test test-rust lint fmt clean bench
@@ -36,10 +39,16 @@ component: setup
 	wasm-tools validate $(COMPONENT)
 	@echo "component: $(COMPONENT) ($$(stat -c %s $(COMPONENT)) bytes)"
 
-# The CLI embeds the component, so the component comes first.
+# The CLI embeds the component, so the component comes first. Then the CLI compiles it ahead of
+# time with its own engine configuration, the second build embeds that (only the host crate is
+# rebuilt, and only when the compiled copy changed), and self-check fails the build unless the
+# embedded copy loads: a CLI that would compile the component on every start never passes.
 build: component
 	# --all-targets: the same feature resolution as `cargo test`, so wasmtime is built once.
 	cargo build --release --workspace --all-targets
+	$(CLI) precompile --out $(PRECOMPILED_DIR)/$(HOST_TARGET)/gitlab_azure_oidc.cwasm
+	cargo build --release --workspace --all-targets
+	$(CLI) self-check
 
 demo: build
 	$(CLI) demo

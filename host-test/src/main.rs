@@ -10,8 +10,10 @@ mod demo;
 mod exchange;
 mod exit;
 mod fetch;
+mod files;
 mod flags;
 mod out;
+mod precompiled;
 mod time;
 mod verify;
 
@@ -19,7 +21,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use gitlab_azure_oidc_host::{Host, Limits, Tuning};
+use gitlab_azure_oidc_host::{Host, Limits, Origin, Tuning};
 
 use crate::exit::Exit;
 
@@ -52,13 +54,20 @@ enum Command {
     Plan(check::PlanArgs),
     /// Run the whole flow against loopback stand-ins for GitLab and Entra (no account needed).
     Demo,
+    /// Build step (`make`): compile the component ahead of time for this binary.
+    #[command(hide = true)]
+    Precompile(precompiled::PrecompileArgs),
+    /// Build step (`make`): fail unless the embedded precompiled component loads and runs.
+    #[command(hide = true)]
+    SelfCheck,
 }
 
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The component: `--component FILE`, or the one embedded in this binary.
+/// The component: `--component FILE` (compiled now), or the one embedded in this binary (its
+/// build-time compiled copy, or compiled now with a note when that copy cannot be used).
 pub(crate) fn load_host(component: Option<&str>) -> Result<Host, Exit> {
     match component {
         Some(path) => {
@@ -66,8 +75,14 @@ pub(crate) fn load_host(component: Option<&str>) -> Result<Host, Exit> {
                 .map_err(|e| Exit::usage(format!("cannot read --component {path}: {e}")))?;
             Host::with_tuning(&bytes, Limits::default(), Tuning::one_shot()).map_err(Exit::Internal)
         }
-        None => Host::embedded_with_tuning(Limits::default(), Tuning::one_shot())
-            .map_err(Exit::Internal),
+        None => {
+            let host = Host::embedded_with_tuning(Limits::default(), Tuning::one_shot())
+                .map_err(Exit::Internal)?;
+            if let Origin::Fallback(why) = host.origin() {
+                eprintln!("note: {why}; compiled the component instead (about a second)");
+            }
+            Ok(host)
+        }
     }
 }
 
@@ -80,6 +95,10 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<(), Exit> {
         Command::Check(args) => check::check_command(&host()?, args, sub),
         Command::Plan(args) => check::plan_command(&host()?, args),
         Command::Demo => demo::command(&host()?),
+        Command::Precompile(args) => {
+            precompiled::precompile_command(cli.component.as_deref(), args)
+        }
+        Command::SelfCheck => precompiled::self_check_command(),
     }
 }
 
@@ -94,6 +113,7 @@ fn main() -> ExitCode {
         Command::Exchange(args) => args.output == exchange::Output::Json,
         Command::Check(args) => args.json,
         Command::Plan(_) | Command::Demo => false,
+        Command::Precompile(_) | Command::SelfCheck => false,
     };
     match run(&cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
