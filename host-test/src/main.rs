@@ -14,6 +14,7 @@ mod files;
 mod flags;
 mod out;
 mod precompiled;
+mod renew;
 mod time;
 mod verify;
 
@@ -110,7 +111,8 @@ fn main() -> ExitCode {
     };
     let json_errors = match &cli.command {
         Command::Verify(args) => args.json,
-        Command::Exchange(args) => args.output == exchange::Output::Json,
+        // With --out, stdout stays empty even on failure.
+        Command::Exchange(args) => args.output == exchange::Output::Json && args.out.is_none(),
         Command::Check(args) => args.json,
         Command::Plan(_) | Command::Demo => false,
         Command::Precompile(_) | Command::SelfCheck => false,

@@ -58,6 +58,9 @@ pub struct EntraState {
     pub behaviour: Behaviour,
     /// When set, `behaviour` applies to this many more requests, then `Normal` again.
     pub behaviour_times: Option<usize>,
+    /// The lifetime of the access tokens it issues, in seconds (`expires_in`). Defaults to 3599,
+    /// as Entra; tests of renewal make it short.
+    pub expires_in: u64,
     /// Token requests received.
     pub token_requests: usize,
     /// The form fields of the last token request (the assertion replaced by its length).
@@ -78,6 +81,7 @@ impl Entra {
             apps: BTreeMap::from([(client_id.to_owned(), credentials)]),
             behaviour: Behaviour::Normal,
             behaviour_times: None,
+            expires_in: 3599,
             token_requests: 0,
             last_form: BTreeMap::new(),
         }));
@@ -220,6 +224,10 @@ fn respond(shared: &Mutex<EntraState>, request: &Request) -> Response {
                     body["times"].as_u64().and_then(|t| usize::try_from(t).ok());
                 Response::json(200, &json!({"mode": format!("{:?}", state.behaviour)}).to_string())
             }
+            "tokens" => {
+                state.expires_in = body["expires_in"].as_u64().unwrap_or(3599);
+                Response::json(200, &json!({"expires_in": state.expires_in}).to_string())
+            }
             "stats" => Response::json(
                 200,
                 &json!({"token_requests": state.token_requests, "last_form": state.last_form})
@@ -289,9 +297,9 @@ fn judge(
     path: &str,
     form: &BTreeMap<String, String>,
 ) -> Response {
-    let (tenant, apps) = {
+    let (tenant, apps, expires_in) = {
         let state = shared.lock().unwrap();
-        (state.tenant.clone(), state.apps.clone())
+        (state.tenant.clone(), state.apps.clone(), state.expires_in)
     };
     // /{tenant}/oauth2/v2.0/token
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -389,14 +397,14 @@ fn judge(
     }
     let trace = uuid();
     let resource = resources.into_iter().next().unwrap_or_default();
-    let access = json!({"aud": resource, "iss": format!("https://sts.windows.net/{tenant}/"), "appid": form["client_id"], "sub": sub, "tid": tenant, "iat": now, "exp": now + 3599, "uti": trace});
+    let access = json!({"aud": resource, "iss": format!("https://sts.windows.net/{tenant}/"), "appid": form["client_id"], "sub": sub, "tid": tenant, "iat": now, "exp": now + expires_in, "uti": trace});
     let access_token = format!(
         "{}.{}.{}",
         URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"RS256","kid":"stand-in"}"#),
         URL_SAFE_NO_PAD.encode(access.to_string()),
         URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
     );
-    let body = json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": access_token});
+    let body = json!({"token_type": "Bearer", "expires_in": expires_in, "ext_expires_in": expires_in, "access_token": access_token});
     entra_headers(Response::json(200, &body.to_string()), &trace)
 }
 
