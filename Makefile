@@ -184,3 +184,57 @@ oci-tools:
 	  else echo "error: docker-registry and skopeo are required (apt-get install docker-registry skopeo)"; exit 1; fi; }
 
 test-envoy: oci-tools
+
+# --- The static CLI for CI jobs (README "Install") and the CI/CD catalog component --------------
+# `make dist`: a static x86_64-unknown-linux-musl build that runs in Alpine and distroless images,
+# with the component and its precompiled copy embedded (precompiled by the musl binary itself, and
+# self-checked), its SHA-256 and the install line. It builds wasmtime a second time, for musl, in its
+# own target folder: about 10 minutes on two cores the first time.
+MUSL := x86_64-unknown-linux-musl
+MUSL_CLI := $(CARGO_TARGET_DIR)/$(MUSL)/release/gitlab-azure-oidc
+DIST := $(CARGO_TARGET_DIR)/dist
+DIST_NAME := gitlab-azure-oidc-x86_64-linux-musl
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# Where the binary is published: by default the project's generic package registry on GitLab.
+DIST_URL ?= https://gitlab.example.com/api/v4/projects/PROJECT_ID/packages/generic/gitlab-azure-oidc/$(VERSION)/$(DIST_NAME)
+# Symbols are of no use in a CI job; stripped, the binary is about a third smaller.
+MUSL_BUILD := CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --target $(MUSL) -p gitlab-azure-oidc-host --bin gitlab-azure-oidc
+
+.PHONY: setup-dist dist test-dist ci-tools
+
+setup-dist:
+	@rustup target list --installed | grep -qx $(MUSL) || rustup target add $(MUSL)
+	@command -v musl-gcc >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing musl-tools (ring's C code for $(MUSL) needs musl-gcc)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null; \
+	  else echo "error: musl-gcc is required (apt-get install musl-tools)"; exit 1; fi; }
+
+dist: component setup-dist
+	$(MUSL_BUILD)
+	$(MUSL_CLI) precompile --out $(PRECOMPILED_DIR)/$(MUSL)/gitlab_azure_oidc.cwasm
+	$(MUSL_BUILD)
+	$(MUSL_CLI) self-check
+	mkdir -p $(DIST)
+	cp $(MUSL_CLI) $(DIST)/$(DIST_NAME)
+	cd $(DIST) && sha256sum $(DIST_NAME) > $(DIST_NAME).sha256
+	@sha=$$(cut -d' ' -f1 $(DIST)/$(DIST_NAME).sha256); \
+	  line="u=$(DIST_URL) f=/usr/local/bin/gitlab-azure-oidc; (curl -fsSLo \"\$$f\" \"\$$u\" || wget -qO \"\$$f\" \"\$$u\") && echo \"$$sha  \$$f\" | sha256sum -c && chmod +x \"\$$f\""; \
+	  echo "$$line" > $(DIST)/install.txt; \
+	  echo "dist: $(DIST)/$(DIST_NAME) ($$(stat -c %s $(DIST)/$(DIST_NAME)) bytes, sha256 $$sha)"; \
+	  echo "install: $$line"
+
+# The static binary in a fresh minimal root (a chroot holding only it, busybox and the CA
+# certificates): statically linked, installed by the printed line from a loopback server, and
+# `exchange` against the loopback stand-ins, with its own time measured.
+test-dist: dist stand-in venv ci-tools
+	$(VENV)/bin/python -m pytest -q -s -p no:cacheprovider tests/dist
+
+# busybox-static (the minimal root's shell and wget) and rsync (gitlab-ci-local copies the
+# project with it).
+ci-tools:
+	@{ command -v busybox >/dev/null && ! ldd "$$(command -v busybox)" >/dev/null 2>&1 && command -v rsync >/dev/null; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing busybox-static and rsync (tests/dist and tests/component)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static rsync >/dev/null; \
+	  else echo "error: busybox-static and rsync are required (apt-get install busybox-static rsync)"; exit 1; fi; }
