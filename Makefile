@@ -53,7 +53,7 @@ build: component
 demo: build
 	$(CLI) demo
 
-test: test-rust test-envoy test-python test-node
+test: test-rust test-envoy test-python test-node test-component
 
 test-rust: build
 	cargo test --release --workspace
@@ -200,7 +200,7 @@ DIST_URL ?= https://gitlab.example.com/api/v4/projects/PROJECT_ID/packages/gener
 # Symbols are of no use in a CI job; stripped, the binary is about a third smaller.
 MUSL_BUILD := CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --target $(MUSL) -p gitlab-azure-oidc-host --bin gitlab-azure-oidc
 
-.PHONY: setup-dist dist test-dist ci-tools
+.PHONY: setup-dist dist test-dist ci-tools test-component
 
 setup-dist:
 	@rustup target list --installed | grep -qx $(MUSL) || rustup target add $(MUSL)
@@ -238,3 +238,18 @@ ci-tools:
 	    echo "installing busybox-static and rsync (tests/dist and tests/component)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static rsync >/dev/null; \
 	  else echo "error: busybox-static and rsync are required (apt-get install busybox-static rsync)"; exit 1; fi; }
+
+# The CI/CD catalog component (templates/exchange.yml) in pipelines run by gitlab-ci-local (npm,
+# pinned in tests/component/package-lock.json) in shell mode, against the loopback stand-ins.
+COMPONENT_TEST := tests/component
+
+$(COMPONENT_TEST)/node_modules/.package-lock.json: $(COMPONENT_TEST)/package.json $(COMPONENT_TEST)/package-lock.json
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "error: Node.js 20+ and npm are required"; exit 1; fi; }
+	cd $(COMPONENT_TEST) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-component: build stand-in ci-tools $(COMPONENT_TEST)/node_modules/.package-lock.json
+	cd $(COMPONENT_TEST) && node --test --test-timeout=300000 test/*.test.js
