@@ -10,6 +10,9 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 COMPONENT := $(CARGO_TARGET_DIR)/wasm32-wasip2/component/gitlab_azure_oidc.wasm
 export GITLAB_AZURE_OIDC_COMPONENT := $(COMPONENT)
 CLI := $(CARGO_TARGET_DIR)/release/gitlab-azure-oidc
+# The CLI embeds the component compiled ahead of time for its target (host-test/build.rs).
+HOST_TARGET = $(shell rustc -vV | sed -n 's/^host: //p')
+PRECOMPILED_DIR := $(CARGO_TARGET_DIR)/precompiled
 WASM_TOOLS_VERSION := 1.263.0
 
 .PHONY: all setup component build demo test test-rust lint fmt clean bench
@@ -36,15 +39,21 @@ component: setup
 	wasm-tools validate $(COMPONENT)
 	@echo "component: $(COMPONENT) ($$(stat -c %s $(COMPONENT)) bytes)"
 
-# The CLI embeds the component, so the component comes first.
+# The CLI embeds the component, so the component comes first. Then the CLI compiles it ahead of
+# time with its own engine configuration, the second build embeds that (only the host crate is
+# rebuilt, and only when the compiled copy changed), and self-check fails the build unless the
+# embedded copy loads: a CLI that would compile the component on every start never passes.
 build: component
 	# --all-targets: the same feature resolution as `cargo test`, so wasmtime is built once.
 	cargo build --release --workspace --all-targets
+	$(CLI) precompile --out $(PRECOMPILED_DIR)/$(HOST_TARGET)/gitlab_azure_oidc.cwasm
+	cargo build --release --workspace --all-targets
+	$(CLI) self-check
 
 demo: build
 	$(CLI) demo
 
-test: test-rust test-envoy test-python test-node
+test: test-rust test-envoy test-python test-node test-component
 
 test-rust: build
 	cargo test --release --workspace
@@ -55,9 +64,11 @@ lint: setup
 	cargo clippy --release --target wasm32-wasip2 -p gitlab-azure-oidc -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 -p gitlab-azure-oidc-envoy -p proxy-wasm-baseline -- -D warnings
 
-# Speed and memory, measured side by side in one process; writes BENCHMARKS.md.
+# Speed and memory, measured side by side in one process, and the one-shot CLI beside the process
+# floor. Writes target/BENCHMARKS.md; `make bench BENCH_OUT=BENCHMARKS.md` updates the committed one.
+BENCH_OUT ?= $(CARGO_TARGET_DIR)/BENCHMARKS.md
 bench: build
-	cargo run --release -p bench -- --markdown BENCHMARKS.md
+	cargo run --release -p bench -- --markdown $(BENCH_OUT) --cli $(CLI)
 
 fmt:
 	cargo fmt --all
@@ -182,3 +193,72 @@ oci-tools:
 	  else echo "error: docker-registry and skopeo are required (apt-get install docker-registry skopeo)"; exit 1; fi; }
 
 test-envoy: oci-tools
+
+# --- The static CLI for CI jobs (README "Install") and the CI/CD catalog component --------------
+# `make dist`: a static x86_64-unknown-linux-musl build that runs in Alpine and distroless images,
+# with the component and its precompiled copy embedded (precompiled by the musl binary itself, and
+# self-checked), its SHA-256 and the install line. It builds wasmtime a second time, for musl, in its
+# own target folder: about 10 minutes on two cores the first time.
+MUSL := x86_64-unknown-linux-musl
+MUSL_CLI := $(CARGO_TARGET_DIR)/$(MUSL)/release/gitlab-azure-oidc
+DIST := $(CARGO_TARGET_DIR)/dist
+DIST_NAME := gitlab-azure-oidc-x86_64-linux-musl
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# Where the binary is published: by default the project's generic package registry on GitLab.
+DIST_URL ?= https://gitlab.example.com/api/v4/projects/PROJECT_ID/packages/generic/gitlab-azure-oidc/$(VERSION)/$(DIST_NAME)
+# Symbols are of no use in a CI job; stripped, the binary is about a third smaller.
+MUSL_BUILD := CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --target $(MUSL) -p gitlab-azure-oidc-host --bin gitlab-azure-oidc
+
+.PHONY: setup-dist dist test-dist ci-tools test-component
+
+setup-dist:
+	@rustup target list --installed | grep -qx $(MUSL) || rustup target add $(MUSL)
+	@command -v musl-gcc >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing musl-tools (ring's C code for $(MUSL) needs musl-gcc)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null; \
+	  else echo "error: musl-gcc is required (apt-get install musl-tools)"; exit 1; fi; }
+
+dist: component setup-dist
+	$(MUSL_BUILD)
+	$(MUSL_CLI) precompile --out $(PRECOMPILED_DIR)/$(MUSL)/gitlab_azure_oidc.cwasm
+	$(MUSL_BUILD)
+	$(MUSL_CLI) self-check
+	mkdir -p $(DIST)
+	cp $(MUSL_CLI) $(DIST)/$(DIST_NAME)
+	cd $(DIST) && sha256sum $(DIST_NAME) > $(DIST_NAME).sha256
+	@sha=$$(cut -d' ' -f1 $(DIST)/$(DIST_NAME).sha256); \
+	  line="u=$(DIST_URL) f=/usr/local/bin/gitlab-azure-oidc; (curl -fsSLo \"\$$f\" \"\$$u\" || wget -qO \"\$$f\" \"\$$u\") && echo \"$$sha  \$$f\" | sha256sum -c && chmod +x \"\$$f\""; \
+	  echo "$$line" > $(DIST)/install.txt; \
+	  echo "dist: $(DIST)/$(DIST_NAME) ($$(stat -c %s $(DIST)/$(DIST_NAME)) bytes, sha256 $$sha)"; \
+	  echo "install: $$line"
+
+# The static binary in a fresh minimal root (a chroot holding only it, busybox and the CA
+# certificates): statically linked, installed by the printed line from a loopback server, and
+# `exchange` against the loopback stand-ins, with its own time measured.
+test-dist: dist stand-in venv ci-tools
+	$(VENV)/bin/python -m pytest -q -s -p no:cacheprovider tests/dist
+
+# busybox-static (the minimal root's shell and wget) and rsync (gitlab-ci-local copies the
+# project with it).
+ci-tools:
+	@{ command -v busybox >/dev/null && ! ldd "$$(command -v busybox)" >/dev/null 2>&1 && command -v rsync >/dev/null; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing busybox-static and rsync (tests/dist and tests/component)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static rsync >/dev/null; \
+	  else echo "error: busybox-static and rsync are required (apt-get install busybox-static rsync)"; exit 1; fi; }
+
+# The CI/CD catalog component (templates/exchange.yml) in pipelines run by gitlab-ci-local (npm,
+# pinned in tests/component/package-lock.json) in shell mode, against the loopback stand-ins.
+COMPONENT_TEST := tests/component
+
+$(COMPONENT_TEST)/node_modules/.package-lock.json: $(COMPONENT_TEST)/package.json $(COMPONENT_TEST)/package-lock.json
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "error: Node.js 20+ and npm are required"; exit 1; fi; }
+	cd $(COMPONENT_TEST) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-component: build stand-in ci-tools $(COMPONENT_TEST)/node_modules/.package-lock.json
+	cd $(COMPONENT_TEST) && node --test --test-timeout=300000 test/*.test.js

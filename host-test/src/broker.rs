@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::exchange::{print_access, ExchangeArgs, Output};
+use gitlab_azure_oidc_host::AccessToken;
+
+use crate::exchange::{deliver, ExchangeArgs, Exchanged, Output};
 use crate::exit::Exit;
 use crate::fetch::{is_loopback_http, Client};
 use crate::out;
@@ -88,7 +90,15 @@ pub(crate) fn command(args: &ExchangeArgs) -> Result<(), Exit> {
             let tenant = field("tenant").unwrap_or_default();
             let token_type = field("tokenType").unwrap_or_else(|| "Bearer".to_owned());
             say(format!("broker: HTTP 200: {token_type} token for tenant {tenant}, expires at {expires_on} (never printed here)"));
-            print_access(args.output, &token, expires_on, &tenant, &token_type)
+            let expires_in = expires_on.saturating_sub(crate::unix_now());
+            let access = AccessToken {
+                token,
+                token_type,
+                expires_in,
+                ext_expires_in: None,
+                expires_at: expires_on,
+            };
+            deliver(args, &Exchanged { access, tenant, gitlab_expires_at: None })
         }
     }
 }
@@ -173,7 +183,8 @@ fn write_assertion(
         .ok_or_else(|| bad_answer(url, "has no `assertion`"))?;
     let expires_on = document["expires_on"].as_u64().unwrap_or_default();
     let field = |name: &str| document[name].as_str().unwrap_or_default().to_owned();
-    write_private(path, assertion)?;
+    crate::files::write_atomically(std::path::Path::new(path), assertion.as_bytes(), 0o600)
+        .map_err(|e| Exit::usage(format!("cannot write --assertion-file {path}: {e}")))?;
     say(format!(
         "broker: assertion for {} written to {path}, expires at {expires_on} (never printed here)",
         field("subject")
@@ -189,50 +200,30 @@ fn write_assertion(
             "clientId": client_id,
             "authority": authority,
         }))?,
-        Output::Env => {
-            let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-            let (file, tenant, client) = (quote(path), quote(&tenant), quote(&client_id));
-            let mut lines = vec![
-                format!("export AZURE_FEDERATED_TOKEN_FILE={file}"),
-                format!("export AZURE_CLIENT_ID={client}"),
-                format!("export AZURE_TENANT_ID={tenant}"),
-                format!("export ARM_OIDC_TOKEN_FILE_PATH={file}"),
-                format!("export ARM_CLIENT_ID={client}"),
-                format!("export ARM_TENANT_ID={tenant}"),
-                "export ARM_USE_OIDC=true".to_owned(),
+        Output::Env | Output::Dotenv => {
+            // Where Azure Identity, Terraform (azurerm/azuread) and az read the assertion.
+            let mut pairs = vec![
+                ("AZURE_FEDERATED_TOKEN_FILE", path),
+                ("AZURE_CLIENT_ID", client_id.as_str()),
+                ("AZURE_TENANT_ID", tenant.as_str()),
+                ("ARM_OIDC_TOKEN_FILE_PATH", path),
+                ("ARM_CLIENT_ID", client_id.as_str()),
+                ("ARM_TENANT_ID", tenant.as_str()),
+                ("ARM_USE_OIDC", "true"),
             ];
             if !authority.is_empty() {
-                lines.push(format!("export AZURE_AUTHORITY_HOST={}", quote(&authority)));
+                pairs.push(("AZURE_AUTHORITY_HOST", authority.as_str()));
             }
+            let lines: Vec<String> = pairs
+                .iter()
+                .map(|(name, value)| match output {
+                    // GitLab keeps quotes in dotenv values as part of the value.
+                    Output::Dotenv => format!("{name}={value}"),
+                    _ => format!("export {name}='{}'", value.replace('\'', "'\\''")),
+                })
+                .collect();
             out::line(&lines.join("\n"))?;
         }
-    }
-    Ok(())
-}
-
-/// Writes `content` to `path` readable only by the owner, replacing any file there atomically.
-fn write_private(path: &str, content: &str) -> Result<(), Exit> {
-    let target = std::path::Path::new(path);
-    let dir =
-        target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("assertion");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let fail =
-        |e: std::io::Error| Exit::usage(format!("cannot write --assertion-file {path}: {e}"));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let written = options.open(&tmp).and_then(|mut file| {
-        file.write_all(content.as_bytes())?;
-        file.sync_all()
-    });
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, target)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail(e));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! sends the request Entra gets, reads the clock and prints.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgMatches, Args, ValueEnum};
@@ -14,7 +15,7 @@ use serde_json::json;
 use crate::exit::Exit;
 use crate::fetch::{self, Client};
 use crate::flags::{CheckFlags, Source, TokenFlags, ENTRA_AUDIENCE};
-use crate::{out, unix_now};
+use crate::{files, out, renew, unix_now};
 
 /// The longest `Retry-After` honoured before the single retry; longer waits fail instead.
 const MAX_RETRY_WAIT: u64 = 60;
@@ -25,8 +26,10 @@ pub(crate) enum Output {
     Token,
     /// The fields of `az account get-access-token`.
     Json,
-    /// `export AZURE_ACCESS_TOKEN=...` lines for `eval`.
+    /// `export AZURE_ACCESS_TOKEN='...'` lines, for `. FILE` (with --out) or `eval`.
     Env,
+    /// `AZURE_ACCESS_TOKEN=...` lines, for a GitLab `artifacts:reports:dotenv` file.
+    Dotenv,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -62,6 +65,20 @@ pub(crate) struct ExchangeArgs {
     /// How to print the access token.
     #[arg(long, value_enum, default_value = "token")]
     pub(crate) output: Output,
+    /// Write the output to FILE instead of stdout: atomically, readable by the owner only (0600),
+    /// and only on success. Scripts then need no command substitution, which would hide a failed
+    /// exchange (`export VAR="$(...)"` always succeeds).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// With --out: after the first exchange, keep FILE fresh from a background process, which
+    /// exchanges the GitLab token again before the Azure token expires (at 80% of its
+    /// lifetime), and stops when the job's shell exits, the GitLab token expires or Entra
+    /// refuses. The command itself returns as soon as FILE holds the first token.
+    #[arg(long, requires = "out")]
+    pub(crate) renew: bool,
+    /// Set by --renew on the background process it starts (PID:START of the job's shell).
+    #[arg(long, hide = true, value_name = "PID:START")]
+    pub(crate) renewer_of: Option<String>,
     /// Seconds to wait for Entra's answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub(crate) timeout: u64,
@@ -88,45 +105,68 @@ pub(crate) struct ExchangeArgs {
 pub(crate) struct Exchanged {
     pub(crate) access: AccessToken,
     pub(crate) tenant: String,
+    /// When the GitLab token expires, when it was verified.
+    pub(crate) gitlab_expires_at: Option<u64>,
 }
 
 pub(crate) fn command(host: &Host, args: &ExchangeArgs, matches: &ArgMatches) -> Result<(), Exit> {
+    if let Some(shell) = &args.renewer_of {
+        return renew::renewer(host, args, matches, shell);
+    }
+    // Before the exchange, so a job that cannot renew fails before it relies on renewal.
+    let shell = if args.renew { Some(renew::Shell::of_this_process()?) } else { None };
     let token = args.token.read(None)?;
     let exchanged = run(host, args, matches, &token, &mut std::io::stderr())?;
-    let access = &exchanged.access;
-    print_access(
-        args.output,
-        &access.token,
-        access.expires_at,
-        &exchanged.tenant,
-        &access.token_type,
-    )
-}
-
-/// Prints an Azure access token as `--output` asks: the one place that writes it, whether it
-/// came from Entra or from a broker.
-pub(crate) fn print_access(
-    output: Output,
-    token: &str,
-    expires_at: u64,
-    tenant: &str,
-    token_type: &str,
-) -> Result<(), Exit> {
-    match output {
-        Output::Token => out::line(token)?,
-        Output::Json => out::json(&json!({
-            "accessToken": token,
-            "expiresOn": crate::time::az_local(expires_at),
-            "expires_on": expires_at,
-            "subscription": null,
-            "tenant": tenant,
-            "tokenType": token_type,
-        }))?,
-        Output::Env => out::line(&format!(
-            "export AZURE_ACCESS_TOKEN='{token}'\nexport AZURE_ACCESS_TOKEN_EXPIRES_ON='{expires_at}'"
-        ))?,
+    deliver(args, &exchanged)?;
+    if let (Some(shell), Some(path)) = (shell, &args.out) {
+        renew::start(&shell, path, &exchanged)?;
     }
     Ok(())
+}
+
+/// Prints the token as `--output` asks, or writes it to `--out`.
+pub(crate) fn deliver(args: &ExchangeArgs, exchanged: &Exchanged) -> Result<(), Exit> {
+    let text = render(args.output, exchanged);
+    match &args.out {
+        None => {
+            if args.output == Output::Json {
+                out::json_mark();
+            }
+            Ok(out::line(&text)?)
+        }
+        Some(path) => {
+            // A bare token file ends without a newline, as token files do (Kubernetes,
+            // AZURE_FEDERATED_TOKEN_FILE); the line-based formats end with one.
+            let text = if args.output == Output::Token { text } else { format!("{text}\n") };
+            files::write_atomically(path, text.as_bytes(), 0o600)
+                .map_err(|e| Exit::usage(format!("cannot write --out {}: {e}", path.display())))
+        }
+    }
+}
+
+fn render(output: Output, exchanged: &Exchanged) -> String {
+    let access = &exchanged.access;
+    match output {
+        Output::Token => access.token.clone(),
+        Output::Json => json!({
+            "accessToken": access.token,
+            "expiresOn": crate::time::az_local(access.expires_at),
+            "expires_on": access.expires_at,
+            "subscription": null,
+            "tenant": exchanged.tenant,
+            "tokenType": access.token_type,
+        })
+        .to_string(),
+        Output::Env => format!(
+            "export AZURE_ACCESS_TOKEN='{}'\nexport AZURE_ACCESS_TOKEN_EXPIRES_ON='{}'",
+            access.token, access.expires_at
+        ),
+        // GitLab keeps quotes in dotenv values as part of the value, so none are written.
+        Output::Dotenv => format!(
+            "AZURE_ACCESS_TOKEN={}\nAZURE_ACCESS_TOKEN_EXPIRES_ON={}",
+            access.token, access.expires_at
+        ),
+    }
 }
 
 /// The gate's configuration from the flags: read and checked before any network call, so a
@@ -198,6 +238,7 @@ pub(crate) fn run(
     describe(&admission, now, &mut say);
     check_conflicts(args, matches, &admission.target, &mut say)?;
     let tenant = admission.target.tenant.clone();
+    let gitlab_expires_at = admission.verified.as_ref().map(|v| v.claims.exp);
     let request = &admission.request;
     let client =
         Client::new(args.check.ca_file.as_deref(), Duration::from_secs(args.timeout.max(1)))
@@ -218,7 +259,7 @@ pub(crate) fn run(
                     "entra: HTTP {}: {} token, expires in {} s (never printed here)",
                     answer.status, access.token_type, access.expires_in
                 ));
-                return Ok(Exchanged { access, tenant });
+                return Ok(Exchanged { access, tenant, gitlab_expires_at });
             }
             Err(failure) => {
                 let wait = failure.retry_after.unwrap_or(1);

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::exit::Exit;
@@ -99,8 +99,18 @@ fn check_scheme(url: &str) -> Result<(), FetchError> {
 }
 
 /// An HTTP client with bounded timeouts, no redirects and the trust store chosen once.
+///
+/// The system's roots are loaded at the first https:// request, not before: reading them (some
+/// hundred PEM files) costs more than the rest of a run that reads its JWKS from a file or talks
+/// to loopback stand-ins.
 pub(crate) struct Client {
-    agent: ureq::Agent,
+    timeout: Duration,
+    /// The certificates of `--ca-file`, read and checked up front.
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// For plain http:// (loopback only): no trust store.
+    plain: OnceLock<ureq::Agent>,
+    /// For https://: the system's roots plus `extra_roots`.
+    tls: OnceLock<ureq::Agent>,
 }
 
 /// An answer: status, headers and body (bounded).
@@ -113,15 +123,42 @@ pub(crate) struct Answer {
 impl Client {
     /// A client trusting the system's roots, plus the PEM certificates in `ca_file`.
     pub(crate) fn new(ca_file: Option<&str>, timeout: Duration) -> Result<Self, String> {
-        let mut builder = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(10).min(timeout))
-            .timeout(timeout)
-            .redirects(0)
-            .user_agent(concat!("gitlab-azure-oidc/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_file {
-            builder = builder.tls_config(Arc::new(tls_config(path)?));
+        let extra_roots = ca_file.map(read_ca_file).transpose()?.unwrap_or_default();
+        Ok(Self { timeout, extra_roots, plain: OnceLock::new(), tls: OnceLock::new() })
+    }
+
+    fn agent(&self, url: &str) -> &ureq::Agent {
+        let build = |roots: rustls::RootCertStore| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let tls = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            ureq::AgentBuilder::new()
+                .timeout_connect(Duration::from_secs(10).min(self.timeout))
+                .timeout(self.timeout)
+                .redirects(0)
+                .user_agent(concat!("gitlab-azure-oidc/", env!("CARGO_PKG_VERSION")))
+                .tls_config(Arc::new(tls))
+                .build()
+        };
+        if url.starts_with("https://") {
+            self.tls.get_or_init(|| {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    // A system store may hold certificates rustls cannot use; skip those.
+                    let _ = roots.add(cert);
+                }
+                for cert in &self.extra_roots {
+                    // Already checked by `read_ca_file`.
+                    let _ = roots.add(cert.clone());
+                }
+                build(roots)
+            })
+        } else {
+            self.plain.get_or_init(|| build(rustls::RootCertStore::empty()))
         }
-        Ok(Self { agent: builder.build() })
     }
 
     fn answer(
@@ -162,7 +199,7 @@ impl Client {
     pub(crate) fn get_json(&self, url: &str) -> Result<String, FetchError> {
         check_scheme(url)?;
         let answer =
-            Self::answer(self.agent.get(url).set("Accept", "application/json").call(), url)?;
+            Self::answer(self.agent(url).get(url).set("Accept", "application/json").call(), url)?;
         let bad = |detail: String| FetchError::Answer { url: url.to_owned(), detail };
         if answer.status != 200 {
             return Err(bad(format!("answered HTTP {}", answer.status)));
@@ -199,7 +236,7 @@ impl Client {
         body: &str,
     ) -> Result<Answer, FetchError> {
         check_scheme(url)?;
-        let mut request = self.agent.request(method, url);
+        let mut request = self.agent(url).request(method, url);
         for (name, value) in headers {
             request = request.set(name, value);
         }
@@ -207,29 +244,21 @@ impl Client {
     }
 }
 
-fn tls_config(ca_file: &str) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A system store may hold certificates rustls cannot use; skip those, keep the rest.
-        let _ = roots.add(cert);
-    }
+/// The PEM certificates of `--ca-file`: at least one, each one usable as a trust anchor.
+fn read_ca_file(ca_file: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
     let pem =
         std::fs::read(ca_file).map_err(|e| format!("cannot read --ca-file {ca_file}: {e}"))?;
-    let mut added = 0;
+    let mut certs = Vec::new();
+    let mut check = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut &pem[..]) {
         let cert = cert.map_err(|e| format!("--ca-file {ca_file}: {e}"))?;
-        roots.add(cert).map_err(|e| format!("--ca-file {ca_file}: {e}"))?;
-        added += 1;
+        check.add(cert.clone()).map_err(|e| format!("--ca-file {ca_file}: {e}"))?;
+        certs.push(cert);
     }
-    if added == 0 {
+    if certs.is_empty() {
         return Err(format!("--ca-file {ca_file} holds no PEM certificate"));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(certs)
 }
 
 /// Reads a file, or fetches it when `source` is a URL.

@@ -152,10 +152,10 @@ impl CheckFlags {
 
     /// The issuer's JWKS: `--jwks` (file or URL), or through the issuer's discovery document.
     pub(crate) fn fetch_jwks(&self, matches: &ArgMatches, issuer: &str) -> Result<String, Exit> {
-        let client = self.client()?;
         match &self.jwks {
-            Some(source) => fetch::document(&client, source, "--jwks"),
+            Some(source) => fetch::document(&self.client()?, source, "--jwks"),
             None => {
+                let client = self.client()?;
                 let what = format!(
                     "the issuer {issuer} (from {})",
                     self.issuer_source(matches).describe()

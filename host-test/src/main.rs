@@ -11,11 +11,14 @@ mod demo;
 mod exchange;
 mod exit;
 mod fetch;
+mod files;
 mod flags;
 mod lint;
 mod out;
 mod pipeline_yaml;
+mod precompiled;
 mod rbac;
+mod renew;
 mod time;
 mod verify;
 
@@ -23,7 +26,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use gitlab_azure_oidc_host::{Host, Limits, Tuning};
+use gitlab_azure_oidc_host::{Host, Limits, Origin, Tuning};
 
 use crate::exit::Exit;
 
@@ -62,13 +65,20 @@ enum Command {
     AuditRbac(rbac::AuditRbacArgs),
     /// Run the whole flow against loopback stand-ins for GitLab and Entra (no account needed).
     Demo,
+    /// Build step (`make`): compile the component ahead of time for this binary.
+    #[command(hide = true)]
+    Precompile(precompiled::PrecompileArgs),
+    /// Build step (`make`): fail unless the embedded precompiled component loads and runs.
+    #[command(hide = true)]
+    SelfCheck,
 }
 
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The component: `--component FILE`, or the one embedded in this binary.
+/// The component: `--component FILE` (compiled now), or the one embedded in this binary (its
+/// build-time compiled copy, or compiled now with a note when that copy cannot be used).
 pub(crate) fn load_host(component: Option<&str>) -> Result<Host, Exit> {
     match component {
         Some(path) => {
@@ -76,8 +86,14 @@ pub(crate) fn load_host(component: Option<&str>) -> Result<Host, Exit> {
                 .map_err(|e| Exit::usage(format!("cannot read --component {path}: {e}")))?;
             Host::with_tuning(&bytes, Limits::default(), Tuning::one_shot()).map_err(Exit::Internal)
         }
-        None => Host::embedded_with_tuning(Limits::default(), Tuning::one_shot())
-            .map_err(Exit::Internal),
+        None => {
+            let host = Host::embedded_with_tuning(Limits::default(), Tuning::one_shot())
+                .map_err(Exit::Internal)?;
+            if let Origin::Fallback(why) = host.origin() {
+                eprintln!("note: {why}; compiled the component instead (about a second)");
+            }
+            Ok(host)
+        }
     }
 }
 
@@ -94,6 +110,10 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<(), Exit> {
         Command::Lint(args) => lint::command(&host()?, args, sub),
         Command::AuditRbac(args) => rbac::command(&host()?, args),
         Command::Demo => demo::command(&host()?),
+        Command::Precompile(args) => {
+            precompiled::precompile_command(cli.component.as_deref(), args)
+        }
+        Command::SelfCheck => precompiled::self_check_command(),
     }
 }
 
@@ -105,12 +125,14 @@ fn main() -> ExitCode {
     };
     let json_errors = match &cli.command {
         Command::Verify(args) => args.json,
-        Command::Exchange(args) => args.output == exchange::Output::Json,
+        // With --out, stdout stays empty even on failure.
+        Command::Exchange(args) => args.output == exchange::Output::Json && args.out.is_none(),
         Command::Check(args) => args.json,
         Command::Lint(args) => args.json,
         Command::Plan(args) => args.json,
         Command::AuditRbac(args) => args.json,
         Command::Demo => false,
+        Command::Precompile(_) | Command::SelfCheck => false,
     };
     match run(&cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
