@@ -189,9 +189,10 @@ def static_cluster(name, port):
     }
 
 
-def bootstrap(plugin, clusters, wasm=WASM):
+def bootstrap(plugin, clusters, wasm=WASM, failure_policy="FAIL_RELOAD", request_timeout="30s"):
     """An Envoy bootstrap (JSON, which Envoy reads like YAML): one listener on a free loopback
-    port, the filter, then the router to the `upstream` cluster."""
+    port, the filter, then the router to the `upstream` cluster. As in envoy.yaml, a trapped VM
+    is reloaded (`failure_policy`) and a request the filter holds is bounded (`request_timeout`)."""
     wasm_filter = {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -199,6 +200,7 @@ def bootstrap(plugin, clusters, wasm=WASM):
             "config": {
                 "name": "gitlab-azure-oidc",
                 "root_id": "",
+                "failure_policy": failure_policy,
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
                                   "value": plugin if isinstance(plugin, str) else json.dumps(plugin)},
                 "vm_config": {"vm_id": "gitlab-azure-oidc", "runtime": "envoy.wasm.runtime.v8",
@@ -209,6 +211,7 @@ def bootstrap(plugin, clusters, wasm=WASM):
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "ingress",
+        "request_timeout": request_timeout,
         "route_config": {"name": "local", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
             {"match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "10s"}}]}]},
         "http_filters": [wasm_filter, {"name": "envoy.filters.http.router", "typed_config": {
