@@ -5,7 +5,8 @@
 //!
 //! Invariants: no panic; an accepted credential has at least 2048 bits and x5t/x5t#S256 of the
 //! right length; no error and no debug form shows key material: no 24-character piece of the
-//! key's base64 text that the certificate text does not also contain.
+//! key's base64 text (with a digit and a `+` or `/`, which wording has not) that the certificate
+//! text does not also contain.
 #![no_main]
 
 use gitlab_azure_oidc::entra::CertificateCredential;
@@ -36,8 +37,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let body: String = key.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
     let chars: Vec<char> = body.chars().collect();
+    // Only pieces with a digit and a `+` or `/`, as key material has and message text has not,
+    // so a piece of the core's own wording copied into the key cannot fire.
+    let keyish = |p: &str| p.bytes().any(|b| b.is_ascii_digit()) && p.bytes().any(|b| b == b'+' || b == b'/');
     for piece in chars.windows(24).step_by(8).map(|w| w.iter().collect::<String>()) {
-        if !cert.contains(&piece) && shown.contains(&piece) {
+        if keyish(&piece) && !cert.contains(&piece) && shown.contains(&piece) {
             panic!("key material {piece:?} is shown: {shown}");
         }
     }

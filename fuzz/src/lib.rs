@@ -257,6 +257,22 @@ pub fn ref_expression_eval(clauses: &[RefClause], claims: &serde_json::Map<Strin
 /// coincidence (a one-letter token is in every word), so they prove nothing.
 pub const MIN_SECRET_CHARS: usize = 16;
 
+/// `text` with every ASCII letter and digit moved one place on in its class (`z` to `a`): a
+/// different secret of the same shape, which every parser here reads exactly as the original.
+/// A message that shows the original and, for the rotated input, the rotated value instead,
+/// quotes the input; one that shows the original either way wrote that text itself.
+pub fn rotate(text: &[u8]) -> Vec<u8> {
+    text.iter()
+        .map(|&b| match b {
+            b'z' => b'a',
+            b'Z' => b'A',
+            b'9' => b'0',
+            b if b.is_ascii_alphanumeric() => b + 1,
+            b => b,
+        })
+        .collect()
+}
+
 /// How often `needle` occurs in `haystack` (overlapping occurrences count).
 pub fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {
     if needle.is_empty() || needle.len() > haystack.len() {
