@@ -173,3 +173,6 @@ oci-tools:
 	  else echo "error: docker-registry and skopeo are required (apt-get install docker-registry skopeo)"; exit 1; fi; }
 
 test-envoy: oci-tools
+
+# Fuzzing (`make fuzz`, `make fuzz-smoke`) and the Envoy soak (`make soak-envoy`): issue 16.
+include fuzz/fuzz.mk examples/envoy/soak.mk

@@ -17,14 +17,21 @@ use libfuzzer_sys::fuzz_target;
 
 fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();
-    HOST.get_or_init(|| Host::embedded(Limits::default()).expect("build the component first (make component)"))
+    HOST.get_or_init(|| {
+        Host::embedded(Limits::default()).expect("build the component first (make component)")
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
     let [now, issuer, audience, token, jwks] = fields::<5>(data);
     let Ok(now) = text(now).trim().parse::<u64>() else { return };
-    let (issuer, audience, token, jwks_text) = (text(issuer), text(audience), text(token), text(jwks));
-    let Ok(native_config) = VerifierConfig::builder(issuer.clone()).audience(audience.clone()).build() else { return };
+    let (issuer, audience, token, jwks_text) =
+        (text(issuer), text(audience), text(token), text(jwks));
+    let Ok(native_config) =
+        VerifierConfig::builder(issuer.clone()).audience(audience.clone()).build()
+    else {
+        return;
+    };
     let native_jwks = Jwks::parse(jwks_text.as_bytes());
     let component = VerifierHandle::new(host(), config(&issuer, &[&audience]), jwks_text.clone())
         .unwrap_or_else(|e| panic!("host error building a verifier: {e}"));
@@ -34,10 +41,13 @@ fuzz_target!(|data: &[u8]| {
         (n, c) => panic!("JWKS: native {:?}, component {:?}", n.map(|_| ()), c.map(|_| ())),
     };
     let native = Verifier::new(native_config, native_jwks).verify(&token, now);
-    let answer = component.verify(&token, now).unwrap_or_else(|e| panic!("host error verifying: {e}"));
+    let answer =
+        component.verify(&token, now).unwrap_or_else(|e| panic!("host error verifying: {e}"));
     match (&native, &answer) {
         (Ok(n), Ok(c)) => assert_eq!(n.fingerprint, c.fingerprint),
-        (Err(n), Err(c)) => assert_eq!(n.kind(), c.kind, "refused differently: {n} / {}", c.message),
+        (Err(n), Err(c)) => {
+            assert_eq!(n.kind(), c.kind, "refused differently: {n} / {}", c.message)
+        }
         _ => panic!("native {:?}, component {:?}", native.map(|_| ()), answer.map(|_| ())),
     }
     // The instance still serves the next call.

@@ -29,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
     let result = CertificateCredential::from_pem(&key, &cert);
     let shown = match &result {
         Ok(credential) => {
-            assert!(credential.key_bits() >= 2048, "a {}-bit key was accepted", credential.key_bits());
+            assert!(
+                credential.key_bits() >= 2048,
+                "a {}-bit key was accepted",
+                credential.key_bits()
+            );
             assert_eq!((credential.x5t().len(), credential.x5t_s256().len()), (27, 43));
             format!("{credential:?}")
         }
@@ -39,7 +43,9 @@ fuzz_target!(|data: &[u8]| {
     let chars: Vec<char> = body.chars().collect();
     // Only pieces with a digit and a `+` or `/`, as key material has and message text has not,
     // so a piece of the core's own wording copied into the key cannot fire.
-    let keyish = |p: &str| p.bytes().any(|b| b.is_ascii_digit()) && p.bytes().any(|b| b == b'+' || b == b'/');
+    let keyish = |p: &str| {
+        p.bytes().any(|b| b.is_ascii_digit()) && p.bytes().any(|b| b == b'+' || b == b'/')
+    };
     for piece in chars.windows(24).step_by(8).map(|w| w.iter().collect::<String>()) {
         if keyish(&piece) && !cert.contains(&piece) && shown.contains(&piece) {
             panic!("key material {piece:?} is shown: {shown}");

@@ -8,7 +8,9 @@
 //! a different token of the same shape instead when given one).
 #![no_main]
 
-use gitlab_azure_oidc::entra::{build_federated_request, AzureTarget, CLIENT_ASSERTION_TYPE, GRANT_TYPE};
+use gitlab_azure_oidc::entra::{
+    build_federated_request, AzureTarget, CLIENT_ASSERTION_TYPE, GRANT_TYPE,
+};
 use gitlab_azure_oidc_fuzz::{fields, occurrences, rotate, text, MIN_SECRET_CHARS};
 use libfuzzer_sys::fuzz_target;
 
@@ -32,10 +34,12 @@ fn form_decode(body: &str) -> Vec<(String, String)> {
         }
         String::from_utf8(out).expect("UTF-8 in, UTF-8 out")
     };
-    body.split('&').map(|pair| {
-        let (k, v) = pair.split_once('=').expect("name=value");
-        (decode(k), decode(v))
-    }).collect()
+    body.split('&')
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').expect("name=value");
+            (decode(k), decode(v))
+        })
+        .collect()
 }
 
 fn outcome(target: &AzureTarget, token: &str) -> String {
@@ -61,18 +65,27 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(request.url, target.token_endpoint());
         assert!(request.url.starts_with("https://"), "{}", request.url);
         let scope = target.scopes().join(" ");
-        let expected = [("client_id", target.client_id()), ("scope", scope.as_str()),
-            ("grant_type", GRANT_TYPE), ("client_assertion_type", CLIENT_ASSERTION_TYPE),
-            ("client_assertion", token.as_str())];
+        let expected = [
+            ("client_id", target.client_id()),
+            ("scope", scope.as_str()),
+            ("grant_type", GRANT_TYPE),
+            ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+            ("client_assertion", token.as_str()),
+        ];
         let decoded = form_decode(&request.body);
-        let decoded: Vec<(&str, &str)> = decoded.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let decoded: Vec<(&str, &str)> =
+            decoded.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(decoded, expected);
     }
     // No token in the debug form or the error: one the output follows (quotes) when the token
     // changes, not text the builder writes itself that the fuzzer copied into the token.
     let shown = outcome(&target, &token);
-    if token.len() >= MIN_SECRET_CHARS && occurrences(data, token.as_bytes()) == 1 && shown.contains(&token) {
-        let other = String::from_utf8(rotate(token.as_bytes())).expect("ASCII rotation keeps UTF-8");
+    if token.len() >= MIN_SECRET_CHARS
+        && occurrences(data, token.as_bytes()) == 1
+        && shown.contains(&token)
+    {
+        let other =
+            String::from_utf8(rotate(token.as_bytes())).expect("ASCII rotation keeps UTF-8");
         let again = outcome(&target, &other);
         assert!(again.contains(&token) || !again.contains(&other), "the token is in {shown}");
     }

@@ -11,7 +11,9 @@
 #![no_main]
 
 use gitlab_azure_oidc::entra::parse_token_response;
-use gitlab_azure_oidc_fuzz::{access_token_values, fields, occurrences, rotate, text, MIN_SECRET_CHARS};
+use gitlab_azure_oidc_fuzz::{
+    access_token_values, fields, occurrences, rotate, text, MIN_SECRET_CHARS,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn shown(status: u16, headers: &[(String, String)], body: &[u8]) -> String {
@@ -38,13 +40,18 @@ fuzz_target!(|data: &[u8]| {
         if occurrences(original.as_bytes(), &secret) == 0 {
             continue;
         }
-        let at = body.windows(secret.len()).position(|w| w == secret.as_slice()).expect("in the body");
+        let at =
+            body.windows(secret.len()).position(|w| w == secret.as_slice()).expect("in the body");
         let mut swapped = body.to_vec();
         swapped[at..at + secret.len()].copy_from_slice(&rotate(&secret));
         let again = shown(status, &headers, &swapped);
         let quoted = occurrences(again.as_bytes(), &secret) == 0
             && occurrences(again.as_bytes(), &rotate(&secret)) > 0;
-        assert!(!quoted, "the access token {:?} is in {original}", String::from_utf8_lossy(&secret));
+        assert!(
+            !quoted,
+            "the access token {:?} is in {original}",
+            String::from_utf8_lossy(&secret)
+        );
     }
     if let Ok(token) = &result {
         let secret = token.token.secret();

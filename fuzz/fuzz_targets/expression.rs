@@ -18,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
     let source = lines.next().unwrap_or_default();
     let core = Expression::parse(source);
     let reference = ref_expression_parse(source);
-    assert_eq!(core.is_ok(), reference.is_some(), "expression {source:?}: core {:?}", core.as_ref().err());
+    assert_eq!(
+        core.is_ok(),
+        reference.is_some(),
+        "expression {source:?}: core {:?}",
+        core.as_ref().err()
+    );
     let (Ok(core), Some(reference)) = (core, reference) else { return };
     let names: Vec<&str> = reference.iter().map(|c| c.0.as_str()).collect();
     assert_eq!(core.claims(), names);
@@ -34,6 +39,12 @@ fuzz_target!(|data: &[u8]| {
         };
     }
     let Ok(claims) = Claims::from_json(raw.to_string().as_bytes()) else { return };
-    let Value::Object(map) = serde_json::from_str(&claims.raw_json()).expect("raw json") else { return };
-    assert_eq!(core.evaluate(&claims), ref_expression_eval(&reference, &map), "{source:?} on {map:?}");
+    let Value::Object(map) = serde_json::from_str(&claims.raw_json()).expect("raw json") else {
+        return;
+    };
+    assert_eq!(
+        core.evaluate(&claims),
+        ref_expression_eval(&reference, &map),
+        "{source:?} on {map:?}"
+    );
 });

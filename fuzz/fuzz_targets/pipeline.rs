@@ -21,8 +21,13 @@ use serde_json::Value;
 fn fixtures() -> &'static (Policy, Vec<FederatedCredential>) {
     static FIXTURES: OnceLock<(Policy, Vec<FederatedCredential>)> = OnceLock::new();
     FIXTURES.get_or_init(|| {
-        let policy = Policy::parse(include_bytes!("../../src/pipeline/testdata/planted.policy.json")).unwrap();
-        let creds = FederatedCredential::parse_list(include_bytes!("../../src/pipeline/testdata/planted.credentials.json")).unwrap();
+        let policy =
+            Policy::parse(include_bytes!("../../src/pipeline/testdata/planted.policy.json"))
+                .unwrap();
+        let creds = FederatedCredential::parse_list(include_bytes!(
+            "../../src/pipeline/testdata/planted.credentials.json"
+        ))
+        .unwrap();
         (policy, creds)
     })
 }
@@ -34,7 +39,9 @@ fn secrets(value: &Value, out: &mut Vec<String>) {
             if let Some(Value::Object(vars)) = map.get("variables") {
                 for name in ["AZURE_CLIENT_SECRET", "ARM_CLIENT_SECRET"] {
                     if let Some(Value::String(s)) = vars.get(name) {
-                        if s.len() >= MIN_SECRET_CHARS && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"~_.-".contains(&b)) {
+                        if s.len() >= MIN_SECRET_CHARS
+                            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"~_.-".contains(&b))
+                        {
                             out.push(s.clone());
                         }
                     }
@@ -56,7 +63,11 @@ fn reports(data: &[u8]) -> Option<Vec<String>> {
     let mut out = Vec::new();
     for (policy, creds) in [(None, None), (Some(policy), Some(creds.as_slice()))] {
         let report = lint(&pipeline, &context, policy, creds).expect("the context is valid");
-        out.extend([report.to_text(), report.to_json().to_string(), report.to_code_quality().to_string()]);
+        out.extend([
+            report.to_text(),
+            report.to_json().to_string(),
+            report.to_code_quality().to_string(),
+        ]);
     }
     Some(out)
 }
@@ -74,11 +85,13 @@ fuzz_target!(|data: &[u8]| {
         // Shown: is it quoted (the report follows a different secret of the same shape) or is it
         // text the linter writes itself, which the fuzzer copied into the value?
         let other = String::from_utf8(rotate(secret.as_bytes())).expect("ASCII");
-        let at = data.windows(secret.len()).position(|w| w == secret.as_bytes()).expect("in the input");
+        let at =
+            data.windows(secret.len()).position(|w| w == secret.as_bytes()).expect("in the input");
         let mut swapped = data.to_vec();
         swapped[at..at + secret.len()].copy_from_slice(other.as_bytes());
         let again = reports(&swapped).unwrap_or_default();
-        let quoted = again.iter().any(|o| o.contains(&other)) && !again.iter().any(|o| o.contains(secret.as_str()));
+        let quoted = again.iter().any(|o| o.contains(&other))
+            && !again.iter().any(|o| o.contains(secret.as_str()));
         assert!(!quoted, "secret {secret:?} is in the report:\n{}", outputs.join("\n"));
     }
 });

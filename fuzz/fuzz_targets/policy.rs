@@ -26,7 +26,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let first = |effect: Effect| {
         decision.explanation.iter().zip(rules).find(|(o, r)| {
-            o.effect == effect && o.result.is_ok() && (effect == Effect::Deny || r.target().is_some())
+            o.effect == effect
+                && o.result.is_ok()
+                && (effect == Effect::Deny || r.target().is_some())
         })
     };
     match (&decision.verdict, first(Effect::Deny), first(Effect::Allow)) {
@@ -36,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(Some(target), r.target());
         }
         (Verdict::Deny { rule: None }, None, None) => {}
-        (verdict, deny, allow) => panic!("verdict {verdict:?} contradicts the outcomes (deny {:?}, allow {:?})",
-            deny.map(|d| &d.0.rule), allow.map(|a| &a.0.rule)),
+        (verdict, deny, allow) => panic!(
+            "verdict {verdict:?} contradicts the outcomes (deny {:?}, allow {:?})",
+            deny.map(|d| &d.0.rule),
+            allow.map(|a| &a.0.rule)
+        ),
     }
 });

@@ -25,14 +25,31 @@ enum Signer {
 
 #[derive(Arbitrary, Debug)]
 enum Edit {
-    Set { at: u16, byte: u8 },
-    Flip { at: u16, mask: u8 },
-    Insert { at: u16, byte: u8 },
-    Remove { at: u16 },
+    Set {
+        at: u16,
+        byte: u8,
+    },
+    Flip {
+        at: u16,
+        mask: u8,
+    },
+    Insert {
+        at: u16,
+        byte: u8,
+    },
+    Remove {
+        at: u16,
+    },
     /// Sets unused low bits of a segment's last character: the same bytes, spelled otherwise.
-    TrailingBits { segment: u8, bits: u8 },
+    TrailingBits {
+        segment: u8,
+        bits: u8,
+    },
     /// Appends `=` padding to a segment.
-    Pad { segment: u8, count: u8 },
+    Pad {
+        segment: u8,
+        count: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -78,8 +95,11 @@ fn sign(keys: &Keys, signer: Signer, input: &str) -> Vec<u8> {
     match signer {
         Signer::Es256 => keys.ec.sign(&keys.rng, input.as_bytes()).unwrap().as_ref().to_vec(),
         Signer::Rs256 | Signer::Ps256 => {
-            let alg: &dyn signature::RsaEncoding =
-                if matches!(signer, Signer::Rs256) { &signature::RSA_PKCS1_SHA256 } else { &signature::RSA_PSS_SHA256 };
+            let alg: &dyn signature::RsaEncoding = if matches!(signer, Signer::Rs256) {
+                &signature::RSA_PKCS1_SHA256
+            } else {
+                &signature::RSA_PSS_SHA256
+            };
             let mut sig = vec![0; keys.rsa.public().modulus_len()];
             keys.rsa.sign(alg, &keys.rng, input.as_bytes(), &mut sig).unwrap();
             sig
@@ -88,7 +108,8 @@ fn sign(keys: &Keys, signer: Signer, input: &str) -> Vec<u8> {
 }
 
 fn segment_bounds(token: &[u8], segment: u8) -> (usize, usize) {
-    let dots: Vec<usize> = token.iter().enumerate().filter(|(_, &b)| b == b'.').map(|(i, _)| i).collect();
+    let dots: Vec<usize> =
+        token.iter().enumerate().filter(|(_, &b)| b == b'.').map(|(i, _)| i).collect();
     let n = usize::from(segment) % (dots.len() + 1);
     let start = if n == 0 { 0 } else { dots[n - 1] + 1 };
     let end = dots.get(n).copied().unwrap_or(token.len());
@@ -116,8 +137,13 @@ fn apply(token: &mut Vec<u8>, edit: &Edit) {
         }
         Edit::TrailingBits { segment, bits } => {
             let (start, end) = segment_bounds(token, segment);
-            let spare = match (end - start) % 4 { 2 => 0b1111, 3 => 0b11, _ => return };
-            const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let spare = match (end - start) % 4 {
+                2 => 0b1111,
+                3 => 0b11,
+                _ => return,
+            };
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
             if let Some(v) = ALPHABET.iter().position(|&a| a == token[end - 1]) {
                 token[end - 1] = ALPHABET[v | (usize::from(bits) & spare)];
             }
@@ -145,9 +171,16 @@ fuzz_target!(|input: Input| {
     }
     let mut payload = serde_json::Map::new();
     for (name, value) in input.claims.iter().take(16) {
-        payload.insert(name.chars().take(32).collect(), value.chars().take(128).collect::<String>().into());
+        payload.insert(
+            name.chars().take(32).collect(),
+            value.chars().take(128).collect::<String>().into(),
+        );
     }
-    let signing_input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(serde_json::Value::Object(payload).to_string().as_bytes()));
+    let signing_input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(serde_json::Value::Object(payload).to_string().as_bytes())
+    );
     let token = format!("{signing_input}.{}", b64(&sign(keys, input.signer, &signing_input)));
     if let Err(err) = keys.verifier.verify_signature(&token) {
         panic!("a token signed with a trusted key does not verify: {err}\n{token}");

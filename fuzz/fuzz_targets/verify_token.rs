@@ -13,8 +13,14 @@ use gitlab_azure_oidc_fuzz::{canonical_b64, fields, text};
 use libfuzzer_sys::fuzz_target;
 
 const ALL: [Algorithm; 8] = [
-    Algorithm::Rs256, Algorithm::Rs384, Algorithm::Rs512, Algorithm::Ps256,
-    Algorithm::Ps384, Algorithm::Ps512, Algorithm::Es256, Algorithm::Es384,
+    Algorithm::Rs256,
+    Algorithm::Rs384,
+    Algorithm::Rs512,
+    Algorithm::Ps256,
+    Algorithm::Ps384,
+    Algorithm::Ps512,
+    Algorithm::Es256,
+    Algorithm::Es384,
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -22,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(now) = text(now).trim().parse::<u64>() else { return };
     let (issuer, audience, token) = (text(issuer), text(audience), text(token));
     let Ok(jwks) = Jwks::parse(jwks) else { return };
-    let Ok(config) = VerifierConfig::builder(issuer.clone()).audience(audience.clone()).algorithms(ALL).build() else { return };
+    let Ok(config) =
+        VerifierConfig::builder(issuer.clone()).audience(audience.clone()).algorithms(ALL).build()
+    else {
+        return;
+    };
     let kids: Vec<String> = jwks.keys().into_iter().filter_map(|k| k.kid).collect();
     let mut verifier = Verifier::new(config, jwks);
 
