@@ -155,7 +155,13 @@ pub fn ref_glob_matches(compiled: &[char], value: &str) -> bool {
     glob_at(&tokens, &text, 0, 0, &mut memo)
 }
 
-fn glob_at(p: &[G], t: &[char], i: usize, j: usize, memo: &mut HashMap<(usize, usize), bool>) -> bool {
+fn glob_at(
+    p: &[G],
+    t: &[char],
+    i: usize,
+    j: usize,
+    memo: &mut HashMap<(usize, usize), bool>,
+) -> bool {
     if let Some(&known) = memo.get(&(i, j)) {
         return known;
     }
@@ -222,7 +228,13 @@ pub fn ref_wildcard(pattern: &str, value: &str) -> bool {
     wildcard_at(&p, &t, 0, 0, &mut memo)
 }
 
-fn wildcard_at(p: &[char], t: &[char], i: usize, j: usize, memo: &mut HashMap<(usize, usize), bool>) -> bool {
+fn wildcard_at(
+    p: &[char],
+    t: &[char],
+    i: usize,
+    j: usize,
+    memo: &mut HashMap<(usize, usize), bool>,
+) -> bool {
     if let Some(&known) = memo.get(&(i, j)) {
         return known;
     }
@@ -238,7 +250,10 @@ fn wildcard_at(p: &[char], t: &[char], i: usize, j: usize, memo: &mut HashMap<(u
 
 /// Evaluates parsed clauses against claims: every clause must hold; a claim that is absent or
 /// not a string holds for nothing.
-pub fn ref_expression_eval(clauses: &[RefClause], claims: &serde_json::Map<String, serde_json::Value>) -> bool {
+pub fn ref_expression_eval(
+    clauses: &[RefClause],
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> bool {
     clauses.iter().all(|(name, matches, comparand)| match claims.get(name) {
         Some(serde_json::Value::String(value)) => {
             if *matches {
@@ -304,7 +319,10 @@ pub fn access_token_values(body: &[u8]) -> Vec<Vec<u8>> {
             continue;
         }
         let start = i + 1;
-        let len = body[start..].iter().position(|&b| b == b'"' || b == b'\\').unwrap_or(body.len() - start);
+        let len = body[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\')
+            .unwrap_or(body.len() - start);
         out.push(body[start..start + len].to_vec());
     }
     out
