@@ -262,3 +262,6 @@ $(COMPONENT_TEST)/node_modules/.package-lock.json: $(COMPONENT_TEST)/package.jso
 
 test-component: build stand-in ci-tools $(COMPONENT_TEST)/node_modules/.package-lock.json
 	cd $(COMPONENT_TEST) && node --test --test-timeout=300000 test/*.test.js
+
+# Fuzzing (`make fuzz`, `make fuzz-smoke`) and the Envoy soak (`make soak-envoy`): issue 16.
+include fuzz/fuzz.mk examples/envoy/soak.mk

@@ -184,12 +184,22 @@ fn html_title(body: &[u8]) -> Option<String> {
 }
 
 /// For error statuses, a printable excerpt of the body (a success body might hold a token).
+/// A body that names a token is never quoted, whatever the status: a proxy that rewrites the
+/// status, or a truncated success answer, would otherwise put the token into the error (issue 16,
+/// found by the `entra_response` fuzz target).
 fn excerpt(status: u16, body: &[u8]) -> Option<String> {
-    if (200..=299).contains(&status) {
+    if (200..=299).contains(&status) || names_a_token(body) {
         return None;
     }
     let text = String::from_utf8_lossy(body.get(..body.len().min(MAX_EXCERPT * 4))?);
     Some(printable(text.trim(), MAX_EXCERPT))
+}
+
+/// Whether `body` names a bearer credential member (`access_token`, `refresh_token`, `id_token`),
+/// in any case: such a body may carry one.
+fn names_a_token(body: &[u8]) -> bool {
+    let lower = body.to_ascii_lowercase();
+    [&b"access_token"[..], b"refresh_token", b"id_token"].iter().any(|name| contains(&lower, name))
 }
 
 /// `s` with control characters replaced by spaces, cut to `max` characters.

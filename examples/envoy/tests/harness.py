@@ -207,14 +207,16 @@ def policy_fingerprint(policy):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def wasm_config(plugin, wasm=WASM):
+def wasm_config(plugin, wasm=WASM, failure_policy="FAIL_RELOAD"):
     """The wasm filter's typed configuration (`envoy.extensions.filters.http.wasm.v3.Wasm`)
-    with `plugin` as the plugin configuration."""
+    with `plugin` as the plugin configuration. As in envoy.yaml, a trapped VM is reloaded
+    (`failure_policy`)."""
     return {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
         "config": {
             "name": "gitlab-azure-oidc",
             "root_id": "",
+            "failure_policy": failure_policy,
             "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
                               "value": plugin if isinstance(plugin, str) else json.dumps(plugin)},
             "vm_config": {"vm_id": "gitlab-azure-oidc", "runtime": "envoy.wasm.runtime.v8",
@@ -223,17 +225,22 @@ def wasm_config(plugin, wasm=WASM):
     }
 
 
-def bootstrap(plugin, clusters, wasm=WASM, ecds=None):
+def bootstrap(plugin, clusters, wasm=WASM, ecds=None, failure_policy="FAIL_RELOAD",
+              request_timeout="30s"):
     """An Envoy bootstrap (JSON, which Envoy reads like YAML): one listener on a free loopback
     port, the filter, then the router to the `upstream` cluster. With `ecds` (an `EcdsFile`),
-    the filter's configuration comes from that file through ECDS instead of `plugin`."""
+    the filter's configuration comes from that file through ECDS instead of `plugin`. As in
+    envoy.yaml, a trapped VM is reloaded (`failure_policy`) and a request the filter holds is
+    bounded (`request_timeout`)."""
     if ecds is None:
-        wasm_filter = {"name": "envoy.filters.http.wasm", "typed_config": wasm_config(plugin, wasm)}
+        wasm_filter = {"name": "envoy.filters.http.wasm",
+                       "typed_config": wasm_config(plugin, wasm, failure_policy)}
     else:
         wasm_filter = ecds.http_filter()
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "ingress",
+        "request_timeout": request_timeout,
         "route_config": {"name": "local", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
             {"match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "10s"}}]}]},
         "http_filters": [wasm_filter, {"name": "envoy.filters.http.router", "typed_config": {

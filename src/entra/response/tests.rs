@@ -356,3 +356,28 @@ fn arbitrary_bytes_and_statuses_never_panic() {
         }
     }
 }
+
+/// Issue 16, found by the `entra_response` fuzz target: a truncated success answer under an error
+/// status (a proxy rewrote it, or the connection dropped) was quoted in the `NotJson` error, access
+/// token included. A body that names a token is never quoted; other bodies still are.
+#[test]
+fn a_broken_answer_that_names_a_token_is_not_quoted_in_the_error() {
+    let truncated = format!(r#"{{"token_type":"Bearer","expires_in":3599,"access_token":"{TOKEN}"#);
+    for status in [400, 401, 404, 302] {
+        let e = err(status, &truncated);
+        assert!(matches!(e, EntraError::NotJson { .. }), "{e:?}");
+        for shown in [e.to_string(), format!("{e:?}")] {
+            assert!(!shown.contains(TOKEN), "the token is shown: {shown}");
+            assert!(!shown.contains("body starts"), "{shown}");
+        }
+    }
+    // The fuzzer's input, as it found it: the token value cut short by a second member.
+    let found = include_bytes!("testdata/fuzz-entra-response-token-in-excerpt.bin");
+    let (head, body) = found.split_at(found.iter().position(|&b| b == b'{').unwrap());
+    assert!(head.starts_with(b"400\n"));
+    let e = parse_token_response(400, &json_headers(), body, NOW).unwrap_err();
+    assert!(!e.to_string().contains("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQi"), "{e}");
+    // Bodies that name no token are still quoted, to show what answered.
+    let e = err(400, "Bad Request (proxy)");
+    assert!(e.to_string().contains("body starts"), "{e}");
+}

@@ -18,6 +18,8 @@ impl Root {
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
+        #[cfg(feature = "trap-test")]
+        crate::trap_test::on_call_response();
         self.0.on_http_call_response(token_id, body_size);
     }
 
@@ -49,6 +51,8 @@ struct Http(flow::Stream<Envoy>);
 
 impl Context for Http {
     fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
+        #[cfg(feature = "trap-test")]
+        crate::trap_test::on_call_response();
         self.0.on_http_call_response(token_id, body_size);
     }
 
@@ -59,6 +63,9 @@ impl Context for Http {
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        // Test builds only (`--features trap-test`, never the shipped module): trap on request.
+        #[cfg(feature = "trap-test")]
+        crate::trap_test::on_request(self.get_http_request_header(crate::trap_test::HEADER));
         self.0.on_http_request_headers()
     }
 }

@@ -54,6 +54,9 @@ mod testutil;
 #[cfg(target_arch = "wasm32")]
 mod filter;
 
+#[cfg(all(feature = "trap-test", target_arch = "wasm32"))]
+mod trap_test;
+
 /// The module's entry point. `proxy_wasm::main!` expands to a `#[no_mangle]` export and an
 /// `unsafe` call to the WASI constructors, hence the one `allow`.
 #[cfg(target_arch = "wasm32")]

@@ -1,0 +1,62 @@
+//! Entra's token answers: the status, `Content-Type`, `Retry-After`, one a line, then the body.
+//!
+//! Invariants: no panic; an error never carries the access token: no `access_token` value of
+//! the body (found by a lenient scan, so truncated JSON counts) appears in the error's text or
+//! debug form. Coincidences cannot fire: only token-like values (16 or more characters of the JWT
+//! alphabet) that occur once in the whole input are checked, and a value counts as leaked only if
+//! the error then follows the token: with a different token of the same shape in the body, the
+//! error shows that one instead (text the parser writes itself, which the fuzzer can copy into
+//! the token, stays and is not a leak).
+//! A success's debug form shows no token either.
+#![no_main]
+
+use gitlab_azure_oidc::entra::parse_token_response;
+use gitlab_azure_oidc_fuzz::{
+    access_token_values, fields, occurrences, rotate, text, MIN_SECRET_CHARS,
+};
+use libfuzzer_sys::fuzz_target;
+
+fn shown(status: u16, headers: &[(String, String)], body: &[u8]) -> String {
+    match parse_token_response(status, headers, body, 1_700_000_000) {
+        Ok(token) => format!("{token:?}"),
+        Err(err) => format!("{err}\n{err:?}"),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [status, content_type, retry_after, body] = fields::<4>(data);
+    let Ok(status) = text(status).trim().parse::<u16>() else { return };
+    let mut headers = vec![("Content-Type".to_owned(), text(content_type))];
+    if !retry_after.is_empty() {
+        headers.push(("retry-after".to_owned(), text(retry_after)));
+    }
+    let result = parse_token_response(status, &headers, body, 1_700_000_000);
+    let original = shown(status, &headers, body);
+    for secret in access_token_values(body) {
+        let token_like = secret.iter().all(|b| b.is_ascii_alphanumeric() || b"._~+/=-".contains(b));
+        if secret.len() < MIN_SECRET_CHARS || !token_like || occurrences(data, &secret) != 1 {
+            continue;
+        }
+        if occurrences(original.as_bytes(), &secret) == 0 {
+            continue;
+        }
+        let at =
+            body.windows(secret.len()).position(|w| w == secret.as_slice()).expect("in the body");
+        let mut swapped = body.to_vec();
+        swapped[at..at + secret.len()].copy_from_slice(&rotate(&secret));
+        let again = shown(status, &headers, &swapped);
+        let quoted = occurrences(again.as_bytes(), &secret) == 0
+            && occurrences(again.as_bytes(), &rotate(&secret)) > 0;
+        assert!(
+            !quoted,
+            "the access token {:?} is in {original}",
+            String::from_utf8_lossy(&secret)
+        );
+    }
+    if let Ok(token) = &result {
+        let secret = token.token.secret();
+        if secret.len() >= MIN_SECRET_CHARS && occurrences(data, secret.as_bytes()) == 1 {
+            assert!(!original.contains(secret), "the token is in its debug form: {original}");
+        }
+    }
+});
