@@ -58,7 +58,11 @@ impl Context for Http {
 }
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        self.0.on_http_request_headers()
+    fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        self.0.on_http_request_headers(end_of_stream)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.0.on_http_request_body(body_size, end_of_stream)
     }
 }
