@@ -41,8 +41,11 @@ build: component
 	# --all-targets: the same feature resolution as `cargo test`, so wasmtime is built once.
 	cargo build --release --workspace --all-targets
 
-demo: build
+# The CLI's federated demo, then the broker on Envoy (examples/envoy/demo_broker.py): the same
+# job refused straight at Entra, allowed through the broker, and a denied job that gets nothing.
+demo: build envoy-filter venv
 	$(CLI) demo
+	$(VENV)/bin/python examples/envoy/demo_broker.py --cli $(CLI)
 
 test: test-rust test-envoy test-python test-node
 
