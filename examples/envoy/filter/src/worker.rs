@@ -13,6 +13,7 @@ use gitlab_azure_oidc::{Admission, Failure, Gate, Jwks, JwksError, Limits};
 
 use crate::cache::JwksRecord;
 use crate::config::{FilterConfig, JwksSource, RemoteJwks};
+use crate::reply::Reply;
 use crate::request::HeaderPlan;
 use crate::stats::Counters;
 
@@ -131,6 +132,15 @@ struct Forwarding {
     plan: HeaderPlan,
 }
 
+/// The vending route's reply (the Azure token in `az`'s JSON) for one token's requests, for the
+/// decision it was made under.
+#[derive(Debug)]
+struct Vended {
+    decided: Arc<Decided>,
+    use_until: u64,
+    reply: Reply,
+}
+
 /// One worker's state.
 #[derive(Debug)]
 pub struct Worker {
@@ -153,6 +163,9 @@ pub struct Worker {
     /// By token fingerprint; bounded like the gate's caches. A repeat skips the shared-data read,
     /// its JSON parse and the header plan.
     forwardings: HashMap<String, Forwarding>,
+    /// The vending route's reply for a token's requests, kept like `forwardings`: a repeat skips
+    /// the shared-data read, its JSON parse and building `az`'s JSON.
+    vended: HashMap<String, Vended>,
     /// When the kept decisions' reuse counts are next summarized (seconds).
     next_summary: u64,
     /// Whether the host logs at info level, where the audit events go.
@@ -208,6 +221,7 @@ impl Worker {
             refetch_wanted: false,
             waiters: Vec::new(),
             forwardings: HashMap::new(),
+            vended: HashMap::new(),
             next_summary: 0,
             audit_enabled: true,
             counters: Counters::default(),
@@ -240,6 +254,7 @@ impl Worker {
         if kept {
             self.gate.set_audit_every_request(config.audit_every_request);
             self.forwardings.clear();
+            self.vended.clear();
             self.config = config;
         } else {
             let waiters = std::mem::take(&mut self.waiters);
@@ -373,6 +388,32 @@ impl Worker {
         }
         let forwarding = Forwarding { decided: Arc::clone(&admission.decided), use_until, plan };
         self.forwardings.insert(verified.fingerprint.clone(), forwarding);
+    }
+
+    /// The worker's vending reply for an admitted token, while its Azure token is usable at `now`
+    /// and the decision is the one it was made under.
+    pub fn vended(&self, admission: &Admission, now: u64) -> Option<&Reply> {
+        let verified = admission.verified.as_ref()?;
+        let kept = self.vended.get(&verified.fingerprint)?;
+        (Arc::ptr_eq(&kept.decided, &admission.decided) && now < kept.use_until)
+            .then_some(&kept.reply)
+    }
+
+    /// Keeps the vending reply of an admitted token's requests until `use_until`.
+    pub fn keep_vended(&mut self, admission: &Admission, now: u64, use_until: u64, reply: Reply) {
+        let Some(verified) = &admission.verified else { return };
+        let capacity = limits(&self.config).verified_cache_entries;
+        if capacity == 0 {
+            return;
+        }
+        if self.vended.len() >= capacity {
+            self.vended.retain(|_, v| now < v.use_until);
+            if self.vended.len() >= capacity {
+                self.vended.clear();
+            }
+        }
+        let vended = Vended { decided: Arc::clone(&admission.decided), use_until, reply };
+        self.vended.insert(verified.fingerprint.clone(), vended);
     }
 
     /// The audit events at `now`, with every kept decision's reuse summary when

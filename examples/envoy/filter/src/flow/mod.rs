@@ -267,6 +267,9 @@ fn deliver<H: Host>(
             let reply = reply::vended(vended, "access-token");
             count(host, shared, Counter::VendAccessToken);
             send(host, shared, &reply);
+            if let Some(use_until) = granted.use_until {
+                shared.borrow_mut().keep_vended(admission, now, use_until, reply);
+            }
             Flow::Replied
         }
     }
@@ -321,6 +324,13 @@ fn process<H: Host>(
             }
             if ask.kind == VendKind::Assertion {
                 return vend_assertion(host, shared, &purpose, &admission, token, now);
+            }
+            // The worker's copy of the reply first, then the token every worker shares.
+            let kept = shared.borrow().vended(&admission, now).cloned();
+            if let Some(reply) = kept {
+                count(host, shared, Counter::VendAccessToken);
+                send(host, shared, &reply);
+                return Flow::Replied;
             }
         }
     }
@@ -1108,6 +1118,7 @@ impl<H: Host> Root<H> {
             context_id,
             worker: self.worker.clone(),
             awaiting_body: false,
+            path: String::new(),
         }
     }
 }
@@ -1119,6 +1130,8 @@ pub struct Stream<H> {
     worker: Option<Shared>,
     /// A vending request whose body is still arriving.
     awaiting_body: bool,
+    /// Its `:path`, read when it was routed.
+    path: String,
 }
 
 impl<H: Host> Stream<H> {
@@ -1133,19 +1146,21 @@ impl<H: Host> Stream<H> {
         let now_ms = self.host.now_ms();
         let config = Rc::clone(shared.borrow().config());
         // Only a broker reads the path: the proxy's warm path makes no host call it needs not.
-        let route = if config.vending.is_some() || config.issuer_documents.is_some() {
-            config.route(&self.host.request_header(":path").unwrap_or_default())
+        let path = if config.vending.is_some() || config.issuer_documents.is_some() {
+            self.host.request_header(":path").unwrap_or_default()
         } else {
-            Route::Proxy
+            String::new()
         };
+        let route = if path.is_empty() { Route::Proxy } else { config.route(&path) };
         match route {
             Route::Discovery | Route::Jwks => {
                 self.serve_document(&shared, route);
                 return Action::Pause;
             }
-            Route::Vend if end_of_stream => return self.vend(&shared, &[]),
+            Route::Vend if end_of_stream => return self.vend(&shared, &path, &[]),
             Route::Vend => {
                 self.awaiting_body = true;
+                self.path = path;
                 shared.borrow_mut().await_body(self.context_id, now_ms);
                 return Action::Pause;
             }
@@ -1206,20 +1221,23 @@ impl<H: Host> Stream<H> {
         self.awaiting_body = false;
         shared.borrow_mut().body_done(id);
         let body = self.host.request_body(body_size);
-        self.vend(&shared, &body)
+        let path = std::mem::take(&mut self.path);
+        self.vend(&shared, &path, &body)
     }
 
     /// A complete vending request: read it as the core does, then run the flow. Without a body,
     /// the query's `kind` and `scope` are read as the body would be (for a proxy that cannot let
     /// the filter read bodies).
-    fn vend(&mut self, shared: &Shared, body: &[u8]) -> Action {
+    fn vend(&mut self, shared: &Shared, path: &str, body: &[u8]) -> Action {
         let now_ms = self.host.now_ms();
         let method = self.host.request_header(":method").unwrap_or_default();
-        let mut headers: Vec<(String, String)> = ["authorization", "content-type"]
-            .into_iter()
-            .filter_map(|name| self.host.request_header(name).map(|v| (name.to_owned(), v)))
+        // The content type matters only for a body: no host call for it on a bare POST.
+        let names: &[&str] =
+            if body.is_empty() { &["authorization"] } else { &["authorization", "content-type"] };
+        let mut headers: Vec<(String, String)> = names
+            .iter()
+            .filter_map(|name| self.host.request_header(name).map(|v| ((*name).to_owned(), v)))
             .collect();
-        let path = self.host.request_header(":path").unwrap_or_default();
         let query = path.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or_default());
         let body = match query.filter(|q| body.is_empty() && !q.is_empty()) {
             Some(query) => {
