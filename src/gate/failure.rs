@@ -106,9 +106,7 @@ impl Failure {
             | Self::Credentials(_)
             | Self::Claims(_)
             | Self::Pipeline(_)
-            | Self::Plan(_) => {
-                Category::Config
-            }
+            | Self::Plan(_) => Category::Config,
             Self::Jwks(_) | Self::NoKeys => Category::Jwks,
             Self::Token(_) => Category::Token,
             Self::Denied(_) => Category::Denied,
@@ -161,7 +159,11 @@ impl Failure {
             Self::Entra(e) => e.is_retryable(),
             Self::Identity(e) => e.is_retryable(),
             Self::Vend(_) | Self::Plan(_) => false,
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) | Self::Jwks(_) => false,
+            Self::Config(_)
+            | Self::Credentials(_)
+            | Self::Claims(_)
+            | Self::Pipeline(_)
+            | Self::Jwks(_) => false,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => false,
         }
     }
@@ -172,7 +174,11 @@ impl Failure {
             Self::Entra(e) => e.retry_after().and_then(|r| r.seconds),
             Self::Identity(e) => e.retry_after(),
             Self::Vend(_) | Self::Plan(_) => None,
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) | Self::Jwks(_) => None,
+            Self::Config(_)
+            | Self::Credentials(_)
+            | Self::Claims(_)
+            | Self::Pipeline(_)
+            | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
@@ -207,7 +213,11 @@ impl Failure {
         match self {
             Self::Entra(e) => e.entra_response(),
             Self::Identity(_) | Self::Vend(_) | Self::Plan(_) => None,
-            Self::Config(_) | Self::Credentials(_) | Self::Claims(_) | Self::Pipeline(_) | Self::Jwks(_) => None,
+            Self::Config(_)
+            | Self::Credentials(_)
+            | Self::Claims(_)
+            | Self::Pipeline(_)
+            | Self::Jwks(_) => None,
             Self::NoKeys | Self::Token(_) | Self::Denied(_) | Self::Request(_) => None,
         }
     }
