@@ -50,8 +50,11 @@ build: component
 	cargo build --release --workspace --all-targets
 	$(CLI) self-check
 
-demo: build
+# The CLI's federated demo, then the broker on Envoy (examples/envoy/demo_broker.py): the same
+# job refused straight at Entra, allowed through the broker, and a denied job that gets nothing.
+demo: build envoy-filter venv
 	$(CLI) demo
+	$(VENV)/bin/python examples/envoy/demo_broker.py --cli $(CLI)
 
 test: test-rust test-envoy test-python test-node test-component
 

@@ -291,15 +291,24 @@ fn reply(status: u16, body: &Value) -> VendReply {
 /// shares, so `expiresOn` is UTC in az's form (`2025-11-26 01:01:01.000000`), and `expires_on`
 /// (Unix seconds) is the value to compute with.
 pub fn access_token_reply(access: &AccessToken, tenant: &str) -> VendReply {
+    kept_token_reply(access.token.secret(), access.expires_at, &access.token_type, tenant)
+}
+
+/// [`access_token_reply`] for an access token the host kept (a proxy's cache shared by its
+/// workers holds the token, its expiry and its type, not Entra's answer).
+///
+/// # Security Warning
+/// `token` is a bearer credential: the reply's body holds it, and must not be logged.
+pub fn kept_token_reply(token: &str, expires_at: u64, token_type: &str, tenant: &str) -> VendReply {
     reply(
         200,
         &json!({
-            "accessToken": access.token.secret(),
-            "expiresOn": az_utc(access.expires_at),
-            "expires_on": access.expires_at,
+            "accessToken": token,
+            "expiresOn": az_utc(expires_at),
+            "expires_on": expires_at,
             "subscription": null,
             "tenant": tenant,
-            "tokenType": access.token_type,
+            "tokenType": token_type,
         }),
     )
 }

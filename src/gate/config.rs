@@ -571,11 +571,16 @@ impl fmt::Display for GateConfigError {
                 match audience {
                     Some(audience) => write!(
                         f,
-                        "{whose}, but the verifier accepts GitLab tokens with the audience                          `{audience}`, which Entra accepts too: a job could skip the broker and                          redeem its token at Entra; accept only the broker's own audience (its                          URL, as in the job's `id_tokens:` `aud`)"
+                        "{whose}, but the verifier accepts GitLab tokens with the audience \
+                         `{audience}`, which Entra accepts too: a job could skip the broker and \
+                         redeem its token at Entra; accept only the broker's own audience (its \
+                         URL, as in the job's `id_tokens:` `aud`)"
                     ),
                     None => write!(
                         f,
-                        "{whose}, but the verifier's audience check is off, so it accepts tokens                          minted for Entra (`api://AzureADTokenExchange`); turn the check on with                          the broker's own audience"
+                        "{whose}, but the verifier's audience check is off, so it accepts tokens \
+                         minted for Entra (`api://AzureADTokenExchange`); turn the check on with \
+                         the broker's own audience"
                     ),
                 }
             }
@@ -587,12 +592,14 @@ impl fmt::Display for GateConfigError {
                 };
                 write!(
                     f,
-                    "rule {rule} uses the {credential} credential, but the broker's configuration                      has no {what}; add it, or change the rule's credential"
+                    "rule {rule} uses the {credential} credential, but the broker's configuration \
+                     has no {what}; add it, or change the rule's credential"
                 )
             }
             Self::UnknownCertificate { rule, name, known } => write!(
                 f,
-                "rule {rule} names the certificate `{name}`, which the broker's configuration                  does not hold (it holds {}); add it under `certificates`",
+                "rule {rule} names the certificate `{name}`, which the broker's configuration \
+                 does not hold (it holds {}); add it under `certificates`",
                 crate::text::list(known)
             ),
             Self::Certificate(e) => write!(f, "certificate credential: {e}"),

@@ -10,6 +10,10 @@
 //! those request headers on every request, as any filter that forwards a new credential and
 //! claim headers must: each write is a host call, and Envoy clears its route cache after each.
 //!
+//! With `{"reply": "body"}` it answers every request itself (200, a JSON body, `Cache-Control:
+//! no-store`) after reading the header: the floor under a filter that answers a route locally,
+//! as token vending does (the local reply costs Envoy more than letting the request go on).
+//!
 //! It is built with the same profile and SDK as the real filter; it is not shipped.
 #![deny(unsafe_code)]
 
@@ -25,12 +29,13 @@ mod entry {
     proxy_wasm::main! {{
         proxy_wasm::set_log_level(LogLevel::Info);
         proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-            Box::new(Root { set_headers: Rc::new(Vec::new()) })
+            Box::new(Root { set_headers: Rc::new(Vec::new()), reply: Rc::new(None) })
         });
     }}
 
     struct Root {
         set_headers: Rc<Vec<(String, String)>>,
+        reply: Rc<Option<String>>,
     }
 
     impl Context for Root {}
@@ -50,11 +55,16 @@ mod entry {
                     .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_owned())))
                     .collect(),
             );
+            let reply = config.get("reply").and_then(serde_json::Value::as_str);
+            self.reply = Rc::new(reply.map(str::to_owned));
             true
         }
 
         fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-            Some(Box::new(Request { set_headers: Rc::clone(&self.set_headers) }))
+            Some(Box::new(Request {
+                set_headers: Rc::clone(&self.set_headers),
+                reply: Rc::clone(&self.reply),
+            }))
         }
 
         fn get_type(&self) -> Option<ContextType> {
@@ -64,6 +74,7 @@ mod entry {
 
     struct Request {
         set_headers: Rc<Vec<(String, String)>>,
+        reply: Rc<Option<String>>,
     }
 
     impl Context for Request {}
@@ -74,6 +85,12 @@ mod entry {
             let _token = self.get_http_request_header("authorization");
             for (name, value) in self.set_headers.iter() {
                 self.set_http_request_header(name, Some(value));
+            }
+            if let Some(body) = self.reply.as_ref() {
+                let headers =
+                    vec![("content-type", "application/json"), ("cache-control", "no-store")];
+                self.send_http_response(200, headers, Some(body.as_bytes()));
+                return Action::Pause;
             }
             Action::Continue
         }

@@ -82,6 +82,16 @@ pub struct AzureRecord {
     pub use_until: u64,
     /// The access token.
     pub token: String,
+    /// When it expires (Unix seconds): token vending tells the job (`expires_on`).
+    #[serde(default)]
+    pub expires_at: u64,
+    /// Its type (`Bearer`), as token vending tells the job (`tokenType`).
+    #[serde(default = "bearer")]
+    pub token_type: String,
+}
+
+fn bearer() -> String {
+    "Bearer".to_owned()
 }
 
 impl AzureRecord {
@@ -102,6 +112,46 @@ impl AzureRecord {
 pub fn azure_slot(key: &str, slots: u32) -> String {
     let n = u32::from_str_radix(key.get(..8).unwrap_or("0"), 16).unwrap_or(0) % slots.max(1);
     format!("gitlab-azure-oidc.azure.{n}")
+}
+
+/// The shared-data key of the Entra lease of an Azure token cache key's slot: the worker that
+/// holds it fetches the token, the others' requests for it wait for the shared token.
+pub fn lease_key(key: &str, slots: u32) -> String {
+    azure_slot(key, slots).replacen(".azure.", ".azure.lease.", 1)
+}
+
+/// A worker's claim to fetch one Azure token for every worker of the VM (written with
+/// compare-and-swap, so one worker wins), or how that fetch failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AzureLease {
+    /// The Azure token cache key it is for.
+    pub key: String,
+    /// Which claim: the requests waiting on it know whether a later failure is theirs.
+    pub id: String,
+    /// Until when it stands (milliseconds): the fetch's timeouts and some slack; after that it
+    /// is free again, whatever became of its holder.
+    pub until_ms: u64,
+    /// The replies for the waiting requests when the fetch failed (the proxy's and the vending
+    /// route's); `None` while it is in flight.
+    #[serde(default)]
+    pub failed: Option<(crate::reply::Reply, crate::reply::Reply)>,
+}
+
+impl AzureLease {
+    /// The record as shared-data bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a lease; `None` for anything that is not one (an empty placeholder).
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// True while a fetch for `key` is in flight under it at `now_ms`.
+    pub fn in_flight(&self, key: &str, now_ms: u64) -> bool {
+        self.key == key && now_ms < self.until_ms && self.failed.is_none()
+    }
 }
 
 /// When a token answer stops being reused: its expiry minus the margin; `None` when that leaves

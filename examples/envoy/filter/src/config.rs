@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use gitlab_azure_oidc::gate::GateConfigError;
+use gitlab_azure_oidc::broker::vend::Explain;
+use gitlab_azure_oidc::broker::{BrokerConfig, BrokerConfigError, ConfigMode, IdentityEndpoint};
+use gitlab_azure_oidc::gate::{Credential, GateConfigError};
 use gitlab_azure_oidc::offload::SignatureBackend;
-use gitlab_azure_oidc::policy::{Policy, PolicyError};
+use gitlab_azure_oidc::policy::{BrokerPlanWarning, Policy, PolicyError, RuleCredential};
 use gitlab_azure_oidc::{GateConfig, Jwks, JwksError, VerifierConfig};
 use serde::Deserialize;
 use serde_json::Value;
@@ -35,6 +37,9 @@ pub enum ConfigError {
     Jwks(JwksError),
     /// The policy document does not parse (its Azure targets are checked with it).
     Policy(PolicyError),
+    /// The broker's configuration (`broker`) was refused: a key, a certificate, an unset
+    /// environment variable. The message never quotes a secret.
+    Broker(BrokerConfigError),
 }
 
 impl fmt::Display for ConfigError {
@@ -45,6 +50,7 @@ impl fmt::Display for ConfigError {
             Self::Verifier(e) => write!(f, "verifier settings: {e}"),
             Self::Jwks(e) => write!(f, "`jwks.inline`: {e}"),
             Self::Policy(e) => write!(f, "`policy`: {e}"),
+            Self::Broker(e) => write!(f, "`broker`: {e}"),
         }
     }
 }
@@ -134,6 +140,70 @@ pub struct FilterConfig {
     /// digits of the SHA-256 of the policy document (a string as given, an object as compact
     /// JSON), so an operator sees which policy each proxy runs.
     pub policy_fingerprint: String,
+    /// The token-vending route (`vending`), when the filter answers one.
+    pub vending: Option<Vending>,
+    /// The broker issuer's discovery document and JWKS, when the filter serves them.
+    pub issuer_documents: Option<IssuerDocuments>,
+    /// The Envoy cluster in front of the managed identity endpoint (`identity_endpoint`).
+    pub identity: Option<IdentityCluster>,
+    /// The allow rules whose credential is `federated`: advisory, as a job holding a token
+    /// Entra accepts can skip the filter. Empty when the policy binds.
+    pub advisory_rules: Vec<String>,
+}
+
+/// The token-vending route: a path the filter answers itself (never forwarded upstream) with the
+/// Azure access token in the JSON of `az account get-access-token`, or with the broker-signed
+/// assertion (`{"kind": "assertion"}` in the body, `issuer` rules only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vending {
+    /// The path, compared with the request's `:path` without its query, e.g. `/token`.
+    pub path: String,
+    /// Whether the route also vends assertions. Defaults to true.
+    pub assertions: bool,
+    /// How much a 403 explains: every rule's outcome (the default, so the job's owner sees what
+    /// to change) or the verdict only.
+    pub explain: Explain,
+}
+
+/// The broker issuer's documents, as the filter serves them to Entra (and anyone: they are
+/// public).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerDocuments {
+    /// The discovery document's path, `{issuer path}/.well-known/openid-configuration`.
+    pub discovery_path: String,
+    /// The discovery document.
+    pub discovery: String,
+    /// The JWKS's path, `{issuer path}/openid/v1/jwks`.
+    pub jwks_path: String,
+    /// The JWKS: the signing key and every published key, public halves only.
+    pub jwks: String,
+    /// `Cache-Control: max-age` of both. Defaults to 300.
+    pub max_age: u64,
+}
+
+/// The Envoy cluster that reaches the managed identity endpoint (IMDS, or App Service's
+/// `IDENTITY_ENDPOINT`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityCluster {
+    /// The cluster name.
+    pub cluster: String,
+    /// The `:authority` sent; defaults to the endpoint URL's host (`169.254.169.254` for IMDS).
+    pub authority: Option<String>,
+    /// The request timeout in milliseconds. Defaults to 5000.
+    pub timeout_ms: u64,
+}
+
+/// Which part of the filter a request's path belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// The identity-aware proxy: admit, exchange, forward upstream.
+    Proxy,
+    /// The token-vending route.
+    Vend,
+    /// The broker issuer's discovery document.
+    Discovery,
+    /// The broker issuer's JWKS.
+    Jwks,
 }
 
 impl FilterConfig {
@@ -142,7 +212,54 @@ impl FilterConfig {
     pub fn describe(&self) -> String {
         let rules = self.gate.policy().map_or(0, |p| p.rules().len());
         let issuer = self.gate.verifier().map_or("", |v| v.issuer());
-        format!("policy {} ({rules} rules), issuer {issuer}", self.policy_fingerprint)
+        let mut line =
+            format!("policy {} ({rules} rules), issuer {issuer}", self.policy_fingerprint);
+        let mode = if self.gate.binds() { "binding (broker credentials)" } else { "advisory" };
+        line.push_str(&format!(", policy {mode}"));
+        if let Some(vending) = &self.vending {
+            line.push_str(&format!(", vending at {}", vending.path));
+        }
+        if let Some(docs) = &self.issuer_documents {
+            line.push_str(&format!(
+                ", issuer documents at {} and {}",
+                docs.discovery_path, docs.jwks_path
+            ));
+        }
+        if let Some(identity) = &self.identity {
+            line.push_str(&format!(", managed identity through cluster {}", identity.cluster));
+        }
+        line
+    }
+
+    /// The route of a request whose `:path` is `path` (the query is ignored).
+    pub fn route(&self, path: &str) -> Route {
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        if let Some(docs) = &self.issuer_documents {
+            if path == docs.discovery_path {
+                return Route::Discovery;
+            }
+            if path == docs.jwks_path {
+                return Route::Jwks;
+            }
+        }
+        match &self.vending {
+            Some(vending) if path == vending.path => Route::Vend,
+            _ => Route::Proxy,
+        }
+    }
+
+    /// What the configuration makes binding and what stays advisory, for the log: `None` when
+    /// there is nothing to say (no allow rule).
+    pub fn advisory_notice(&self) -> Option<String> {
+        if self.advisory_rules.is_empty() {
+            return None;
+        }
+        let notes: Vec<String> = self
+            .advisory_rules
+            .iter()
+            .map(|rule| BrokerPlanWarning::Advisory { rule: rule.clone() }.to_string())
+            .collect();
+        Some(notes.join("; "))
     }
 
     /// How long a request may wait for a JWKS fetch, in milliseconds.
@@ -180,6 +297,48 @@ struct RawConfig {
     max_waiting_requests: usize,
     #[serde(default)]
     audit: RawAudit,
+    /// The core's broker configuration document (`BrokerConfig`).
+    #[serde(default)]
+    broker: Option<Value>,
+    #[serde(default)]
+    vending: Option<RawVending>,
+    #[serde(default)]
+    issuer_documents: Option<RawDocuments>,
+    #[serde(default)]
+    identity_endpoint: Option<RawIdentity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVending {
+    path: String,
+    #[serde(default = "default_true")]
+    assertions: bool,
+    #[serde(default)]
+    explain: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDocuments {
+    #[serde(default = "default_true")]
+    serve: bool,
+    #[serde(default)]
+    discovery_path: Option<String>,
+    #[serde(default)]
+    jwks_path: Option<String>,
+    #[serde(default = "default_documents_max_age")]
+    max_age_seconds: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    cluster: String,
+    #[serde(default)]
+    authority: Option<String>,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -311,27 +470,33 @@ fn default_azure_margin() -> u64 {
 fn default_azure_slots() -> u32 {
     1024
 }
+fn default_documents_max_age() -> u64 {
+    300
+}
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { field, reason: reason.into() }
 }
 
 /// Parses and checks the plugin configuration (JSON bytes), with every signature checked in the
-/// filter.
+/// filter and no environment (`{"env": ...}` secrets are unset).
 ///
 /// # Errors
 /// The first problem found, as a [`ConfigError`] naming the field.
 pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
-    parse_with_backend(bytes, || None)
+    parse_with_backend(bytes, &|_| None, || None)
 }
 
-/// Like [`parse`]; when `envoy_verify_signature` is on, `backend` is asked once for the
-/// signature backend that calls Envoy's `verify_signature`.
+/// Like [`parse`]; `env` reads the VM's environment variables (Envoy's
+/// `vm_config.environment_variables`) for the broker's `{"env": NAME}` secrets, and when
+/// `envoy_verify_signature` is on, `backend` is asked once for the signature backend that calls
+/// Envoy's `verify_signature`.
 ///
 /// # Errors
 /// The first problem found, as a [`ConfigError`] naming the field.
 pub fn parse_with_backend(
     bytes: &[u8],
+    env: &dyn Fn(&str) -> Option<String>,
     backend: impl FnOnce() -> Option<Arc<dyn SignatureBackend>>,
 ) -> Result<FilterConfig, ConfigError> {
     let raw: RawConfig =
@@ -397,8 +562,35 @@ pub fn parse_with_backend(
     if !(1..=3600).contains(&raw.audit.summary_seconds) {
         return Err(invalid("audit.summary_seconds", "must be between 1 and 3600"));
     }
+    let broker = match &raw.broker {
+        None => None,
+        Some(Value::Object(_)) | Some(Value::String(_)) => {
+            let document = match &raw.broker {
+                Some(Value::String(text)) => text.clone().into_bytes(),
+                Some(other) => other.to_string().into_bytes(),
+                None => Vec::new(),
+            };
+            Some(
+                BrokerConfig::parse(&document, env, ConfigMode::Broker)
+                    .map_err(ConfigError::Broker)?,
+            )
+        }
+        Some(_) => {
+            return Err(invalid("broker", "expected the broker's configuration (an object)"))
+        }
+    };
+    let uses_identity = policy
+        .rules()
+        .iter()
+        .any(|r| matches!(r.credential(), Some(RuleCredential::ManagedIdentity { .. })));
+    let identity = identity_cluster(raw.identity_endpoint, broker.as_ref(), uses_identity)?;
+    let issuer_documents = issuer_documents(raw.issuer_documents, broker.as_ref())?;
+    let vending = vending(raw.vending, issuer_documents.as_ref())?;
     // Last: the backend defines Envoy counters, for a configuration that is used.
     let mut gate = GateConfig::builder(verifier).policy(policy);
+    if let Some(broker) = &broker {
+        gate = gate.broker(broker);
+    }
     if let Some(host) = &raw.entra.authority_host {
         gate = gate.authority_host(host.clone());
     }
@@ -416,8 +608,22 @@ pub fn parse_with_backend(
     }
     let gate = gate.build().map_err(|e| match e {
         GateConfigError::AuthorityUrl(e) => invalid(authority_field, e.to_string()),
+        e @ GateConfigError::BrokerAudience { .. } => invalid("audiences", e.to_string()),
+        e @ (GateConfigError::BrokerCredentialMissing { .. }
+        | GateConfigError::UnknownCertificate { .. }) => invalid("broker", e.to_string()),
         other => invalid("policy", other.to_string()),
     })?;
+    let advisory_rules = gate
+        .policy()
+        .map(|p| {
+            p.rules()
+                .iter()
+                .filter(|r| r.target().is_some())
+                .filter(|r| matches!(gate.credential_of(Some(r.name())), Credential::Federated))
+                .map(|r| r.name().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(FilterConfig {
         gate,
         jwks,
@@ -434,7 +640,124 @@ pub fn parse_with_backend(
         audit_every_request: raw.audit.every_request,
         audit_summary_seconds: raw.audit.summary_seconds,
         policy_fingerprint,
+        vending,
+        issuer_documents,
+        identity,
+        advisory_rules,
     })
+}
+
+/// A path the filter answers itself: absolute, without a query or fragment.
+fn route_path(field: &'static str, path: &str) -> Result<String, ConfigError> {
+    if !path.starts_with('/') || path.contains(['?', '#']) || path.chars().any(char::is_whitespace)
+    {
+        return Err(invalid(field, format!("`{path}` is not a path (`/token`, no query)")));
+    }
+    Ok(path.to_owned())
+}
+
+fn vending(
+    raw: Option<RawVending>,
+    documents: Option<&IssuerDocuments>,
+) -> Result<Option<Vending>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let path = route_path("vending.path", &raw.path)?;
+    if documents.is_some_and(|d| d.discovery_path == path || d.jwks_path == path) {
+        return Err(invalid("vending.path", "is an issuer document's path; choose another"));
+    }
+    let explain = match raw.explain.as_deref() {
+        None | Some("rules") => Explain::Rules,
+        Some("summary") => Explain::Summary,
+        Some(other) => {
+            return Err(invalid("vending.explain", format!("`{other}`: `rules` or `summary`")))
+        }
+    };
+    Ok(Some(Vending { path, assertions: raw.assertions, explain }))
+}
+
+fn issuer_documents(
+    raw: Option<RawDocuments>,
+    broker: Option<&BrokerConfig>,
+) -> Result<Option<IssuerDocuments>, ConfigError> {
+    let issuer = broker.and_then(|b| b.issuer.as_ref());
+    let raw = match (raw, issuer) {
+        (Some(_), None) => {
+            return Err(invalid(
+                "issuer_documents",
+                "the broker has no issuer (`broker.issuer`): there are no documents to serve",
+            ))
+        }
+        (None, None) => return Ok(None),
+        (raw, Some(_)) => raw.unwrap_or(RawDocuments {
+            serve: true,
+            discovery_path: None,
+            jwks_path: None,
+            max_age_seconds: default_documents_max_age(),
+        }),
+    };
+    let Some(issuer) = issuer.filter(|_| raw.serve) else { return Ok(None) };
+    let discovery_path = match raw.discovery_path {
+        Some(path) => route_path("issuer_documents.discovery_path", &path)?,
+        None => issuer.discovery_path(),
+    };
+    let jwks_path = match raw.jwks_path {
+        Some(path) => route_path("issuer_documents.jwks_path", &path)?,
+        None => issuer.jwks_path(),
+    };
+    if discovery_path == jwks_path {
+        return Err(invalid("issuer_documents.jwks_path", "is the discovery document's path"));
+    }
+    if raw.max_age_seconds > 86_400 {
+        return Err(invalid("issuer_documents.max_age_seconds", "must be at most 86400"));
+    }
+    Ok(Some(IssuerDocuments {
+        discovery_path,
+        discovery: issuer.discovery_document(),
+        jwks_path,
+        jwks: issuer.jwks_document(),
+        max_age: raw.max_age_seconds,
+    }))
+}
+
+fn identity_cluster(
+    raw: Option<RawIdentity>,
+    broker: Option<&BrokerConfig>,
+    used: bool,
+) -> Result<Option<IdentityCluster>, ConfigError> {
+    let endpoint: Option<&IdentityEndpoint> = broker.and_then(|b| b.identity.as_deref());
+    match (raw, endpoint) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(invalid(
+            "identity_endpoint",
+            "the broker has no managed identity endpoint (`broker.managed_identity`)",
+        )),
+        (None, Some(_)) if !used => Ok(None),
+        (None, Some(endpoint)) => Err(invalid(
+            "identity_endpoint",
+            format!(
+                "name the Envoy cluster that reaches the {} endpoint ({}): \
+                 {{\"cluster\": \"azure-identity\"}}",
+                endpoint.name(),
+                endpoint.url()
+            ),
+        )),
+        (Some(raw), Some(endpoint)) => {
+            if raw.cluster.is_empty() {
+                return Err(invalid("identity_endpoint.cluster", "name the Envoy cluster"));
+            }
+            if raw.timeout_ms == 0 {
+                return Err(invalid("identity_endpoint.timeout_ms", "must be positive"));
+            }
+            if raw.authority.is_none() && split_url(endpoint.url()).is_none() {
+                return Err(invalid("identity_endpoint.authority", "the endpoint is not a URL"));
+            }
+            Ok(Some(IdentityCluster {
+                cluster: raw.cluster,
+                authority: raw.authority,
+                timeout_ms: raw.timeout_ms,
+            }))
+        }
+    }
 }
 
 fn jwks_source(

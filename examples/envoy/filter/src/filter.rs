@@ -62,10 +62,14 @@ impl Context for Http {
 }
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+    fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
         // Test builds only (`--features trap-test`, never the shipped module): trap on request.
         #[cfg(feature = "trap-test")]
         crate::trap_test::on_request(self.get_http_request_header(crate::trap_test::HEADER));
-        self.0.on_http_request_headers()
+        self.0.on_http_request_headers(end_of_stream)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.0.on_http_request_body(body_size, end_of_stream)
     }
 }

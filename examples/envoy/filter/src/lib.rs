@@ -5,6 +5,12 @@
 //! forwards the request with the Azure token and the configured claim headers. No job ever holds
 //! an Azure credential.
 //!
+//! With a `broker` configuration the filter is also the broker of issue 13: it holds the only
+//! credentials Entra accepts for the apps (its own issuer's keys, its managed identity, the apps'
+//! certificates, from the VM's environment), answers a vending route (`POST /token`) itself with
+//! the Azure token in `az`'s JSON or the broker-signed assertion, and serves its issuer's
+//! discovery document and JWKS. The policy then binds: Entra refuses the jobs' own tokens.
+//!
 //! ## Design
 //!
 //! The exchange is the core's [`Gate`](gitlab_azure_oidc::Gate), in the order it owns: the

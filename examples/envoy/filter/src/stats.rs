@@ -4,8 +4,10 @@
 //! is found by name), so each root context defines them once and they keep counting through a
 //! policy change.
 //!
-//! Every request is counted once, in one of `requests.{allowed,denied,rejected,refused}`: the
-//! four add up to the requests the filter saw.
+//! Every request of a job is counted once, in one of
+//! `requests.{allowed,denied,rejected,refused}`: the four add up to the jobs' requests the filter
+//! saw (forwarded or vended counts as allowed). Requests for the broker issuer's documents are
+//! counted apart, in `issuer_documents.served`.
 
 use gitlab_azure_oidc::entra::EntraError;
 use gitlab_azure_oidc::Failure;
@@ -41,11 +43,23 @@ pub enum Counter {
     /// too many waiting, Entra refusing or out of reach (every other 4xx and 5xx): the filter
     /// fails closed.
     RequestsRefused,
+    /// A vending request answered with an Azure access token (also counted as allowed).
+    VendAccessToken,
+    /// A vending request answered with the broker's assertion (also counted as allowed).
+    VendAssertion,
+    /// A request that waited for another request's Entra call instead of making its own.
+    EntraCoalesced,
+    /// The managed identity endpoint gave the broker its identity's token.
+    IdentityOk,
+    /// The managed identity endpoint gave no token (an error status, no answer, a bad answer).
+    IdentityFailed,
+    /// The broker issuer's discovery document or JWKS was served (not a job's request).
+    IssuerDocuments,
 }
 
 impl Counter {
     /// Every counter, in the order they are defined.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 17] = [
         Self::JwksFetchOk,
         Self::JwksFetchFailed,
         Self::EntraOk,
@@ -57,6 +71,12 @@ impl Counter {
         Self::RequestsDenied,
         Self::RequestsRejected,
         Self::RequestsRefused,
+        Self::VendAccessToken,
+        Self::VendAssertion,
+        Self::EntraCoalesced,
+        Self::IdentityOk,
+        Self::IdentityFailed,
+        Self::IssuerDocuments,
     ];
 
     /// The counter's name, without Envoy's `wasmcustom.` prefix.
@@ -73,6 +93,12 @@ impl Counter {
             Self::RequestsDenied => "gitlab_azure_oidc.requests.denied",
             Self::RequestsRejected => "gitlab_azure_oidc.requests.rejected",
             Self::RequestsRefused => "gitlab_azure_oidc.requests.refused",
+            Self::VendAccessToken => "gitlab_azure_oidc.vend.access_token",
+            Self::VendAssertion => "gitlab_azure_oidc.vend.assertion",
+            Self::EntraCoalesced => "gitlab_azure_oidc.entra.coalesced",
+            Self::IdentityOk => "gitlab_azure_oidc.identity.ok",
+            Self::IdentityFailed => "gitlab_azure_oidc.identity.failed",
+            Self::IssuerDocuments => "gitlab_azure_oidc.issuer_documents.served",
         }
     }
 
@@ -94,6 +120,7 @@ impl Counter {
     /// The counter of a request answered with `reply` instead of being forwarded.
     pub fn for_reply(reply: &Reply) -> Self {
         match (reply.status, reply.kind()) {
+            (200..=299, _) => Self::RequestsAllowed,
             (401, _) => Self::RequestsRejected,
             (_, "policy-denied") => Self::RequestsDenied,
             _ => Self::RequestsRefused,

@@ -3,15 +3,17 @@
 //! header changes that forward a token's requests. Pure: the flow ([`crate::flow`]) feeds it time
 //! and fetched bytes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use gitlab_azure_oidc::broker::{IdentityRequest, VendKind};
 use gitlab_azure_oidc::gate::Decided;
 use gitlab_azure_oidc::{Admission, Failure, Gate, Jwks, JwksError, Limits};
 
 use crate::cache::JwksRecord;
 use crate::config::{FilterConfig, JwksSource, RemoteJwks};
+use crate::reply::Reply;
 use crate::request::HeaderPlan;
 use crate::stats::Counters;
 
@@ -33,6 +35,24 @@ pub enum Check {
     },
 }
 
+/// What a request wants once its job is admitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Go upstream with the Azure token (the identity-aware proxy).
+    Forward,
+    /// Be answered with the Azure token, or the broker's assertion (token vending).
+    Vend(VendAsk),
+}
+
+/// What a vending request asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VendAsk {
+    /// A scope the rule must grant, if any.
+    pub scope: Option<String>,
+    /// The access token or the assertion.
+    pub kind: VendKind,
+}
+
 /// A request parked until a JWKS fetch completes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Waiter {
@@ -42,6 +62,64 @@ pub struct Waiter {
     pub token: String,
     /// When it arrived, milliseconds since the epoch.
     pub since_ms: u64,
+    /// What it wants.
+    pub purpose: Purpose,
+}
+
+/// An admitted request waiting for an Azure token (or first the broker's managed identity
+/// token): one callout serves every job waiting on it.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The HTTP context id.
+    pub context_id: u32,
+    /// The GitLab token (the federated credential's assertion; never logged).
+    pub token: String,
+    /// What it wants.
+    pub purpose: Purpose,
+    /// The admission, with the decision whose `azure_key` it waits for.
+    pub admission: Admission,
+}
+
+/// What a callout in flight fetches.
+#[derive(Clone, Debug)]
+pub enum Call {
+    /// The Azure token of one `Decided::azure_key` from Entra.
+    Entra {
+        /// The key.
+        key: String,
+    },
+    /// The broker's managed identity token (one per identity request URL).
+    Identity {
+        /// The request sent, which `Gate::install_identity_token` reads the answer for.
+        request: IdentityRequest,
+    },
+}
+
+/// A callout in flight and the jobs waiting on it.
+#[derive(Debug)]
+pub struct InFlight {
+    /// What it fetches.
+    pub call: Call,
+    /// The context whose callback dispatched it: the answer is delivered there.
+    pub owner: u32,
+    /// When it was dispatched (milliseconds), and its timeout.
+    pub started_ms: u64,
+    /// Its timeout in milliseconds.
+    pub timeout_ms: u64,
+    /// The jobs served by its answer, the one that dispatched it first.
+    pub jobs: Vec<Job>,
+}
+
+impl InFlight {
+    fn serves(&self, wanted: &Call) -> bool {
+        match (&self.call, wanted) {
+            (Call::Entra { key }, Call::Entra { key: other }) => key == other,
+            (Call::Identity { request }, Call::Identity { request: other }) => {
+                request.url == other.url
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The header changes that forward one token's requests with a usable Azure token, for the
@@ -52,6 +130,15 @@ struct Forwarding {
     /// The shared record's `use_until`: the Azure token's expiry minus the margin.
     use_until: u64,
     plan: HeaderPlan,
+}
+
+/// The vending route's reply (the Azure token in `az`'s JSON) for one token's requests, for the
+/// decision it was made under.
+#[derive(Debug)]
+struct Vended {
+    decided: Arc<Decided>,
+    use_until: u64,
+    reply: Reply,
 }
 
 /// One worker's state.
@@ -76,12 +163,40 @@ pub struct Worker {
     /// By token fingerprint; bounded like the gate's caches. A repeat skips the shared-data read,
     /// its JSON parse and the header plan.
     forwardings: HashMap<String, Forwarding>,
+    /// The vending route's reply for a token's requests, kept like `forwardings`: a repeat skips
+    /// the shared-data read, its JSON parse and building `az`'s JSON.
+    vended: HashMap<String, Vended>,
     /// When the kept decisions' reuse counts are next summarized (seconds).
     next_summary: u64,
     /// Whether the host logs at info level, where the audit events go.
     audit_enabled: bool,
     /// The root context's counters, which its requests count on too.
     counters: Counters,
+    /// Entra and identity callouts in flight, by callout token, with the jobs they serve.
+    in_flight: HashMap<u32, InFlight>,
+    /// Jobs whose callout was lost with the context that owned it: the root runs them again.
+    orphans: Vec<Job>,
+    /// Requests the filter holds (paused in their headers) until the flow resumes or answers
+    /// them: their body must not pass before (Envoy would resume the request with it).
+    held: HashSet<u32>,
+    /// Vending requests waiting for their body, since when (milliseconds), and whether a part of
+    /// it arrived.
+    bodies: HashMap<u32, (u64, bool)>,
+    /// Jobs waiting for an Azure token another worker fetches (under its lease, by id).
+    remote: Vec<RemoteWait>,
+    /// The leases this worker holds: Azure token cache key to lease id.
+    leases: HashMap<String, String>,
+}
+
+/// A job waiting for the Azure token another worker fetches.
+#[derive(Clone, Debug)]
+pub struct RemoteWait {
+    /// The job.
+    pub job: Job,
+    /// The lease it waits on.
+    pub lease: String,
+    /// Since when, milliseconds.
+    pub since_ms: u64,
 }
 
 impl Worker {
@@ -106,9 +221,16 @@ impl Worker {
             refetch_wanted: false,
             waiters: Vec::new(),
             forwardings: HashMap::new(),
+            vended: HashMap::new(),
             next_summary: 0,
             audit_enabled: true,
             counters: Counters::default(),
+            in_flight: HashMap::new(),
+            orphans: Vec::new(),
+            held: HashSet::new(),
+            bodies: HashMap::new(),
+            remote: Vec::new(),
+            leases: HashMap::new(),
             config,
         }
     }
@@ -132,12 +254,24 @@ impl Worker {
         if kept {
             self.gate.set_audit_every_request(config.audit_every_request);
             self.forwardings.clear();
+            self.vended.clear();
             self.config = config;
         } else {
             let waiters = std::mem::take(&mut self.waiters);
+            let in_flight = std::mem::take(&mut self.in_flight);
+            let orphans = std::mem::take(&mut self.orphans);
+            let (held, bodies) = (std::mem::take(&mut self.held), std::mem::take(&mut self.bodies));
+            let (remote, leases) =
+                (std::mem::take(&mut self.remote), std::mem::take(&mut self.leases));
             let (audit_enabled, counters) = (self.audit_enabled, self.counters);
             *self = Self::new(config);
             self.waiters = waiters;
+            self.in_flight = in_flight;
+            self.orphans = orphans;
+            self.held = held;
+            self.bodies = bodies;
+            self.remote = remote;
+            self.leases = leases;
             self.counters = counters;
             self.set_audit_enabled(audit_enabled);
         }
@@ -256,6 +390,32 @@ impl Worker {
         self.forwardings.insert(verified.fingerprint.clone(), forwarding);
     }
 
+    /// The worker's vending reply for an admitted token, while its Azure token is usable at `now`
+    /// and the decision is the one it was made under.
+    pub fn vended(&self, admission: &Admission, now: u64) -> Option<&Reply> {
+        let verified = admission.verified.as_ref()?;
+        let kept = self.vended.get(&verified.fingerprint)?;
+        (Arc::ptr_eq(&kept.decided, &admission.decided) && now < kept.use_until)
+            .then_some(&kept.reply)
+    }
+
+    /// Keeps the vending reply of an admitted token's requests until `use_until`.
+    pub fn keep_vended(&mut self, admission: &Admission, now: u64, use_until: u64, reply: Reply) {
+        let Some(verified) = &admission.verified else { return };
+        let capacity = limits(&self.config).verified_cache_entries;
+        if capacity == 0 {
+            return;
+        }
+        if self.vended.len() >= capacity {
+            self.vended.retain(|_, v| now < v.use_until);
+            if self.vended.len() >= capacity {
+                self.vended.clear();
+            }
+        }
+        let vended = Vended { decided: Arc::clone(&admission.decided), use_until, reply };
+        self.vended.insert(verified.fingerprint.clone(), vended);
+    }
+
     /// The audit events at `now`, with every kept decision's reuse summary when
     /// `audit.summary_seconds` have passed since the last ones. Called on the root's tick.
     pub fn audit_summaries(&mut self, now: u64) -> Vec<String> {
@@ -345,12 +505,163 @@ impl Worker {
 
     /// Parks a request until the fetch completes; false when too many are waiting already (the
     /// caller answers 503).
-    pub fn park(&mut self, context_id: u32, token: &str, now_ms: u64) -> bool {
+    pub fn park(&mut self, context_id: u32, token: &str, purpose: &Purpose, now_ms: u64) -> bool {
         if self.waiters.len() >= self.config.max_waiters {
             return false;
         }
-        self.waiters.push(Waiter { context_id, token: token.to_owned(), since_ms: now_ms });
+        let purpose = purpose.clone();
+        self.waiters.push(Waiter {
+            context_id,
+            token: token.to_owned(),
+            since_ms: now_ms,
+            purpose,
+        });
         true
+    }
+
+    /// How many jobs wait for a callout (Entra or the identity endpoint).
+    pub fn jobs_waiting(&self) -> usize {
+        self.in_flight.values().map(|f| f.jobs.len()).sum::<usize>()
+            + self.orphans.len()
+            + self.remote.len()
+    }
+
+    /// Parks `job` until the Azure token another worker fetches under `lease` is shared.
+    pub fn wait_remote(&mut self, job: Job, lease: String, now_ms: u64) {
+        self.remote.push(RemoteWait { job, lease, since_ms: now_ms });
+    }
+
+    /// The jobs waiting for another worker's fetch, to check on the tick.
+    pub fn take_remote(&mut self) -> Vec<RemoteWait> {
+        std::mem::take(&mut self.remote)
+    }
+
+    /// The lease this worker holds for `key`, if any.
+    pub fn lease(&self, key: &str) -> Option<&str> {
+        self.leases.get(key).map(String::as_str)
+    }
+
+    /// Records (`Some`) or forgets (`None`) the lease this worker holds for `key`.
+    pub fn set_lease(&mut self, key: &str, id: Option<String>) {
+        match id {
+            Some(id) => self.leases.insert(key.to_owned(), id),
+            None => self.leases.remove(key),
+        };
+    }
+
+    /// True when one more job may wait for a callout (`max_waiting_requests`).
+    pub fn may_wait(&self) -> bool {
+        self.jobs_waiting() < self.config.max_waiters
+    }
+
+    /// Adds `job` to the callout in flight that fetches `call`, if there is one; otherwise gives
+    /// the job back (the caller dispatches the callout).
+    pub fn join(&mut self, call: &Call, job: Job) -> Option<Job> {
+        match self.in_flight.values_mut().find(|f| f.serves(call)) {
+            Some(in_flight) => {
+                in_flight.jobs.push(job);
+                None
+            }
+            None => Some(job),
+        }
+    }
+
+    /// Records a callout dispatched with token `token`.
+    pub fn start(&mut self, token: u32, in_flight: InFlight) {
+        self.in_flight.insert(token, in_flight);
+    }
+
+    /// The callout `token` and its jobs, when it is one of the worker's (its answer arrived).
+    pub fn take_in_flight(&mut self, token: u32) -> Option<InFlight> {
+        self.in_flight.remove(&token)
+    }
+
+    /// Holds the request `context_id`: paused in its headers until the flow resumes it.
+    pub fn hold(&mut self, context_id: u32) {
+        self.held.insert(context_id);
+    }
+
+    /// Lets the request `context_id` go on: the flow resumes it.
+    pub fn release(&mut self, context_id: u32) {
+        self.held.remove(&context_id);
+    }
+
+    /// True while the request is held: its body waits too.
+    pub fn is_held(&self, context_id: u32) -> bool {
+        self.held.contains(&context_id)
+    }
+
+    /// Records that the vending request `context_id` waits for its body since `now_ms`.
+    pub fn await_body(&mut self, context_id: u32, now_ms: u64) {
+        self.bodies.insert(context_id, (now_ms, false));
+    }
+
+    /// A part of the vending request's body arrived; false when it waits for none.
+    pub fn body_arrived(&mut self, context_id: u32) -> bool {
+        self.bodies.get_mut(&context_id).map(|(_, seen)| *seen = true).is_some()
+    }
+
+    /// The vending request has its whole body (or was answered).
+    pub fn body_done(&mut self, context_id: u32) {
+        self.bodies.remove(&context_id);
+    }
+
+    /// The vending requests whose body the host never handed over within `limit_ms`: Envoy holds
+    /// it from a filter whose headers callback paused, unless the plugin allows it
+    /// (`allow_on_headers_stop_iteration`).
+    pub fn bodies_withheld(&mut self, now_ms: u64, limit_ms: u64) -> Vec<u32> {
+        let late: Vec<u32> = self
+            .bodies
+            .iter()
+            .filter(|(_, (since, seen))| !seen && now_ms >= since + limit_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &late {
+            self.bodies.remove(id);
+        }
+        late
+    }
+
+    /// Forgets a request whose stream ended: it waits for nothing any more. A callout it owned
+    /// is lost with it (the host delivers an answer only to a live context), so the jobs that
+    /// waited on it become orphans the root runs again on its tick.
+    pub fn forget(&mut self, context_id: u32) {
+        self.held.remove(&context_id);
+        self.bodies.remove(&context_id);
+        self.waiters.retain(|w| w.context_id != context_id);
+        self.orphans.retain(|j| j.context_id != context_id);
+        self.remote.retain(|w| w.job.context_id != context_id);
+        for in_flight in self.in_flight.values_mut() {
+            in_flight.jobs.retain(|j| j.context_id != context_id);
+        }
+        let owned: Vec<u32> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| f.owner == context_id)
+            .map(|(token, _)| *token)
+            .collect();
+        for token in owned {
+            if let Some(lost) = self.in_flight.remove(&token) {
+                self.orphans.extend(lost.jobs);
+            }
+        }
+    }
+
+    /// The jobs whose callout was lost, to run again.
+    pub fn take_orphans(&mut self) -> Vec<Job> {
+        std::mem::take(&mut self.orphans)
+    }
+
+    /// The callouts that got no answer long after their timeout (the host always answers a live
+    /// context's callout, so one this late was lost): their jobs get 503.
+    pub fn expired_in_flight(&mut self, now_ms: u64) -> Vec<InFlight> {
+        let lost: Vec<u32> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| now_ms >= f.started_ms + f.timeout_ms + 5000)
+            .map(|(token, _)| *token)
+            .collect();
+        lost.into_iter().filter_map(|token| self.in_flight.remove(&token)).collect()
     }
 
     /// The parked requests, when no fetch is in flight any more (they are to be run again).

@@ -38,7 +38,13 @@ fn azure_slots_are_bounded_and_records_check_their_key() {
     let key = "ffffffff".repeat(8);
     assert_eq!(azure_slot(&key, 16), "gitlab-azure-oidc.azure.15");
     assert_eq!(azure_slot("zz", 16), "gitlab-azure-oidc.azure.0");
-    let record = AzureRecord { key: key.clone(), use_until: 100, token: "t".to_owned() };
+    let record = AzureRecord {
+        key: key.clone(),
+        use_until: 100,
+        token: "t".to_owned(),
+        expires_at: 400,
+        token_type: "Bearer".to_owned(),
+    };
     let bytes = record.encode();
     assert_eq!(AzureRecord::lookup(&bytes, &key, 99).map(|r| r.token), Some("t".to_owned()));
     assert_eq!(AzureRecord::lookup(&bytes, &key, 100), None);

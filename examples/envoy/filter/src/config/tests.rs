@@ -199,3 +199,72 @@ fn the_jwks_max_lifetime_is_bounded() {
         assert!(message.starts_with("`jwks.max_lifetime`"), "{message}");
     }
 }
+
+fn broker(edit: impl FnOnce(&mut serde_json::Value)) -> Result<FilterConfig, ConfigError> {
+    let env: std::collections::HashMap<String, String> =
+        testutil::broker_env().into_iter().collect();
+    let config = testutil::broker_json(edit).to_string();
+    parse_with_backend(config.as_bytes(), &|name| env.get(name).cloned(), || None)
+}
+
+#[test]
+fn a_broker_configuration_routes_vending_and_the_issuer_documents() {
+    let config = broker(|_| {}).expect("a broker");
+    assert_eq!(config.route("/token"), Route::Vend);
+    assert_eq!(config.route("/token?kind=assertion"), Route::Vend);
+    assert_eq!(config.route("/.well-known/openid-configuration"), Route::Discovery);
+    assert_eq!(config.route("/openid/v1/jwks"), Route::Jwks);
+    assert_eq!(config.route("/token/x"), Route::Proxy);
+    assert_eq!(config.route("/"), Route::Proxy);
+    let vending = config.vending.as_ref().expect("vending");
+    assert!(vending.assertions);
+    assert_eq!(vending.explain, Explain::Rules);
+    assert_eq!(config.identity.as_ref().map(|i| i.cluster.as_str()), Some("azure-identity"));
+    assert!(config.gate.binds(), "every allow rule has a broker credential");
+    assert!(config.advisory_rules.is_empty());
+    assert_eq!(config.advisory_notice(), None);
+    let docs = config.issuer_documents.as_ref().expect("served by default");
+    assert!(docs.jwks.contains(testutil::next_key().kid()), "the next key is published");
+    assert!(!docs.jwks.contains("\"d\""), "public halves only");
+}
+
+#[test]
+fn federated_rules_are_advisory_and_say_what_makes_them_binding() {
+    let config = testutil::parse(&config_json(|_| {}));
+    assert_eq!(config.advisory_rules, ["deploy-main"]);
+    let notice = config.advisory_notice().expect("a notice");
+    assert!(notice.contains("rule deploy-main: the federated credential is advisory"), "{notice}");
+    assert!(notice.contains("give the rule a broker credential"), "{notice}");
+    assert!(config.vending.is_none() && config.issuer_documents.is_none());
+    assert_eq!(config.route("/token"), Route::Proxy, "no broker routes without a broker");
+}
+
+#[test]
+fn broker_settings_that_cannot_work_are_refused_naming_the_field() {
+    type Edit<'a> = &'a dyn Fn(&mut serde_json::Value);
+    let cases: [(Edit<'_>, &str); 6] = [
+        (&|c| c["vending"] = json!({"path": "token"}), "`vending.path`"),
+        (&|c| c["vending"]["explain"] = json!("all"), "`vending.explain`"),
+        (
+            &|c| c["issuer_documents"] = json!({"jwks_path": "/.well-known/openid-configuration"}),
+            "`issuer_documents.jwks_path`",
+        ),
+        (&|c| c["broker"] = json!([]), "`broker`"),
+        (
+            &|c| c["broker"]["issuer"]["url"] = json!("https://broker.example.com/"),
+            "trailing slash",
+        ),
+        (&|c| c["audiences"] = json!(["api://AzureADTokenExchangeUSGov"]), "`audiences`"),
+    ];
+    for (edit, field) in cases {
+        let error = broker(|c| edit(c)).expect_err("refused").to_string();
+        assert!(error.contains(field), "{field}: {error}");
+    }
+    let without_issuer = broker(|c| {
+        c["broker"].as_object_mut().map(|b| b.remove("issuer"));
+        c["policy"]["rules"].as_array_mut().map(|r| r.remove(1));
+        c["issuer_documents"] = json!({});
+    });
+    let error = without_issuer.expect_err("no documents to serve").to_string();
+    assert!(error.contains("`issuer_documents`"), "{error}");
+}

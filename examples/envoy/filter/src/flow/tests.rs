@@ -78,7 +78,7 @@ impl Proxy {
         self.host.state().requests.insert(id, Request { headers, ..Request::default() });
         self.enter(id);
         let mut stream = self.root.create_http_context(id);
-        let action = stream.on_http_request_headers();
+        let action = stream.on_http_request_headers(true);
         self.streams.insert(id, stream);
         (id, action)
     }
@@ -374,18 +374,16 @@ fn first_requests_are_parked_until_the_first_fetch_then_served() {
     proxy.tick();
     assert_eq!(proxy.only_pending(GITLAB).owner, ROOT, "the root owns the fetch");
     proxy.serve_jwks(&[&testutil::key()]);
-    // Both parked requests ran for the root; the root owns their token requests (one each: an
-    // exchange in flight is not shared).
-    let calls = proxy.pending(ENTRA);
-    assert_eq!(calls.iter().map(|c| c.owner).collect::<Vec<_>>(), [ROOT, ROOT]);
-    for (call, azure) in calls.iter().zip(["azure-1", "azure-2"]) {
-        let body = json!({"token_type": "Bearer", "expires_in": 3599, "access_token": azure});
-        proxy.answer(call, Some(200), &[], &body.to_string());
-    }
+    // Both parked requests ran for the root; the root owns their one token request (the
+    // second request of the job waits on the first one's).
+    let call = proxy.only_pending(ENTRA);
+    assert_eq!(call.owner, ROOT);
+    let body = json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "azure-1"});
+    proxy.answer(&call, Some(200), &[], &body.to_string());
     assert_eq!(proxy.seen(a).resumed, 1);
     assert_eq!(proxy.seen(a).header("authorization"), Some("Bearer azure-1"));
     assert_eq!(proxy.seen(b).resumed, 1);
-    assert_eq!(proxy.seen(b).header("authorization"), Some("Bearer azure-2"));
+    assert_eq!(proxy.seen(b).header("authorization"), Some("Bearer azure-1"));
     assert!(proxy.seen(a).sent.is_none() && proxy.seen(b).sent.is_none());
     assert_eq!(proxy.host.state().effective, ROOT, "the root is effective again");
     let key = cache::jwks_key(&remote_source());
@@ -662,7 +660,7 @@ fn a_request_before_any_configuration_is_answered() {
     let root = Root::new(host.clone(), ROOT);
     host.state().requests.insert(7, Request::default());
     host.state().effective = 7;
-    assert_eq!(root.create_http_context(7).on_http_request_headers(), Action::Pause);
+    assert_eq!(root.create_http_context(7).on_http_request_headers(true), Action::Pause);
     assert_eq!(host.state().requests[&7].sent.as_ref().map(|s| s.status), Some(502));
 }
 
@@ -1021,4 +1019,625 @@ fn every_request_is_counted_once_by_outcome_and_so_are_fetches_and_exchanges() {
             .map(|o| counter(&proxy, &format!("entra.{o}"))),
         [1, 0, 1, 0, 1]
     );
+}
+
+// --- The broker: token vending, assertion vending, the managed identity, issuer documents ------
+
+const IDENTITY: &str = "azure-identity";
+
+/// A broker with its keys fetched, its secrets in the VM's environment.
+fn broker(edit: impl FnOnce(&mut Value)) -> Proxy {
+    let host = MockHost::new(NOW * 1000);
+    host.state().env.extend(testutil::broker_env());
+    let mut proxy = Proxy::configure(host, &testutil::broker_json(edit));
+    proxy.fetch_keys();
+    proxy
+}
+
+impl Proxy {
+    /// A vending request: `POST /token` with `headers` and `body` (sent in two chunks, as a
+    /// client may), the context id and the last action.
+    fn vend_with(&mut self, headers: &[(&str, &str)], body: &str) -> (u32, Action) {
+        let mut all = vec![(":method", "POST"), (":path", "/token")];
+        all.extend_from_slice(headers);
+        let id = self.next_id;
+        self.next_id += 1;
+        let headers = all.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        let body = body.as_bytes().to_vec();
+        let request = Request { headers, body: body.clone(), ..Request::default() };
+        self.host.state().requests.insert(id, request);
+        self.enter(id);
+        let mut stream = self.root.create_http_context(id);
+        let mut action = stream.on_http_request_headers(body.is_empty());
+        if !body.is_empty() {
+            assert_eq!(action, Action::Pause, "the filter waits for the body");
+            assert_eq!(stream.on_http_request_body(body.len() / 2, false), Action::Pause);
+            action = stream.on_http_request_body(body.len(), true);
+        }
+        self.streams.insert(id, stream);
+        (id, action)
+    }
+
+    /// The job's vending request for an access token (no body).
+    fn vend(&mut self, token: &str) -> (u32, Action) {
+        let bearer = format!("Bearer {token}");
+        self.vend_with(&[("authorization", &bearer)], "")
+    }
+
+    /// A GET of `path`, without a token.
+    fn fetch(&mut self, method: &str, path: &str) -> Sent {
+        let (id, action) = self.request(&[(":method", method), (":path", path)]);
+        assert_eq!(action, Action::Pause);
+        self.sent(id)
+    }
+
+    /// The identity endpoint answers the pending identity request with a token for a day.
+    fn identity_grants(&mut self) -> String {
+        let claims = json!({"iss": "https://login.microsoftonline.com/t/v2.0", "sub": testutil::UAMI_PRINCIPAL,
+                            "aud": "api://AzureADTokenExchange", "iat": NOW, "exp": NOW + 86_399});
+        let token = testkit::mint(&testkit::Key::Rsa(&testutil::rotated(), "RS256"), &claims);
+        let body = json!({"access_token": token, "expires_on": (NOW + 86_399).to_string(),
+                          "resource": "api://AzureADTokenExchange", "token_type": "Bearer"});
+        let call = self.only_pending(IDENTITY);
+        self.answer(&call, Some(200), &[], &body.to_string());
+        token
+    }
+}
+
+/// The `client_assertion` of an Entra call.
+fn client_assertion(call: &Call) -> String {
+    let value = call.body.split('&').find_map(|p| p.strip_prefix("client_assertion="));
+    value.expect("a client assertion").to_owned()
+}
+
+/// The claims of a broker-signed assertion, verified against the broker's published JWKS.
+fn verify_assertion(assertion: &str, jwks: &str) -> gitlab_azure_oidc::Claims {
+    let config = gitlab_azure_oidc::VerifierConfig::builder(testutil::BROKER_URL)
+        .audience("api://AzureADTokenExchange")
+        .build()
+        .expect("a verifier");
+    let jwks = gitlab_azure_oidc::Jwks::parse(jwks.as_bytes()).expect("the published JWKS");
+    let verifier = gitlab_azure_oidc::Verifier::new(config, jwks);
+    verifier.verify(assertion, NOW).expect("the assertion verifies").claims
+}
+
+fn published_jwks(proxy: &mut Proxy) -> String {
+    let sent = proxy.fetch("GET", "/openid/v1/jwks");
+    String::from_utf8(sent.body).expect("UTF-8")
+}
+
+#[test]
+fn token_vending_answers_azs_json_with_no_store_and_never_goes_upstream() {
+    let mut proxy = broker(|_| {});
+    let token = testutil::broker_token(json!({}));
+    let (id, action) = proxy.vend(&token);
+    assert_eq!(action, Action::Pause);
+    let call = proxy.only_pending(ENTRA);
+    let assertion = client_assertion(&call);
+    assert_ne!(assertion, token, "the broker's assertion, not the job's token");
+    let claims = verify_assertion(&assertion, &published_jwks(&mut proxy));
+    assert_eq!(claims.sub.as_deref(), Some("gitlab-azure-oidc:rule:via-issuer"));
+    proxy.entra_grants("azure-vended");
+    let seen = proxy.seen(id);
+    assert_eq!(seen.resumed, 0, "never forwarded");
+    let sent = seen.sent.expect("answered by the filter");
+    assert_eq!(sent.status, 200);
+    assert_eq!(sent.header("cache-control"), Some("no-store"));
+    let body = sent.json();
+    let members: Vec<&str> =
+        body.as_object().expect("an object").keys().map(String::as_str).collect();
+    assert_eq!(
+        members,
+        ["accessToken", "expiresOn", "expires_on", "subscription", "tenant", "tokenType"]
+    );
+    assert_eq!(body["accessToken"], "azure-vended");
+    assert_eq!(body["expires_on"], NOW + 3599);
+    assert_eq!(body["expiresOn"], vend::az_utc(NOW + 3599).as_str());
+    assert_eq!(body["tenant"], "contoso.onmicrosoft.com");
+    assert_eq!(body["tokenType"], "Bearer");
+    assert_eq!(counter(&proxy, "vend.access_token"), 1);
+    assert_eq!(counter(&proxy, "requests.allowed"), 1);
+
+    // The next request of the job (vending or through the proxy) uses the shared token.
+    let (again, _) = proxy.vend_with(
+        &[("authorization", &format!("Bearer {token}")), ("content-type", "application/json")],
+        &json!({"scope": testutil::SCOPE}).to_string(),
+    );
+    assert_eq!(proxy.sent(again).json()["accessToken"], "azure-vended");
+    let (forwarded, action) = proxy.get(&token);
+    assert_eq!(action, Action::Continue);
+    assert_eq!(proxy.seen(forwarded).header("authorization"), Some("Bearer azure-vended"));
+    assert_eq!(proxy.calls_to(ENTRA), 1);
+}
+
+#[test]
+fn many_concurrent_requests_of_one_job_share_one_entra_request() {
+    let mut proxy = broker(|_| {});
+    let token = testutil::broker_token(json!({"ref": "certificate"}));
+    let mut ids: Vec<u32> = (0..5).map(|_| proxy.vend(&token).0).collect();
+    ids.push(proxy.get(&token).0); // the proxy joins the same request
+    let call = proxy.only_pending(ENTRA);
+    assert_eq!(call.owner, ids[0], "the first request's callout");
+    assert_eq!(counter(&proxy, "entra.coalesced"), 5);
+    // Another job does not share it.
+    let other = testutil::broker_token(json!({"ref": "certificate", "job_id": "5550002"}));
+    let (other_id, _) = proxy.vend(&other);
+    assert_eq!(proxy.pending(ENTRA).len(), 2);
+    proxy.answer(
+        &call,
+        Some(200),
+        &[],
+        &json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "one"}).to_string(),
+    );
+    for id in &ids[..5] {
+        assert_eq!(proxy.sent(*id).json()["accessToken"], "one");
+    }
+    assert_eq!(proxy.seen(ids[5]).resumed, 1);
+    assert_eq!(proxy.seen(ids[5]).header("authorization"), Some("Bearer one"));
+    assert!(proxy.seen(other_id).sent.is_none(), "still waiting for its own");
+    assert_eq!(proxy.host.state().effective, ids[0], "the owner is effective again");
+    assert_eq!(counter(&proxy, "entra.ok"), 1);
+}
+
+#[test]
+fn waiting_requests_are_bounded_and_served_even_when_the_first_one_left() {
+    let mut proxy = broker(|c| c["max_waiting_requests"] = json!(3));
+    let token = testutil::broker_token(json!({"ref": "certificate"}));
+    let (first, _) = proxy.vend(&token);
+    let (second, _) = proxy.vend(&token);
+    let (third, _) = proxy.vend(&token);
+    let (fourth, _) = proxy.vend(&token);
+    let sent = proxy.sent(fourth);
+    assert_eq!((sent.status, sent.json()["error"].as_str()), (503, Some("overloaded")));
+    assert_eq!(sent.header("retry-after"), Some("1"));
+    assert!(sent.json()["message"].is_string(), "the vending route's shape");
+    // The request that owns the callout leaves: its answer is lost, so the root asks again.
+    let lost = proxy.only_pending(ENTRA);
+    proxy.end(first);
+    proxy.answered.insert(lost.token);
+    proxy.tick();
+    let call = proxy.only_pending(ENTRA);
+    assert_eq!(call.owner, ROOT, "the root owns the new request");
+    proxy.answer(
+        &call,
+        Some(200),
+        &[],
+        &json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "again"}).to_string(),
+    );
+    assert_eq!(proxy.sent(second).json()["accessToken"], "again");
+    assert_eq!(proxy.sent(third).json()["accessToken"], "again");
+    assert_eq!(proxy.host.state().effective, ROOT);
+}
+
+#[test]
+fn vending_refuses_as_documented() {
+    let mut proxy = broker(|_| {});
+    let token = testutil::broker_token(json!({}));
+    let bearer = format!("Bearer {token}");
+    let json_body = ("content-type", "application/json");
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, u32, &'a str);
+    let cases: [Case<'_>; 6] = [
+        (&[], "", 401, "missing-token"),
+        (&[("authorization", "Basic dXNlcjpwYXNz")], "", 401, "missing-token"),
+        (
+            &[("authorization", &bearer), json_body],
+            r#"{"scope":"https://vault.azure.net/.default"}"#,
+            403,
+            "scope-not-allowed",
+        ),
+        (
+            &[("authorization", &bearer), json_body],
+            r#"{"kind":"refresh_token"}"#,
+            400,
+            "bad-request",
+        ),
+        (&[("authorization", &bearer), json_body], "[1]", 400, "bad-request"),
+        (&[("authorization", "Bearer not.a.token")], "", 401, "base64"),
+    ];
+    for (headers, body, status, kind) in cases {
+        let (id, _) = proxy.vend_with(headers, body);
+        let sent = proxy.sent(id);
+        let doc = sent.json();
+        assert_eq!(
+            (sent.status, doc["error"].as_str().unwrap_or_default()),
+            (status, kind),
+            "{doc}"
+        );
+        assert!(doc["message"].is_string() && doc.get("hint").is_some(), "{doc}");
+        assert_eq!(sent.header("cache-control"), Some("no-store"));
+        assert!(!String::from_utf8_lossy(&sent.body).contains(&token));
+    }
+    let (id, _) =
+        proxy.request(&[(":method", "GET"), (":path", "/token?x=1"), ("authorization", &bearer)]);
+    let sent = proxy.sent(id);
+    assert_eq!((sent.status, sent.header("allow")), (405, Some("POST")));
+    let (id, _) = proxy.vend_with(&[("authorization", &bearer)], &"x".repeat(20 * 1024));
+    assert_eq!(proxy.sent(id).status, 413);
+    assert_eq!(proxy.calls_to(ENTRA), 0, "nothing reached Entra");
+
+    // Entra throttles: 429 with its Retry-After (the proxy says 503); Entra fails: 503.
+    let (id, _) = proxy.vend(&token);
+    proxy.entra_answers(429, &[("retry-after", "7")], "");
+    let sent = proxy.sent(id);
+    assert_eq!((sent.status, sent.header("retry-after")), (429, Some("7")));
+    assert_eq!(sent.json()["error"], "rate-limited");
+    let (id, _) = proxy.vend(&token);
+    proxy.entra_answers(503, &[], "");
+    assert_eq!(proxy.sent(id).status, 503);
+    let (id, _) = proxy.vend(&token);
+    let call = proxy.only_pending(ENTRA);
+    proxy.answer(&call, None, &[], "");
+    let sent = proxy.sent(id);
+    assert_eq!((sent.status, sent.json()["error"].as_str()), (503, Some("entra-unreachable")));
+    let aadsts = json!({"error": "invalid_client", "error_description": "AADSTS700213: no match",
+                        "error_codes": [700213]});
+    let (id, _) = proxy.vend(&token);
+    proxy.entra_answers(400, &[("content-type", "application/json")], &aadsts.to_string());
+    let sent = proxy.sent(id);
+    assert_eq!((sent.status, sent.json()["aadsts"][0].as_u64()), (403, Some(700213)));
+}
+
+#[test]
+fn a_denied_job_gets_403_with_the_rules_explanation_and_entra_sees_nothing() {
+    let mut proxy = broker(|_| {});
+    for overrides in [json!({"pipeline_source": "merge_request_event"}), json!({"ref": "feature"})]
+    {
+        let token = testutil::broker_token(overrides);
+        let (id, _) = proxy.vend(&token);
+        let sent = proxy.sent(id);
+        let body = sent.json();
+        assert_eq!((sent.status, body["error"].as_str()), (403, Some("policy-denied")), "{body}");
+        assert!(body["hint"].as_str().is_some_and(|h| h.contains("rule via-issuer")), "{body}");
+        assert!(sent.header("www-authenticate").is_some_and(|v| v.contains("insufficient_scope")));
+        let (id, _) = proxy.get(&token);
+        assert_eq!(proxy.sent(id).status, 403, "the proxy refuses it too");
+    }
+    assert_eq!(proxy.calls_to(ENTRA) + proxy.calls_to(IDENTITY), 0);
+    // Summary only, when the operator says so.
+    let mut quiet = broker(|c| c["vending"]["explain"] = json!("summary"));
+    let token = testutil::broker_token(json!({"ref": "feature"}));
+    let (id, _) = quiet.vend(&token);
+    assert!(quiet.sent(id).json()["hint"].is_null());
+}
+
+#[test]
+fn assertion_vending_answers_the_rules_assertion_for_issuer_rules_only() {
+    let mut proxy = broker(|_| {});
+    let token = testutil::broker_token(json!({}));
+    let bearer = format!("Bearer {token}");
+    let (id, _) = proxy.vend_with(
+        &[("authorization", &bearer), ("content-type", "application/x-www-form-urlencoded")],
+        "kind=assertion",
+    );
+    let sent = proxy.sent(id);
+    assert_eq!(sent.status, 200);
+    assert_eq!(sent.header("cache-control"), Some("no-store"));
+    let body = sent.json();
+    assert_eq!(body["clientId"], testutil::CLIENT_ID);
+    assert_eq!(body["subject"], "gitlab-azure-oidc:rule:via-issuer");
+    let claims = verify_assertion(
+        body["assertion"].as_str().expect("an assertion"),
+        &published_jwks(&mut proxy),
+    );
+    assert_eq!(claims.iss, testutil::BROKER_URL);
+    assert_eq!(claims.gitlab.job_id.as_deref(), Some("5550001"));
+    assert_eq!(proxy.calls_to(ENTRA), 0, "the job's own tool redeems it");
+    assert_eq!(counter(&proxy, "vend.assertion"), 1);
+    // Only issuer rules have one.
+    let identity = testutil::broker_token(json!({"ref": "identity"}));
+    let (id, _) = proxy
+        .vend_with(&[("authorization", &format!("Bearer {identity}"))], r#"{"kind":"assertion"}"#);
+    assert_eq!(proxy.sent(id).json()["error"], "assertion-unavailable");
+    // And not at all when the operator turns them off.
+    let mut off = broker(|c| c["vending"]["assertions"] = json!(false));
+    let (id, _) = off.vend_with(&[("authorization", &bearer)], r#"{"kind":"assertion"}"#);
+    let sent = off.sent(id);
+    assert_eq!((sent.status, sent.json()["error"].as_str()), (403, Some("assertion-vending-off")));
+}
+
+#[test]
+fn the_managed_identity_token_is_fetched_once_for_every_waiting_job_then_cached() {
+    let mut proxy = broker(|_| {});
+    let first = testutil::broker_token(json!({"ref": "identity"}));
+    let second = testutil::broker_token(json!({"ref": "identity", "job_id": "5550002"}));
+    let (a, _) = proxy.vend(&first);
+    let (b, _) = proxy.vend(&first);
+    let (c, _) = proxy.get(&second);
+    let call = proxy.only_pending(IDENTITY);
+    assert_eq!(proxy.calls_to(ENTRA), 0, "Entra waits for the identity's token");
+    assert_eq!(call.header(":method"), Some("GET"));
+    assert_eq!(call.header(":authority"), Some("169.254.169.254"));
+    assert_eq!(call.header("Metadata"), Some("true"));
+    let path = call.header(":path").expect("a path");
+    assert!(path.starts_with("/metadata/identity/oauth2/token?api-version=2018-02-01"), "{path}");
+    assert!(path.contains(&format!("client_id={}", testutil::UAMI_CLIENT)), "{path}");
+    let identity_token = proxy.identity_grants();
+    // One Entra request per job, each with the identity's token as the assertion.
+    let calls = proxy.pending(ENTRA);
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|c| client_assertion(c) == identity_token));
+    for call in calls {
+        proxy.answer(
+            &call,
+            Some(200),
+            &[],
+            &json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "by-identity"})
+                .to_string(),
+        );
+    }
+    assert_eq!(proxy.sent(a).json()["accessToken"], "by-identity");
+    assert_eq!(proxy.sent(b).json()["accessToken"], "by-identity");
+    assert_eq!(proxy.seen(c).header("authorization"), Some("Bearer by-identity"));
+    // A third job: the identity's token is reused.
+    let third = testutil::broker_token(json!({"ref": "identity", "job_id": "5550003"}));
+    proxy.vend(&third);
+    assert_eq!(proxy.calls_to(IDENTITY), 1);
+    assert_eq!(proxy.pending(ENTRA).len(), 1);
+    assert_eq!(counter(&proxy, "identity.ok"), 1);
+}
+
+#[test]
+fn an_identity_endpoint_failure_refuses_every_job_waiting_on_it() {
+    let mut proxy = broker(|_| {});
+    let token = testutil::broker_token(json!({"ref": "identity"}));
+    let (a, _) = proxy.vend(&token);
+    let (b, _) = proxy.get(&token);
+    let call = proxy.only_pending(IDENTITY);
+    let body = r#"{"error":"invalid_request","error_description":"Identity not found"}"#;
+    proxy.answer(&call, Some(400), &[], body);
+    let sent = proxy.sent(a);
+    assert_eq!((sent.status, sent.json()["error"].as_str()), (502, Some("identity-not-assigned")));
+    assert!(sent.json()["hint"].as_str().is_some_and(|h| h.contains(testutil::UAMI_CLIENT)));
+    assert_eq!(proxy.sent(b).status, 502);
+    // No answer at all: 503, retry later.
+    let (c, _) = proxy.vend(&token);
+    let call = proxy.only_pending(IDENTITY);
+    proxy.answer(&call, None, &[], "");
+    assert_eq!(proxy.sent(c).status, 503);
+    assert_eq!(counter(&proxy, "identity.failed"), 2);
+    assert_eq!(proxy.calls_to(ENTRA), 0);
+}
+
+#[test]
+fn the_issuer_documents_are_the_cores_and_need_no_token() {
+    let mut proxy = broker(|_| {});
+    let sent = proxy.fetch("GET", "/.well-known/openid-configuration");
+    assert_eq!(sent.status, 200);
+    assert_eq!(sent.header("cache-control"), Some("public, max-age=300"));
+    let discovery = sent.json();
+    assert_eq!(discovery["issuer"], testutil::BROKER_URL);
+    assert_eq!(discovery["jwks_uri"], format!("{}/openid/v1/jwks", testutil::BROKER_URL));
+    let jwks: Value = serde_json::from_str(&published_jwks(&mut proxy)).expect("JSON");
+    let kids: Vec<&str> =
+        jwks["keys"].as_array().expect("keys").iter().filter_map(|k| k["kid"].as_str()).collect();
+    assert_eq!(
+        kids,
+        [testutil::signing_key().kid(), testutil::next_key().kid()],
+        "the next key is published"
+    );
+    assert!(
+        jwks["keys"].as_array().expect("keys").iter().all(|k| k.get("d").is_none()),
+        "public halves only"
+    );
+    let sent = proxy.fetch("POST", "/openid/v1/jwks");
+    assert_eq!((sent.status, sent.header("allow")), (405, Some("GET, HEAD")));
+    assert_eq!(counter(&proxy, "issuer_documents.served"), 3);
+    assert_eq!(counter(&proxy, "requests.rejected"), 0, "not a job's request");
+    // Under a path of the issuer URL, and on paths the operator chooses.
+    let mut custom = broker(|c| {
+        c["broker"]["issuer"]["url"] = json!("https://broker.example.com/tenant-a");
+        c["issuer_documents"] = json!({"jwks_path": "/keys", "max_age_seconds": 60});
+    });
+    assert_eq!(custom.fetch("GET", "/tenant-a/.well-known/openid-configuration").status, 200);
+    assert_eq!(custom.fetch("GET", "/keys").header("cache-control"), Some("public, max-age=60"));
+}
+
+#[test]
+fn broker_configurations_are_checked_at_load() {
+    let refused = |edit: &dyn Fn(&mut Value), env: bool| -> String {
+        let host = MockHost::new(NOW * 1000);
+        if env {
+            host.state().env.extend(testutil::broker_env());
+        }
+        host.state().plugin_configuration =
+            Some(testutil::broker_json(|c| edit(c)).to_string().into_bytes());
+        let mut root = Root::new(host.clone(), ROOT);
+        assert!(!root.on_configure(), "refused");
+        host.logs_with("rejected the plugin configuration").join("\n")
+    };
+    // A token Entra accepts must not be accepted by a broker.
+    let log = refused(&|c| c["audiences"] = json!(["api://AzureADTokenExchange"]), true);
+    assert!(log.contains("`audiences`") && log.contains("skip the broker"), "{log}");
+    // Keys come from the VM's environment; an unset one names the variable, never a value.
+    let log = refused(&|_| {}, false);
+    assert!(log.contains("BROKER_SIGNING_KEY"), "{log}");
+    let log =
+        refused(&|c| c.as_object_mut().map_or((), |c| drop(c.remove("identity_endpoint"))), true);
+    assert!(log.contains("`identity_endpoint`"), "{log}");
+    let log = refused(&|c| c["vending"]["path"] = json!("/openid/v1/jwks"), true);
+    assert!(log.contains("`vending.path`"), "{log}");
+    let log = refused(&|c| c["broker"]["certificates"] = json!({}), true);
+    assert!(log.contains("app-cert"), "{log}");
+    let log = refused(
+        &|c| {
+            c["broker"]["issuer"]["keys"][0]["private_key"] =
+                json!({"value": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"})
+        },
+        true,
+    );
+    assert!(!log.contains("AAAA"), "{log}");
+}
+
+#[test]
+fn the_loader_says_which_rules_are_advisory_and_what_makes_them_binding() {
+    let proxy = Proxy::start(&remote());
+    let notes = proxy.host.logs_with("advisory");
+    assert!(
+        notes.iter().any(|l| l.contains("rule deploy-main: the federated credential is advisory")),
+        "{notes:?}"
+    );
+    assert!(notes.iter().any(|l| l.contains("give the rule a broker credential")), "{notes:?}");
+    assert!(proxy.host.logs_with("configured: ").iter().any(|l| l.contains("policy advisory")));
+    let broker = broker(|_| {});
+    assert!(broker.host.logs_with("is advisory").is_empty());
+    let configured = broker.host.logs_with("configured: ");
+    assert!(
+        configured.iter().any(|l| l.contains("binding") && l.contains("vending at /token")),
+        "{configured:?}"
+    );
+}
+
+#[test]
+fn no_key_assertion_or_token_reaches_a_log_line_or_an_error_reply() {
+    let mut proxy = broker(|_| {});
+    let tokens: Vec<String> = [
+        json!({}),
+        json!({"ref": "identity"}),
+        json!({"ref": "certificate"}),
+        json!({"pipeline_source": "merge_request_event"}),
+        json!({"aud": "api://AzureADTokenExchange"}),
+    ]
+    .into_iter()
+    .map(testutil::broker_token)
+    .collect();
+    let mut replies = Vec::new();
+    for token in &tokens {
+        let (id, _) = proxy.vend(token);
+        if !proxy.pending(IDENTITY).is_empty() {
+            proxy.identity_grants();
+        }
+        if !proxy.pending(ENTRA).is_empty() {
+            proxy.entra_answers(400, &[("content-type", "application/json")], r#"{"error":"invalid_client","error_description":"AADSTS700213: x","error_codes":[700213]}"#);
+        }
+        replies.push(String::from_utf8_lossy(&proxy.sent(id).body).into_owned());
+        let (id, _) = proxy
+            .vend_with(&[("authorization", &format!("Bearer {token}"))], r#"{"kind":"assertion"}"#);
+        let sent = proxy.sent(id);
+        if sent.status == 200 {
+            let assertion = sent.json()["assertion"].as_str().expect("assertion").to_owned();
+            let logs = proxy.host.state().logs.clone();
+            assert!(logs.iter().all(|(_, l)| !l.contains(&assertion)), "an assertion in the log");
+        } else {
+            replies.push(String::from_utf8_lossy(&sent.body).into_owned());
+        }
+    }
+    let mut secrets: Vec<String> = tokens.clone();
+    for (_, value) in testutil::broker_env() {
+        secrets.extend(value.lines().filter(|l| !l.starts_with("-----")).map(str::to_owned));
+    }
+    secrets.extend(
+        proxy.host.state().calls.iter().filter(|c| c.cluster == ENTRA).map(client_assertion),
+    );
+    let logs: Vec<String> = proxy.host.state().logs.iter().map(|(_, l)| l.clone()).collect();
+    for text in logs.iter().chain(&replies) {
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "a secret ({}...) in: {text}", &secret[..12]);
+        }
+    }
+}
+
+impl Proxy {
+    /// Envoy hands the request `id` (part of) its body.
+    fn body(&mut self, id: u32, size: usize, end_of_stream: bool) -> Action {
+        self.enter(id);
+        let stream = self.streams.get_mut(&id).expect("a live request");
+        stream.on_http_request_body(size, end_of_stream)
+    }
+}
+
+#[test]
+fn two_workers_share_one_entra_request_and_its_failure() {
+    let mut a = broker(|_| {});
+    let host = MockHost::sharing_with(&a.host, a.now_ms());
+    host.state().env.extend(testutil::broker_env());
+    let mut b = Proxy::configure(host, &testutil::broker_json(|_| {}));
+    b.tick(); // adopts A's keys
+    let token = testutil::broker_token(json!({"ref": "certificate"}));
+    let (on_a, _) = a.vend(&token);
+    let (on_b, action) = b.get(&token);
+    assert_eq!(action, Action::Pause);
+    assert_eq!((a.calls_to(ENTRA), b.calls_to(ENTRA)), (1, 0), "worker B waits for A's request");
+    assert_eq!(counter(&b, "entra.coalesced"), 1);
+    a.entra_grants("for-both");
+    assert_eq!(a.sent(on_a).json()["accessToken"], "for-both");
+    b.tick();
+    assert_eq!(b.seen(on_b).resumed, 1);
+    assert_eq!(b.seen(on_b).header("authorization"), Some("Bearer for-both"));
+
+    // A failed fetch: the other worker's request gets the same answer, in its route's shape.
+    let other = testutil::broker_token(json!({"ref": "certificate", "job_id": "5550002"}));
+    let (on_a, _) = a.get(&other);
+    let (on_b, _) = b.vend(&other);
+    assert_eq!(b.calls_to(ENTRA), 0);
+    a.entra_answers(429, &[("retry-after", "9")], "");
+    assert_eq!(a.sent(on_a).status, 503, "the proxy route says 503");
+    b.tick();
+    let sent = b.sent(on_b);
+    assert_eq!((sent.status, sent.header("retry-after")), (429, Some("9")), "vending says 429");
+    // Once it failed, the next request fetches again.
+    b.vend(&other);
+    assert_eq!(b.calls_to(ENTRA), 1);
+}
+
+#[test]
+fn a_held_requests_body_waits_until_it_is_resumed() {
+    let mut proxy = broker(|_| {});
+    let token = testutil::broker_token(json!({"ref": "certificate"}));
+    let bearer = format!("Bearer {token}");
+    let id = proxy.next_id;
+    proxy.next_id += 1;
+    let headers =
+        vec![("authorization".to_owned(), bearer), (":path".to_owned(), "/upload".to_owned())];
+    proxy.host.state().requests.insert(id, Request { headers, ..Request::default() });
+    proxy.enter(id);
+    let mut stream = proxy.root.create_http_context(id);
+    assert_eq!(stream.on_http_request_headers(false), Action::Pause);
+    proxy.streams.insert(id, stream);
+    assert_eq!(proxy.body(id, 10, false), Action::Pause, "not before its Azure token");
+    proxy.entra_grants("azure-1");
+    assert_eq!(proxy.seen(id).resumed, 1);
+    assert_eq!(proxy.body(id, 20, true), Action::Continue, "then it passes");
+}
+
+#[test]
+fn vending_reads_the_query_when_there_is_no_body_and_answers_a_withheld_body() {
+    let mut proxy = broker(|_| {});
+    let token = testutil::broker_token(json!({}));
+    let bearer = format!("Bearer {token}");
+    let (id, _) = proxy.request(&[
+        (":method", "POST"),
+        (":path", "/token?kind=assertion"),
+        ("authorization", &bearer),
+    ]);
+    assert!(proxy.sent(id).json()["assertion"].is_string());
+    let (id, _) = proxy.request(&[
+        (":method", "POST"),
+        (":path", "/token?scope=x"),
+        ("authorization", &bearer),
+    ]);
+    assert_eq!(proxy.sent(id).json()["error"], "scope-not-allowed");
+    // A body Envoy never hands over (no allow_on_headers_stop_iteration): 500 with the fix.
+    let id = proxy.next_id;
+    proxy.next_id += 1;
+    let headers = vec![
+        (":method".to_owned(), "POST".to_owned()),
+        (":path".to_owned(), "/token".to_owned()),
+        ("authorization".to_owned(), bearer),
+    ];
+    proxy.host.state().requests.insert(id, Request { headers, ..Request::default() });
+    proxy.enter(id);
+    let mut stream = proxy.root.create_http_context(id);
+    assert_eq!(stream.on_http_request_headers(false), Action::Pause);
+    proxy.streams.insert(id, stream);
+    proxy.advance(1);
+    proxy.tick();
+    assert!(proxy.seen(id).sent.is_none(), "a slow client gets time");
+    proxy.advance(2);
+    proxy.tick();
+    let sent = proxy.sent(id);
+    assert_eq!((sent.status, sent.json()["error"].as_str()), (500, Some("body-withheld")));
+    assert!(sent.json()["hint"]
+        .as_str()
+        .is_some_and(|h| h.contains("allow_on_headers_stop_iteration")));
+    assert_eq!(proxy.body(id, 2, true), Action::Pause, "a late body changes nothing");
 }

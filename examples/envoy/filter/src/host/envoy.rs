@@ -41,8 +41,20 @@ impl Host for Envoy {
         hostcalls::set_effective_context(context_id)
     }
 
+    fn env_var(&self, name: &str) -> Option<String> {
+        // WASI `environ_get`: Envoy fills it from `vm_config.environment_variables`.
+        std::env::var(name).ok()
+    }
+
     fn request_header(&self, name: &str) -> Option<String> {
         hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten()
+    }
+
+    fn request_body(&self, size: usize) -> Vec<u8> {
+        hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 
     fn set_request_header(&self, name: &str, value: &str) -> Result<(), Status> {
@@ -95,6 +107,15 @@ impl Host for Envoy {
 
     fn set_shared_data(&self, key: &str, value: &[u8]) -> Result<(), Status> {
         hostcalls::set_shared_data(key, Some(value), None)
+    }
+
+    fn shared_data_cas(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set_shared_data_cas(&self, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
+        // Envoy takes a CAS of 0 as "no check"; a read never returns 0 for a written key.
+        hostcalls::set_shared_data(key, Some(value), Some(cas).filter(|c| *c != 0))
     }
 
     fn call_foreign_function(

@@ -54,6 +54,8 @@ impl Sent {
 pub(crate) struct Request {
     /// The request headers, as the filter left them.
     pub headers: Vec<(String, String)>,
+    /// The request body Envoy buffered.
+    pub body: Vec<u8>,
     /// The local reply, when one was sent.
     pub sent: Option<Sent>,
     /// How often the request was resumed.
@@ -72,6 +74,8 @@ pub(crate) struct State {
     pub log_level: LogLevel,
     pub logs: Vec<(LogLevel, String)>,
     pub plugin_configuration: Option<Vec<u8>>,
+    /// The VM's environment variables.
+    pub env: HashMap<String, String>,
     pub tick_period: Option<Duration>,
     /// The context Envoy called into: it owns the callouts dispatched now.
     pub active: u32,
@@ -97,6 +101,8 @@ pub(crate) struct State {
 pub(crate) struct MockHost {
     state: Arc<Mutex<State>>,
     shared: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    /// The shared data's compare-and-swap versions.
+    versions: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl MockHost {
@@ -106,7 +112,9 @@ impl MockHost {
 
     /// A worker's host that shares the VM's shared data with `other`.
     pub(crate) fn sharing_with(other: &Self, now_ms: u64) -> Self {
-        Self::with_shared_data(now_ms, Arc::clone(&other.shared))
+        let mut host = Self::with_shared_data(now_ms, Arc::clone(&other.shared));
+        host.versions = Arc::clone(&other.versions);
+        host
     }
 
     fn with_shared_data(now_ms: u64, shared: Arc<Mutex<HashMap<String, Vec<u8>>>>) -> Self {
@@ -115,6 +123,7 @@ impl MockHost {
             log_level: LogLevel::Info,
             logs: Vec::new(),
             plugin_configuration: None,
+            env: HashMap::new(),
             tick_period: None,
             active: 0,
             effective: 0,
@@ -127,7 +136,7 @@ impl MockHost {
             foreign: None,
             counters: Vec::new(),
         };
-        Self { state: Arc::new(Mutex::new(state)), shared }
+        Self { state: Arc::new(Mutex::new(state)), shared, versions: Arc::default() }
     }
 
     /// The mock's state, to set up or inspect.
@@ -189,8 +198,18 @@ impl Host for MockHost {
         Ok(())
     }
 
+    fn env_var(&self, name: &str) -> Option<String> {
+        self.state().env.get(name).cloned()
+    }
+
     fn request_header(&self, name: &str) -> Option<String> {
         self.state().request().header(name).map(str::to_owned)
+    }
+
+    fn request_body(&self, size: usize) -> Vec<u8> {
+        let mut state = self.state();
+        let body = &state.request().body;
+        body[..size.min(body.len())].to_vec()
     }
 
     fn set_request_header(&self, name: &str, value: &str) -> Result<(), Status> {
@@ -264,7 +283,23 @@ impl Host for MockHost {
 
     fn set_shared_data(&self, key: &str, value: &[u8]) -> Result<(), Status> {
         self.shared().insert(key.to_owned(), value.to_vec());
+        let mut versions = self.versions.lock().expect("the versions' lock");
+        *versions.entry(key.to_owned()).or_insert(0) += 1;
         Ok(())
+    }
+
+    fn shared_data_cas(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        let value = self.shared().get(key).cloned();
+        let version = self.versions.lock().expect("the versions' lock").get(key).copied();
+        (value, version)
+    }
+
+    fn set_shared_data_cas(&self, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
+        let current = self.versions.lock().expect("the versions' lock").get(key).copied();
+        if current.is_some_and(|v| v != cas) {
+            return Err(Status::CasMismatch);
+        }
+        self.set_shared_data(key, value)
     }
 
     fn call_foreign_function(

@@ -38,8 +38,14 @@ pub trait Host: Clone + Send + Sync + 'static {
     /// Makes `context_id` the context that later calls act on.
     fn set_effective_context(&self, context_id: u32) -> Result<(), Status>;
 
+    /// A variable of the VM's environment (Envoy: `vm_config.environment_variables`, read
+    /// through WASI): where the broker's keys come from.
+    fn env_var(&self, name: &str) -> Option<String>;
+
     /// A request header of the effective context.
     fn request_header(&self, name: &str) -> Option<String>;
+    /// The request body of the effective context buffered so far, at most `size` bytes.
+    fn request_body(&self, size: usize) -> Vec<u8>;
     /// Sets a request header of the effective context, replacing any value.
     fn set_request_header(&self, name: &str, value: &str) -> Result<(), Status>;
     /// Removes a request header of the effective context.
@@ -73,6 +79,11 @@ pub trait Host: Clone + Send + Sync + 'static {
     fn shared_data(&self, key: &str) -> Option<Vec<u8>>;
     /// Shares a value with every worker of the VM (the last write wins).
     fn set_shared_data(&self, key: &str, value: &[u8]) -> Result<(), Status>;
+    /// A shared value and its compare-and-swap version (`None` for a key never written).
+    fn shared_data_cas(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    /// Shares a value only if the key's version is still `cas` ([`Status::CasMismatch`]
+    /// otherwise): one worker wins when several write at once.
+    fn set_shared_data_cas(&self, key: &str, value: &[u8], cas: u32) -> Result<(), Status>;
 
     /// Calls a host-provided function by name (Envoy's `verify_signature`).
     fn call_foreign_function(

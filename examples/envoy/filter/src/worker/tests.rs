@@ -36,7 +36,7 @@ fn first_requests_wait_for_the_first_fetch() {
     let mut worker = remote_worker(|_| {});
     let token = testutil::token(&testutil::key(), json!({}));
     assert_eq!(status(worker.check(&token, NOW)), 0);
-    assert!(worker.park(7, &token, NOW_MS));
+    assert!(worker.park(7, &token, &Purpose::Forward, NOW_MS));
     assert!(worker.wants_fetch(NOW_MS));
     worker.fetch_started(NOW_MS);
     assert!(!worker.wants_fetch(NOW_MS + 100), "one fetch at a time");
@@ -178,9 +178,9 @@ fn parking_is_bounded_in_count_and_time() {
         c["max_waiting_requests"] = json!(2);
         c["jwks"]["timeout_ms"] = json!(1000);
     });
-    assert!(worker.park(1, "a", NOW_MS));
-    assert!(worker.park(2, "b", NOW_MS + 10));
-    assert!(!worker.park(3, "c", NOW_MS), "beyond max_waiting_requests: 503");
+    assert!(worker.park(1, "a", &Purpose::Forward, NOW_MS));
+    assert!(worker.park(2, "b", &Purpose::Forward, NOW_MS + 10));
+    assert!(!worker.park(3, "c", &Purpose::Forward, NOW_MS), "beyond max_waiting_requests: 503");
     worker.unpark(2);
     assert_eq!(worker.waiting(), 1);
     let limit = worker.config().max_wait_ms();
@@ -226,7 +226,7 @@ fn worker_with_backend(
     edit: impl FnOnce(&mut serde_json::Value),
 ) -> Worker {
     let config = config_json(edit).to_string();
-    let config = crate::config::parse_with_backend(config.as_bytes(), || Some(backend))
+    let config = crate::config::parse_with_backend(config.as_bytes(), &|_| None, || Some(backend))
         .expect("the configuration parses");
     Worker::new(Rc::new(config))
 }
@@ -274,7 +274,8 @@ fn a_key_and_alg_mismatch_is_refused_before_the_backend_is_asked() {
 #[test]
 fn with_the_native_check_off_the_backend_is_never_made() {
     let config = config_json(|c| c["envoy_verify_signature"] = json!(false)).to_string();
-    let config = crate::config::parse_with_backend(config.as_bytes(), || panic!("not asked"));
+    let config =
+        crate::config::parse_with_backend(config.as_bytes(), &|_| None, || panic!("not asked"));
     assert!(config.is_ok());
 }
 
