@@ -366,16 +366,19 @@ export class Gate extends GuestResource {
   }
 
   /**
-   * Reads Entra's answer to the admission's request.
+   * Reads Entra's answer to the request of `admission` (or of its `requestId`) and queues its
+   * audit event, joined to the decision.
+   * @param {{requestId: string}|string} admission
    * @param {number} status @param {Headers|Record<string,string>|Array<[string,string]>} headers
    * @param {Uint8Array|ArrayBuffer|string} body @param {number|bigint} [now] @returns {AccessToken}
    */
-  finish(status, headers, body, now) {
+  finish(admission, status, headers, body, now) {
+    const requestId = typeof admission === 'string' ? admission : String(admission?.requestId ?? '');
     const pairs = (Array.isArray(headers) ? headers
       : typeof headers?.entries === 'function' && headers.constructor !== Object ? [...headers.entries()]
         : Object.entries(headers ?? {})).map(([k, v]) => [String(k), String(v)]);
     const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : new Uint8Array(body);
-    return this.method((h) => h.finish(status, pairs, bytes, now64(now)));
+    return this.method((h) => h.finish(requestId, status, pairs, bytes, now64(now)));
   }
 
   /** The audit events queued since the last call, one JSON line each; never the token. @returns {string[]} */
@@ -416,7 +419,7 @@ export async function exchange(gate, token, send = fetchRequest, { now, fetchJwk
   for (let retried = false; ; retried = true) {
     const res = await send(admission.request);
     try {
-      return { admission, accessToken: gate.finish(res.status, res.headers, await res.arrayBuffer(), now) };
+      return { admission, accessToken: gate.finish(admission, res.status, res.headers, await res.arrayBuffer(), now) };
     } catch (e) {
       const wait = e instanceof OidcError && e.retryable ? Number(e.retryAfter ?? 1n) : Infinity;
       if (retried || wait > maxWait) throw e;

@@ -54,8 +54,14 @@ def main() -> int:
                     codes = e.entra.error_codes if e.entra else []
                     outcome = (f"refused ({e.category}, HTTP {e.http_status}): {e.kind}"
                                + (f" AADSTS{codes[0]}" if codes else "") + f": {e.message}")
-                for line in gate.take_audit():  # one event per decision, never the token
+                # One event per decision, then one per Entra answer joined to it; never the token.
+                for line in gate.take_audit():
                     event = json.loads(line)
+                    if event.get("event") == "entra_answer":
+                        codes = "".join(f" AADSTS{c}" for c in event["error_codes"])
+                        print(f"    audit: Entra answered HTTP {event['status']}: {event['outcome']}{codes} "
+                              f"(rule {event['rule']}, request {event['client_request_id']})")
+                        continue
                     print(f"    audit: {event['decision']} by rule {event['rule']}, "
                           f"{event['project_path']}@{event['ref']}, token {event['token_sha256'][:16]}...")
                 ok = expect in outcome

@@ -315,13 +315,15 @@ class HttpRequest:
 class Admission:
     """An admitted job: its verified token (None for an unverifying gate), the allow rule and
     the explanation (none without a policy), the target, whether the decision was made now
-    (``fresh``) or a kept one reused, the Azure token cache key, and the request to send."""
+    (``fresh``) or a kept one reused, the Azure token cache key, and the request to send with its
+    ``client-request-id`` (``request_id``: give the admission back to `Gate.finish`)."""
     verified: Optional[VerifiedToken]
     rule: Optional[str]
     explanation: List[str]
     target: AzureTarget
     fresh: bool
     azure_key: Optional[str]
+    request_id: str
     request: HttpRequest
 
 
@@ -851,14 +853,18 @@ class Gate(_Resource):
         holds the explanation)."""
         return _result(self._method("admit", token, _now(now)), Admission)
 
-    def finish(self, status: int, headers: Union[Mapping[str, str], Iterable[Tuple[str, str]]],
+    def finish(self, admission: Union[Admission, str], status: int,
+               headers: Union[Mapping[str, str], Iterable[Tuple[str, str]]],
                body: Union[bytes, str], now: Optional[int] = None) -> AccessToken:
-        """Reads Entra's answer to the admission's request; raises `OidcError` (category
-        ``entra``; ``retryable`` and ``retry_after`` say whether and when to send it again)."""
+        """Reads Entra's answer to the request of ``admission`` (or of its ``request_id``) and
+        queues its audit event, joined to the decision; raises `OidcError` (category ``entra``;
+        ``retryable`` and ``retry_after`` say whether and when to send it again)."""
+        request_id = admission if isinstance(admission, str) else admission.request_id
         items = headers.items() if isinstance(headers, Mapping) else headers
         pairs = [(str(k), str(v)) for k, v in items]
         data = body.encode() if isinstance(body, str) else bytes(body)
-        return _result(self._method("finish", int(status), pairs, data, _now(now)), AccessToken)
+        answer = self._method("finish", request_id, int(status), pairs, data, _now(now))
+        return _result(answer, AccessToken)
 
     def take_audit(self) -> List[str]:
         """The audit events queued since the last call, one JSON line each, never the token."""
@@ -891,13 +897,14 @@ def exchange(gate: Gate, token: str, send: Callable[[HttpRequest], Tuple[int, An
         gate.install_jwks(fetch_jwks())
         admission = gate.admit(token, now)
     try:
-        return gate.finish(*send(admission.request), now=now)
+        return gate.finish(admission, *send(admission.request), now=now)
     except OidcError as failure:
         wait = 1 if failure.retry_after is None else failure.retry_after
         if not failure.retryable or wait > max_wait:
             raise
     sleep(wait)
-    return gate.finish(*send(admission.request), now=None if now is None else now + int(wait))
+    later = None if now is None else now + int(wait)
+    return gate.finish(admission, *send(admission.request), now=later)
 
 
 class Verifier(_Resource):

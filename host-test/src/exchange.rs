@@ -55,11 +55,12 @@ pub(crate) struct ExchangeArgs {
     /// Verify the GitLab token before sending it (implied by --policy).
     #[arg(long)]
     pub(crate) verify: bool,
-    /// Decide the Azure target with this policy (implies --verify); the audit event goes to
-    /// stderr or --audit-log.
+    /// Decide the Azure target with this policy (implies --verify); the audit events (the
+    /// decision, then each Entra answer) go to stderr or --audit-log.
     #[arg(long, value_name = "FILE")]
     pub(crate) policy: Option<String>,
-    /// Append audit events (JSON lines) to this file instead of stderr.
+    /// Append audit events (JSON lines) to this file instead of stderr; without --policy, the
+    /// Entra answers alone.
     #[arg(long, value_name = "FILE")]
     pub(crate) audit_log: Option<String>,
     /// How to print the access token.
@@ -253,7 +254,20 @@ pub(crate) fn run(
         let answer = client
             .send(&request.method, &request.url, &request.headers, &request.body)
             .map_err(|e| e.exit(&authority))?;
-        match gate.finish(answer.status, &answer.headers, &answer.body, unix_now())? {
+        let finished = gate.finish(
+            &admission.request_id,
+            answer.status,
+            &answer.headers,
+            &answer.body,
+            unix_now(),
+        )?;
+        let answered = gate.take_audit()?;
+        // Without a policy there is no decision to join the answer to: it goes to --audit-log
+        // when one is asked for, and stderr keeps only the run's own lines.
+        if args.policy.is_some() || args.audit_log.is_some() {
+            write_audit(args.audit_log.as_deref(), &answered)?;
+        }
+        match finished {
             Ok(access) => {
                 say(format!(
                     "entra: HTTP {}: {} token, expires in {} s (never printed here)",

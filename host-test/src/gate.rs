@@ -87,12 +87,14 @@ impl GateHandle {
         })
     }
 
-    /// Reads Entra's answer, received at `now`.
+    /// Reads Entra's answer to the request `request_id` (the admission's), received at `now`,
+    /// and queues its audit event.
     ///
     /// # Errors
     /// [`HostError::Trap`] when the guest trapped.
     pub fn finish(
         &mut self,
+        request_id: &str,
         status: u16,
         headers: &[(String, String)],
         body: &[u8],
@@ -102,6 +104,7 @@ impl GateHandle {
             l.oidc.gitlab_azure_oidc_gate().gate().call_finish(
                 &mut l.store,
                 l.resource,
+                request_id,
                 status,
                 headers,
                 body,

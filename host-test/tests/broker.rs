@@ -212,7 +212,8 @@ fn vend_one(
     let entra = gate.request(&admission, request.token(), now, &rng)?;
     log.lock().unwrap().push(format!("upstream: {entra:?}"));
     let (status, headers, body) = send(entra.method, &entra.url, &entra.headers, &entra.body);
-    let access = gate.finish(status, &headers, &body, now)?;
+    let access =
+        gate.finish(entra.request_id().unwrap_or_default(), status, &headers, &body, now)?;
     let tenant = admission.target().map(|t| t.tenant().to_owned()).unwrap_or_default();
     Ok(vend::access_token_reply(&access, &tenant))
 }

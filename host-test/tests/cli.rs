@@ -373,9 +373,14 @@ fn exchange_with_a_policy_decides_the_target_and_audits_without_the_token() {
     );
     let log = std::fs::read_to_string(&audit).unwrap();
     let events: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 3, "{log}");
     assert_eq!(events[0]["decision"], "allow");
-    assert_eq!(events[1]["decision"], "deny");
+    // Entra's answer, joined to the decision by the token's fingerprint and the request id.
+    assert_eq!(events[1]["event"], "entra_answer");
+    assert_eq!(events[1]["outcome"], "access-token");
+    assert_eq!(events[1]["token_sha256"], events[0]["token_sha256"]);
+    assert_eq!(events[1]["client_request_id"].as_str().map(str::len), Some(36));
+    assert_eq!(events[2]["decision"], "deny");
     assert!(!log.contains(&token) && !log.contains(&denied));
 }
 

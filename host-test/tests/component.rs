@@ -351,13 +351,13 @@ mod gate_and_policy {
     fn entra_answers_are_read_through_the_gate() {
         let (mut gate, _) = gate(Credential::Federated);
         let ok = br#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ.x.y"}"#;
-        let token = gate.finish(200, &[], ok, NOW).unwrap().unwrap();
+        let token = gate.finish("", 200, &[], ok, NOW).unwrap().unwrap();
         assert_eq!(
             (token.token.as_str(), token.expires_at, token.ext_expires_in),
             ("eyJ.x.y", NOW + 3599, Some(3599))
         );
         let error = br#"{"error":"invalid_client","error_description":"AADSTS700213: No matching federated identity record found for presented assertion subject 'project_path:a/b:ref_type:branch:ref:dev'.\r\nTrace ID: t","error_codes":[700213],"trace_id":"t","correlation_id":"c","timestamp":"2026-11-25 12:00:00Z"}"#;
-        let failure = gate.finish(401, &[], error, NOW).unwrap().unwrap_err();
+        let failure = gate.finish("", 401, &[], error, NOW).unwrap().unwrap_err();
         let entra = failure.entra.as_ref().unwrap();
         assert_eq!(entra.error_codes, vec![700213]);
         assert_eq!(entra.trace_id.as_deref(), Some("t"));
@@ -368,12 +368,14 @@ mod gate_and_policy {
         assert!(!failure.retryable);
         assert_eq!(failure.http_status, 403);
         let headers = vec![("Retry-After".to_owned(), "7".to_owned())];
-        let failure = gate.finish(429, &headers, b"", NOW).unwrap().unwrap_err();
+        let failure = gate.finish("", 429, &headers, b"", NOW).unwrap().unwrap_err();
         assert!(failure.retryable);
         assert_eq!(failure.retry_after, Some(7));
         assert_eq!(failure.http_status, 503);
-        let failure =
-            gate.finish(200, &[], b"<html><title>portal</title></html>", NOW).unwrap().unwrap_err();
+        let failure = gate
+            .finish("", 200, &[], b"<html><title>portal</title></html>", NOW)
+            .unwrap()
+            .unwrap_err();
         assert_eq!(failure.kind, "html-page");
     }
 
@@ -398,6 +400,18 @@ mod gate_and_policy {
         let events = gate.take_audit().unwrap();
         assert_eq!(events.len(), 1);
         assert!(!events[0].contains(&token));
+        let decision: serde_json::Value = serde_json::from_str(&events[0]).unwrap();
+        // Entra's answer is an event too, joined to the decision by the request id.
+        let id = admission.request_id.clone();
+        assert!(admission.request.headers.contains(&("client-request-id".into(), id.clone())));
+        let refused = br#"{"error":"invalid_client","error_description":"AADSTS700213: No matching federated identity record found","error_codes":[700213],"trace_id":"t","correlation_id":"c"}"#;
+        gate.finish(&id, 401, &[], refused, NOW).unwrap().unwrap_err();
+        let events = gate.take_audit().unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&events[0]).unwrap();
+        assert_eq!(answer["event"], "entra_answer");
+        assert_eq!(answer["client_request_id"], id.as_str());
+        assert_eq!((&answer["rule"], &answer["jti"]), (&decision["rule"], &decision["jti"]));
+        assert_eq!((&answer["error_codes"], &answer["trace_id"]), (&json!([700213]), &json!("t")));
         assert!(!gate.admit(&token, NOW + 1).unwrap().unwrap().fresh, "a kept decision");
         let mut claims = gitlab_claims(ISS, NOW - 10);
         claims["ref"] = json!("feature");

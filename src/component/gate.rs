@@ -115,18 +115,21 @@ impl wit::GuestGate for GateResource {
             target: target_out(named),
             fresh: admission.fresh,
             azure_key: decided.azure_key().map(str::to_owned),
+            request_id: request.request_id().unwrap_or_default().to_owned(),
             request: request_out(request),
         })
     }
 
     fn finish(
         &self,
+        request_id: String,
         status: u16,
         headers: Vec<(String, String)>,
         body: Vec<u8>,
         now: u64,
     ) -> Result<AccessToken, Failure> {
-        self.0.borrow().finish(status, &headers, &body, now).map(|t| access_out(&t)).map_err(fail)
+        let mut gate = self.0.borrow_mut();
+        gate.finish(&request_id, status, &headers, &body, now).map(|t| access_out(&t)).map_err(fail)
     }
 
     fn take_audit(&self) -> Vec<String> {

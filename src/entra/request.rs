@@ -46,6 +46,17 @@ impl fmt::Debug for TokenRequest {
     }
 }
 
+impl TokenRequest {
+    /// The `client-request-id` the request carries (the gate adds one to every request), which
+    /// [`crate::Gate::finish`] takes back to join Entra's answer to its decision.
+    pub fn request_id(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("client-request-id"))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 /// The body with every `client_assertion` and `client_secret` value replaced by `[redacted]`.
 fn redact_form(body: &str) -> String {
     body.split('&')

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ring::rand::SecureRandom;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
 pub use config::{Credential, DangerousGateConfig, GateConfig, GateConfigBuilder, GateConfigError};
 pub use failure::{Category, Failure};
@@ -48,7 +48,7 @@ use crate::broker::{
 use crate::entra::{
     self, AccessToken, AzureTarget, CertificateCredential, RequestError, TokenRequest,
 };
-use crate::policy::{AuditEvent, Decision};
+use crate::policy::{AuditEvent, Decision, EntraAnswer};
 use crate::text::ident::uuid_v4;
 use crate::{token_fingerprint, Algorithm, Claims, Jwks, VerifiedToken, Verifier};
 
@@ -71,6 +71,15 @@ const MAX_BROKER_ASSERTIONS: usize = 1024;
 /// Most managed identity tokens kept (one per identity, endpoint and cloud).
 const MAX_IDENTITY_TOKENS: usize = 64;
 
+/// Most token requests awaiting Entra's answer that the gate remembers the decision of; beyond
+/// it, those sent more than [`PENDING_FOR`] seconds ago go, then all (their answers are still
+/// read and recorded, without the decision's members).
+const MAX_PENDING: usize = 1024;
+
+/// How long the gate remembers a sent request's decision for its answer (hosts time out far
+/// sooner: Envoy's callout and the CLI's request take at most a minute).
+const PENDING_FOR: u64 = 600;
+
 /// One decision about one verified token, and everything its requests share: the Azure target,
 /// the audit event (all but the time) and the Azure token cache key. Immutable once made.
 #[derive(Debug, PartialEq)]
@@ -80,6 +89,8 @@ pub struct Decided {
     target: Option<AzureTarget>,
     audit_members: Option<String>,
     summary_members: String,
+    /// The members of the decision's event that the event of Entra's answer repeats.
+    joined: Option<Map<String, Value>>,
     decided_until: u64,
     azure_key: Option<String>,
     /// The `kid` and `alg` of the token's signature, so new keys keep the decision only while
@@ -176,6 +187,9 @@ pub struct Gate {
     broker_assertions: HashMap<String, SignedAssertion>,
     /// Managed identity tokens by identity request URL (endpoint, resource, identity).
     identity_tokens: HashMap<String, IdentityToken>,
+    /// The decision of each sent token request, by its `client-request-id`, with when it was
+    /// built: what Entra's answer event joins.
+    pending: HashMap<String, (Arc<Decided>, u64)>,
     audit: Vec<String>,
     audit_enabled: bool,
     audit_every_request: bool,
@@ -200,6 +214,7 @@ impl Gate {
                 target: Some(config.effective(named)),
                 audit_members: None,
                 summary_members: String::new(),
+                joined: None,
                 decided_until: u64::MAX,
                 azure_key: None,
                 signer: None,
@@ -216,6 +231,7 @@ impl Gate {
             assertions: HashMap::new(),
             broker_assertions: HashMap::new(),
             identity_tokens: HashMap::new(),
+            pending: HashMap::new(),
             audit: Vec::new(),
             audit_enabled: true,
             audit_every_request: false,
@@ -354,12 +370,12 @@ impl Gate {
         };
         let target = named.map(|t| self.config.effective(t));
         let azure_key = target.as_ref().map(|t| azure_key(t, claims));
-        let (audit_members, summary_members) = match &decision {
+        let (audit_members, summary_members, joined) = match &decision {
             Some(decision) => {
-                let (full, summary) = audit_members(decision, claims, &verified.fingerprint, now);
-                (Some(full), summary)
+                let members = audit_members(decision, claims, &verified.fingerprint, now);
+                (Some(members.full), members.summary, Some(members.joined))
             }
-            None => (None, String::new()),
+            None => (None, String::new(), None),
         };
         let decided_until = match (self.age_bound, claims.iat) {
             (Some(bound), Some(iat)) => iat.saturating_add(bound),
@@ -372,6 +388,7 @@ impl Gate {
             target,
             audit_members,
             summary_members,
+            joined,
             decided_until,
             azure_key,
             signer,
@@ -434,7 +451,11 @@ impl Gate {
         // `correlation_id`, which joins its sign-in log to our audit event.
         let mut id = [0u8; 16];
         rng.fill(&mut id).map_err(|_| RequestError::RandomFailed)?;
-        request.headers.push(("client-request-id".to_owned(), uuid_v4(id)));
+        let request_id = uuid_v4(id);
+        if self.audit_enabled {
+            self.remember_pending(&request_id, &admission.decided, now);
+        }
+        request.headers.push(("client-request-id".to_owned(), request_id));
         request.headers.push(("return-client-request-id".to_owned(), "true".to_owned()));
         Ok(request)
     }
@@ -590,18 +611,50 @@ impl Gate {
         Ok(signed)
     }
 
-    /// Reads Entra's answer, received at `now`.
+    /// Keeps which decision the request `request_id` was built for, bounded.
+    fn remember_pending(&mut self, request_id: &str, decided: &Arc<Decided>, now: u64) {
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.retain(|_, (_, sent)| now.saturating_sub(*sent) < PENDING_FOR);
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.clear();
+            }
+        }
+        self.pending.insert(request_id.to_owned(), (Arc::clone(decided), now));
+    }
+
+    /// Reads Entra's answer to the request `request_id` ([`TokenRequest::request_id`] of the
+    /// request [`Gate::request`] built), received at `now`, and queues its audit event: the
+    /// outcome, Entra's error codes and its correlation and trace ids, joined to the decision
+    /// the request was made for (its `rule`, `token_sha256`, `jti`, job and identity). An answer
+    /// to an unknown (or forgotten) request id is read and recorded all the same, without the
+    /// decision.
     ///
     /// # Errors
     /// [`Failure::Entra`]: ask [`Failure::retryable`] and [`Failure::retry_after`].
     pub fn finish(
-        &self,
+        &mut self,
+        request_id: &str,
         status: u16,
         headers: &[(String, String)],
         body: &[u8],
         now: u64,
     ) -> Result<AccessToken, Failure> {
-        Ok(entra::parse_token_response(status, headers, body, now)?)
+        let outcome = entra::parse_token_response(status, headers, body, now);
+        // Kept, not taken: a host may send the same request again (a retry) and read its answer.
+        let pending = self.pending.get(request_id).cloned();
+        if self.audit_enabled {
+            let joined = pending.as_ref().and_then(|(decided, _)| decided.joined.as_ref());
+            let fixed_client = pending
+                .as_ref()
+                .filter(|(decided, _)| decided.joined.is_none())
+                .and_then(|(decided, _)| decided.target())
+                .map(|t| Map::from_iter([("client_id".to_owned(), json!(t.client_id()))]));
+            let answer = EntraAnswer { status, headers, outcome: outcome.as_ref() };
+            let id = (!request_id.is_empty()).then(|| request_id.to_owned());
+            let event = AuditEvent::answered(joined.or(fixed_client.as_ref()), id, &answer, now);
+            self.audit.push(event.to_json());
+        }
+        Ok(outcome?)
     }
 
     /// Queues the reuse summaries at `now`: those of decisions that left the cache, and of every
@@ -647,24 +700,33 @@ fn azure_key(target: &AzureTarget, claims: &Claims) -> String {
     token_fingerprint(&input)
 }
 
-/// The audit event's members without `time` (the token's fingerprint is the one the verifier
-/// computed), and the members a reuse summary repeats, both as JSON members without braces.
-fn audit_members(
-    decision: &Decision,
-    claims: &Claims,
-    fingerprint: &str,
-    now: u64,
-) -> (String, String) {
+/// A decision event's members, as the gate keeps them for the events of its requests.
+struct Members {
+    /// All but `time`, as JSON members without braces (the token's fingerprint is the one the
+    /// verifier computed).
+    full: String,
+    /// Those a reuse summary repeats, as JSON members without braces.
+    summary: String,
+    /// Those the event of Entra's answer repeats.
+    joined: Map<String, Value>,
+}
+
+fn audit_members(decision: &Decision, claims: &Claims, fingerprint: &str, now: u64) -> Members {
     let event = AuditEvent::with_fingerprint(decision, claims, fingerprint, now);
+    let joined = event.joined();
     let Value::Object(mut members) = event.as_json().clone() else {
-        return (String::new(), String::new());
+        return Members { full: String::new(), summary: String::new(), joined };
     };
     members.remove("time");
-    let summary: serde_json::Map<String, Value> = SUMMARY_MEMBERS
+    let summary: Map<String, Value> = SUMMARY_MEMBERS
         .iter()
         .filter_map(|&name| Some((name.to_owned(), members.get(name)?.clone())))
         .collect();
-    (without_braces(&Value::Object(members)), without_braces(&Value::Object(summary)))
+    Members {
+        full: without_braces(&Value::Object(members)),
+        summary: without_braces(&Value::Object(summary)),
+        joined,
+    }
 }
 
 /// A JSON object's members, without the braces.

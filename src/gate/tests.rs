@@ -83,9 +83,56 @@ fn the_whole_sequence_admit_request_finish() {
     assert_eq!(header("return-client-request-id").map(String::as_str), Some("true"));
 
     let answer = br#"{"token_type":"Bearer","expires_in":3599,"access_token":"eyJ0eXAi.x.y"}"#;
-    let access = gate.finish(200, &[], answer, NOW).unwrap();
+    let access = gate.finish(id, 200, &[], answer, NOW).unwrap();
     assert_eq!(access.token.secret(), "eyJ0eXAi.x.y");
     assert_eq!(access.expires_at, NOW + 3599);
+}
+
+#[test]
+fn each_entra_answer_is_an_audit_event_joined_to_its_decision() {
+    let mut gate = policy_gate();
+    let token = token();
+    let admission = gate.admit(&token, NOW).unwrap();
+    let request = gate.request(&admission, &token, NOW, &SystemRandom::new()).unwrap();
+    let id = request.request_id().unwrap().to_owned();
+    let decision: Value = serde_json::from_str(&gate.take_audit()[0]).unwrap();
+
+    let refused = br#"{"error":"invalid_client","error_description":"AADSTS700213: No matching federated identity record found","error_codes":[700213],"trace_id":"t-1","correlation_id":"c-1"}"#;
+    gate.finish(&id, 400, &[], refused, NOW + 1).unwrap_err();
+    let events = gate.take_audit();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(event["event"], "entra_answer");
+    for member in ["rule", "token_sha256", "jti", "project_id", "job_id", "sha"] {
+        assert_eq!(event[member], decision[member], "{member}");
+    }
+    assert_eq!(event["client_id"], CLIENT_ID);
+    assert_eq!(event["client_request_id"], id.as_str());
+    assert_eq!(event["outcome"], "entra-error");
+    assert_eq!(event["error_codes"], json!([700213]));
+    assert_eq!((&event["trace_id"], &event["correlation_id"]), (&"t-1".into(), &"c-1".into()));
+    assert!(!events[0].contains(&token), "never the token");
+
+    // A retry sends the same request: its answer joins the decision too. The access token is
+    // never in the event. An unknown id is recorded without the decision.
+    let granted =
+        br#"{"token_type":"Bearer","expires_in":3599,"access_token":"eyJ0eXAi.c2VjcmV0.y"}"#;
+    gate.finish(&id, 200, &[], granted, NOW + 2).unwrap();
+    let event: Value = serde_json::from_str(&gate.take_audit()[0]).unwrap();
+    assert_eq!(event["outcome"], "access-token");
+    assert_eq!(event["rule"], decision["rule"]);
+    assert_eq!(event["client_request_id"], id.as_str());
+    assert!(!event.to_string().contains("c2VjcmV0"));
+    gate.finish("3c2a1e44-0000-4000-8000-000000000000", 200, &[], granted, NOW).unwrap();
+    let event: Value = serde_json::from_str(&gate.take_audit()[0]).unwrap();
+    assert_eq!((&event["rule"], &event["jti"]), (&Value::Null, &Value::Null));
+    assert_eq!(event["client_request_id"], "3c2a1e44-0000-4000-8000-000000000000");
+
+    // Without audit, nothing is queued or remembered.
+    gate.set_audit_enabled(false);
+    let request = gate.request(&admission, &token, NOW, &SystemRandom::new()).unwrap();
+    gate.finish(request.request_id().unwrap(), 200, &[], granted, NOW).unwrap();
+    assert!(gate.take_audit().is_empty());
 }
 
 #[test]
@@ -379,14 +426,15 @@ fn a_certificate_assertion_is_signed_once_and_reused_while_valid() {
 
 #[test]
 fn entra_failures_say_whether_and_when_to_retry() {
-    let gate = policy_gate();
+    let mut gate = policy_gate();
     let throttled =
-        gate.finish(429, &[("Retry-After".to_owned(), "7".to_owned())], b"", NOW).unwrap_err();
+        gate.finish("", 429, &[("Retry-After".to_owned(), "7".to_owned())], b"", NOW).unwrap_err();
     assert!(throttled.retryable());
     assert_eq!(throttled.retry_after(), Some(7));
     assert_eq!(throttled.http_status(), 503);
     let refused = gate
         .finish(
+            "",
             400,
             &[],
             br#"{"error":"invalid_client","error_description":"AADSTS700213: No matching federated identity record found","error_codes":[700213]}"#,
@@ -402,7 +450,8 @@ fn entra_failures_say_whether_and_when_to_retry() {
         "the hint is not repeated in the message: {refused}"
     );
     assert!(refused.to_string().contains("AADSTS700213"), "{refused}");
-    let html = gate.finish(502, &[], b"<html><title>Bad gateway</title></html>", NOW).unwrap_err();
+    let html =
+        gate.finish("", 502, &[], b"<html><title>Bad gateway</title></html>", NOW).unwrap_err();
     assert_eq!(html.http_status(), 502);
 }
 

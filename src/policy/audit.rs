@@ -16,7 +16,7 @@
 use serde_json::{json, Map, Value};
 
 use super::decision::{Decision, Verdict};
-use crate::entra::{parse_token_response, EntraError};
+use crate::entra::{parse_token_response, AccessToken, EntraError};
 use crate::{token_fingerprint, Claims};
 
 /// The members of a decision event an Entra answer event repeats, so it joins without a lookup.
@@ -101,13 +101,26 @@ impl AuditEvent {
         Self { value }
     }
 
-    /// The event of Entra's answer to the token request of a decision: the decision's `rule`,
-    /// `token_sha256`, `jti`, `project_id`, `job_id` and `sha` (from `decision`, its event), the
-    /// `client-request-id` the request carried (`request_headers`), the HTTP status, the outcome
-    /// (`access-token`, or the failure's kind with Entra's `error_codes`), and Entra's
-    /// `correlation_id` and `trace_id`: from an error body, else from the answer's
-    /// `client-request-id` (echoed when the request asked with `return-client-request-id`) and
-    /// `x-ms-request-id` headers. Never the token or the access token.
+    /// The members of this decision event that an Entra answer event repeats (`rule`,
+    /// `token_sha256`, `jti`, `project_id`, `job_id`, `sha` and the identity's `client_id`), so
+    /// the answer joins its decision without a lookup.
+    pub fn joined(&self) -> Map<String, Value> {
+        let mut joined: Map<String, Value> = JOINED_MEMBERS
+            .iter()
+            .map(|&member| (member.to_owned(), self.value[member].clone()))
+            .collect();
+        joined.insert("client_id".to_owned(), self.value["azure"]["client_id"].clone());
+        joined
+    }
+
+    /// The event of Entra's answer to the token request of a decision: the decision's members
+    /// (see [`AuditEvent::joined`]), the `client-request-id` the request carried
+    /// (`request_headers`), the HTTP status, the outcome (`access-token`, or the failure's kind
+    /// with Entra's `error_codes`), and Entra's `correlation_id` and `trace_id`: from an error
+    /// body, else from the answer's `client-request-id` (echoed when the request asked with
+    /// `return-client-request-id`) and `x-ms-request-id` headers. Never the token or the access
+    /// token. The gate queues this event itself when it reads an answer ([`crate::Gate::finish`]);
+    /// this is for joining logs after the fact.
     pub fn entra_answer(
         decision: &AuditEvent,
         request_headers: &[(String, String)],
@@ -116,26 +129,35 @@ impl AuditEvent {
         body: &[u8],
         now: u64,
     ) -> Self {
-        let header = |headers: &[(String, String)], name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.trim().to_owned())
-        };
+        let outcome = parse_token_response(status, response_headers, body, now);
+        let answer = EntraAnswer { status, headers: response_headers, outcome: outcome.as_ref() };
+        Self::answered(
+            Some(&decision.joined()),
+            header(request_headers, CLIENT_REQUEST_ID),
+            &answer,
+            now,
+        )
+    }
+
+    /// The event of an Entra answer already read: `joined` are the decision's members (`None`
+    /// when the request was not made for a policy decision, or is no longer known: they are
+    /// then `null`), `request_id` the `client-request-id` the request carried.
+    pub fn answered(
+        joined: Option<&Map<String, Value>>,
+        request_id: Option<String>,
+        answer: &EntraAnswer<'_>,
+        now: u64,
+    ) -> Self {
         let mut value = Map::new();
         value.insert("time".to_owned(), json!(now));
         value.insert("event".to_owned(), json!("entra_answer"));
-        for member in JOINED_MEMBERS {
-            value.insert(member.to_owned(), decision.value[member].clone());
+        for member in JOINED_MEMBERS.iter().copied().chain(["client_id"]) {
+            let found = joined.and_then(|j| j.get(member)).cloned().unwrap_or(Value::Null);
+            value.insert(member.to_owned(), found);
         }
-        value.insert("client_id".to_owned(), decision.value["azure"]["client_id"].clone());
-        value.insert(
-            "client_request_id".to_owned(),
-            json!(header(request_headers, "client-request-id")),
-        );
-        value.insert("status".to_owned(), json!(status));
-        let (outcome, codes, ids) = match parse_token_response(status, response_headers, body, now)
-        {
+        value.insert("client_request_id".to_owned(), json!(request_id));
+        value.insert("status".to_owned(), json!(answer.status));
+        let (outcome, codes, ids) = match answer.outcome {
             Ok(token) => {
                 value.insert("expires_at".to_owned(), json!(token.expires_at));
                 ("access-token".to_owned(), Vec::new(), None)
@@ -144,7 +166,7 @@ impl AuditEvent {
                 let entra = error.entra_response();
                 let codes = entra.map(|e| e.error_codes.clone()).unwrap_or_default();
                 let ids = entra.map(|e| (e.correlation_id.clone(), e.trace_id.clone()));
-                (failure_kind(&error), codes, ids)
+                (error.kind().to_owned(), codes, ids)
             }
         };
         value.insert("outcome".to_owned(), json!(outcome));
@@ -152,11 +174,11 @@ impl AuditEvent {
         let (correlation, trace) = ids.unwrap_or((None, None));
         value.insert(
             "correlation_id".to_owned(),
-            json!(correlation.or_else(|| header(response_headers, "client-request-id"))),
+            json!(correlation.or_else(|| header(answer.headers, CLIENT_REQUEST_ID))),
         );
         value.insert(
             "trace_id".to_owned(),
-            json!(trace.or_else(|| header(response_headers, "x-ms-request-id"))),
+            json!(trace.or_else(|| header(answer.headers, "x-ms-request-id"))),
         );
         Self { value: Value::Object(value) }
     }
@@ -181,6 +203,21 @@ impl AuditEvent {
     }
 }
 
-fn failure_kind(error: &EntraError) -> String {
-    error.kind().to_owned()
+/// Entra's answer to a token request, read: its status, its headers and what they gave.
+#[derive(Clone, Copy, Debug)]
+pub struct EntraAnswer<'a> {
+    /// The HTTP status.
+    pub status: u16,
+    /// The response headers.
+    pub headers: &'a [(String, String)],
+    /// The Azure token, or why there is none.
+    pub outcome: Result<&'a AccessToken, &'a EntraError>,
+}
+
+/// The header that carries the request's correlation id, both ways.
+const CLIENT_REQUEST_ID: &str = "client-request-id";
+
+/// The trimmed value of the first header called `name` (any case).
+fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
 }

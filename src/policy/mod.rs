@@ -105,7 +105,7 @@ use crate::rbac::{Catalogue, RoleNeed};
 use crate::text::hex;
 use crate::Claims;
 
-pub use audit::AuditEvent;
+pub use audit::{AuditEvent, EntraAnswer};
 pub use credential::RuleCredential;
 pub use decision::{
     CredentialEvidence, Decision, Effect, Evidence, Mismatch, RoleEvidence, RuleOutcome, Verdict,

@@ -110,9 +110,15 @@ def test_audit_every_request_logs_the_full_event_per_request(start_envoy, stand_
     token = stand_in.mint(job_id=fresh_job())
     for _ in range(4):
         assert envoy.get(token)[0] == 200
-    events = wait_for("four audit events",
-                      lambda: len(audit_events(envoy, jti_of(token))) >= 4 and audit_events(envoy, jti_of(token)))
-    assert len(events) == 4 and all(e["decision"] == "allow" and "event" not in e for e in events)
+    events = wait_for("four decisions and Entra's answer",
+                      lambda: len(audit_events(envoy, jti_of(token))) >= 5 and audit_events(envoy, jti_of(token)))
+    decisions = [e for e in events if e.get("event") != "entra_answer"]
+    answers = [e for e in events if e.get("event") == "entra_answer"]
+    assert len(decisions) == 4 and all(e["decision"] == "allow" and "event" not in e for e in decisions)
+    # One Entra request for the four, its answer joined to the decision by client-request-id.
+    assert len(answers) == 1 and answers[0]["outcome"] == "access-token", answers
+    assert answers[0]["rule"] == decisions[0]["rule"] and answers[0]["job_id"] == decisions[0]["job_id"]
+    assert len(answers[0]["client_request_id"]) == 36
 
 
 def test_first_requests_wait_for_the_first_jwks_fetch(start_envoy, stand_in):

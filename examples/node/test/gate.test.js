@@ -70,13 +70,20 @@ describe('sequence', () => {
     assert.equal(admission.verified.claims.sub, s.subject);
     assert.ok(admission.request.url.startsWith(`${s.entra}/${s.tenant}/`), admission.request.url);
 
-    const access = gate.finish(...(await send(admission.request)), now);
+    const access = gate.finish(admission, ...(await send(admission.request)), now);
     assert.equal(access.tokenType, 'Bearer');
     assert.equal(access.token.split('.').length, 3);
     assert.equal(access.expiresAt, BigInt(now) + access.expiresIn);
     const stats = await s.stats();
     assert.equal(stats.token_requests, before + 1);
     assert.equal(stats.last_form.client_id, s.client_id);
+    // The decision, then Entra's answer joined to it by the request id; never a token.
+    const [decision, answer] = gate.takeAudit().map((l) => JSON.parse(l));
+    assert.equal(answer.event, 'entra_answer');
+    assert.equal(answer.client_request_id, admission.requestId);
+    assert.ok(admission.request.headers.some(([n, v]) => n === 'client-request-id' && v === admission.requestId));
+    assert.deepEqual([answer.rule, answer.jti, answer.outcome], [decision.rule, decision.jti, 'access-token']);
+    assert.ok(!JSON.stringify(answer).includes(access.token));
 
     const again = gate.admit(token, now + 1);
     assert.equal(again.fresh, false, 'the kept decision was reused');
@@ -180,17 +187,17 @@ describe('failures', () => {
 
   test('finish: success, and every Entra failure', () => {
     const gate = policyGate();
-    const t = gate.finish(200, { 'content-type': 'application/json' }, '{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ.x.y"}', 1000);
+    const t = gate.finish('', 200, { 'content-type': 'application/json' }, '{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ.x.y"}', 1000);
     assert.deepEqual([t.token, t.tokenType, t.expiresIn, t.extExpiresIn, t.expiresAt], ['eyJ.x.y', 'Bearer', 3599n, 3599n, 4599n]);
-    const refused = failure(() => gate.finish(401, [['content-type', 'application/json']], '{"error":"invalid_client","error_codes":[700213]}'), 'entra-error');
+    const refused = failure(() => gate.finish('', 401, [['content-type', 'application/json']], '{"error":"invalid_client","error_codes":[700213]}'), 'entra-error');
     assert.deepEqual([refused.category, refused.retryable, refused.httpStatus], ['entra', false, 403]);
     assert.deepEqual([refused.entra.status, refused.entra.error, [...refused.entra.errorCodes]], [401, 'invalid_client', [700213n]]);
     assert.match(refused.hint, /subject/);
-    const throttled = failure(() => gate.finish(429, new Headers({ 'Retry-After': '7' }), ''), 'rate-limited');
+    const throttled = failure(() => gate.finish('', 429, new Headers({ 'Retry-After': '7' }), ''), 'rate-limited');
     assert.deepEqual([throttled.category, throttled.retryable, throttled.retryAfter, throttled.httpStatus], ['entra', true, 7n, 503]);
-    const down = failure(() => gate.finish(503, {}, '{"error":"temporarily_unavailable"}'), 'server-error');
+    const down = failure(() => gate.finish('', 503, {}, '{"error":"temporarily_unavailable"}'), 'server-error');
     assert.deepEqual([down.retryable, down.httpStatus], [true, 503]);
-    assert.equal(failure(() => gate.finish(200, { 'content-type': 'text/html' }, '<html></html>'), 'html-page').httpStatus, 502);
+    assert.equal(failure(() => gate.finish('', 200, { 'content-type': 'text/html' }, '<html></html>'), 'html-page').httpStatus, 502);
   });
 
   test('the Entra stand-in\'s refusals, through the gate', async () => {
@@ -198,7 +205,7 @@ describe('failures', () => {
     for (const [behaviour, kind] of [[{ mode: 'error', code: 700213 }, 'entra-error'], [{ mode: 'status', status: 429, retry_after: '1', times: 1 }, 'rate-limited'], [{ mode: 'garbage' }, 'html-page']]) {
       await s.behaviour(behaviour);
       const answer = await send(gate.admit(await s.mint()).request);
-      const e = failure(() => gate.finish(...answer), kind);
+      const e = failure(() => gate.finish('', ...answer), kind);
       if (kind === 'entra-error') assert.match(e.entra.traceId, /^[0-9a-f-]{36}$/);
       await s.behaviour({ mode: 'normal' });
     }

@@ -59,9 +59,10 @@ test('our federated token request equals msal-node\'s, field by field', async ()
       target: { tenant: s.tenant, clientId: s.client_id, scopes: [ARM] },
       dangerousAuthorityUrl: server.base,
     }, await s.jwks());
-    const ours = gate.admit(token).request;
+    const admission = gate.admit(token);
+    const ours = admission.request;
     const res = await fetch(ours.url, { method: ours.method, headers: ours.headers, body: ours.body });
-    const access = gate.finish(res.status, res.headers, await res.arrayBuffer());
+    const access = gate.finish(admission, res.status, res.headers, await res.arrayBuffer());
     gate.close();
     assert.equal(access.token, result.accessToken);
 

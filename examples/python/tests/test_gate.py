@@ -52,9 +52,17 @@ def test_the_whole_sequence_against_the_stand_ins(entra, gate_config):
         assert request.url == f"{entra.entra}/{entra.tenant}/oauth2/v2.0/token"
         assert form(request.body)["client_assertion"] == raw and raw not in repr(admission)
         now = admission.verified.claims.iat
-        access = gate.finish(*send(request), now=now)
+        access = gate.finish(admission, *send(request), now=now)
         assert (access.token_type, access.expires_in, access.expires_at) == ("Bearer", 3599, now + 3599)
         assert access.token.count(".") == 2 and access.token not in repr(access)
+        # The decision, then Entra's answer joined to it by the request id; never a token.
+        decision, answer = (json.loads(line) for line in gate.take_audit())
+        assert (decision["decision"], answer["event"]) == ("allow", "entra_answer")
+        assert answer["client_request_id"] == admission.request_id
+        assert dict(request.headers)["client-request-id"] == admission.request_id
+        assert (answer["rule"], answer["jti"], answer["outcome"]) == \
+            (decision["rule"], decision["jti"], "access-token")
+        assert raw not in json.dumps(answer) and access.token not in json.dumps(answer)
         last = entra.entra_stats()["last_form"]
         assert last["client_assertion"] == f"<{len(raw)} bytes>" and last["client_id"] == entra.client_id
 
@@ -179,10 +187,10 @@ def gate(stand_in, gate_config):
 
 def test_finish_reads_a_success(gate):
     body = b'{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ.x.y"}'
-    token = gate.finish(200, {"Content-Type": "application/json"}, body, now=1000)
+    token = gate.finish("", 200, {"Content-Type": "application/json"}, body, now=1000)
     assert token == AccessToken("eyJ.x.y", "Bearer", 3599, 3599, 4599)
     assert "eyJ.x.y" not in repr(token)
-    assert gate.finish(200, [("content-type", "application/json")], body.decode()).token == "eyJ.x.y"
+    assert gate.finish("", 200, [("content-type", "application/json")], body.decode()).token == "eyJ.x.y"
 
 
 @pytest.mark.parametrize("status,headers,body,kind,retryable,http_status", [
@@ -197,7 +205,7 @@ def test_finish_reads_a_success(gate):
 ])
 def test_finish_failures(gate, status, headers, body, kind, retryable, http_status):
     with pytest.raises(OidcError) as e:
-        gate.finish(status, headers, body)
+        gate.finish("", status, headers, body)
     err = e.value
     assert (err.category, err.kind, err.retryable, err.http_status) == ("entra", kind, retryable, http_status)
     assert not err.refetch_jwks
@@ -215,7 +223,8 @@ def test_finish_failures(gate, status, headers, body, kind, retryable, http_stat
 def test_stand_in_refusals(entra, gate, behaviour, kind, retryable):
     entra.entra_behaviour(**behaviour)
     with pytest.raises(OidcError) as e:
-        gate.finish(*send(gate.admit(entra.mint()).request))
+        admission = gate.admit(entra.mint())
+        gate.finish(admission, *send(admission.request))
     assert (e.value.category, e.value.kind, e.value.retryable) == ("entra", kind, retryable)
     if kind == "entra-error":
         assert e.value.entra.error_codes == [700213] and e.value.entra.trace_id

@@ -55,7 +55,7 @@ def test_a_gate_is_rebuilt_with_its_latest_keys_after_a_trap(entra, gate_config)
     rt.fuel = 50_000_000
     admission = gate.admit(raw)  # a fresh instance: keys reinstalled, kept decisions gone
     assert admission.fresh and rt.instances_created == 2
-    assert gate.finish(*send(admission.request)).token_type == "Bearer"
+    assert gate.finish(admission, *send(admission.request)).token_type == "Bearer"
 
 
 def test_module_functions_survive_a_trap(stand_in, config):

@@ -87,6 +87,9 @@ pub enum Call {
     Entra {
         /// The key.
         key: String,
+        /// The request's `client-request-id` (empty until it is sent): joins Entra's answer
+        /// to the decision in the audit log.
+        request_id: String,
     },
     /// The broker's managed identity token (one per identity request URL).
     Identity {
@@ -113,7 +116,7 @@ pub struct InFlight {
 impl InFlight {
     fn serves(&self, wanted: &Call) -> bool {
         match (&self.call, wanted) {
-            (Call::Entra { key }, Call::Entra { key: other }) => key == other,
+            (Call::Entra { key, .. }, Call::Entra { key: other, .. }) => key == other,
             (Call::Identity { request }, Call::Identity { request: other }) => {
                 request.url == other.url
             }

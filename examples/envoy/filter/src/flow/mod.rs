@@ -392,7 +392,8 @@ fn obtain<H: Host>(host: &H, shared: &Shared, owner: u32, job: Job, now_ms: u64)
         let reply = reply::overloaded_tokens();
         return refuse_as(host, shared, &job.purpose, reply, Some(&job.token), now);
     }
-    let Some(job) = shared.borrow_mut().join(&Call::Entra { key: key.clone() }, job) else {
+    let entra = Call::Entra { key: key.clone(), request_id: String::new() };
+    let Some(job) = shared.borrow_mut().join(&entra, job) else {
         count(host, shared, Counter::EntraCoalesced);
         return Flow::Waiting;
     };
@@ -533,10 +534,11 @@ fn exchange<H: Host>(
     let config = Rc::clone(shared.borrow().config());
     let timeout = Duration::from_millis(config.entra_timeout_ms);
     let body = Some(token_request.body.as_bytes());
+    let request_id = token_request.request_id().unwrap_or_default().to_owned();
     match host.dispatch_http_call(&config.entra_cluster, &headers, body, timeout) {
         Ok(call) => {
             let in_flight = InFlight {
-                call: Call::Entra { key },
+                call: Call::Entra { key, request_id },
                 owner,
                 started_ms: now_ms,
                 timeout_ms: config.entra_timeout_ms,
@@ -651,7 +653,9 @@ fn on_call_answer<H: Host>(
     let Some(in_flight) = shared.borrow_mut().take_in_flight(token) else { return false };
     let answer = call_response(host, body_size);
     match in_flight.call {
-        Call::Entra { key } => finish_exchange(host, shared, &key, in_flight.jobs, answer),
+        Call::Entra { key, request_id } => {
+            finish_exchange(host, shared, (&key, &request_id), in_flight.jobs, answer);
+        }
         Call::Identity { request } => {
             finish_identity(host, shared, owner, &request, in_flight.jobs, answer);
         }
@@ -663,7 +667,16 @@ fn on_call_answer<H: Host>(
 type Answer = (Option<u16>, Vec<(String, String)>, Vec<u8>);
 
 /// Entra answered (or did not): share the Azure token and serve every job, or refuse them all.
-fn finish_exchange<H: Host>(host: &H, shared: &Shared, key: &str, jobs: Vec<Job>, answer: Answer) {
+/// `call` is the Azure cache key and the request's `client-request-id`, which joins Entra's
+/// answer to the decision in the audit log.
+fn finish_exchange<H: Host>(
+    host: &H,
+    shared: &Shared,
+    call: (&str, &str),
+    jobs: Vec<Job>,
+    answer: Answer,
+) {
+    let (key, request_id) = call;
     let now_ms = host.now_ms();
     let now = now_ms / 1000;
     let (status, headers, body) = answer;
@@ -677,7 +690,8 @@ fn finish_exchange<H: Host>(host: &H, shared: &Shared, key: &str, jobs: Vec<Job>
         }
         return;
     };
-    let finished = shared.borrow().gate().finish(status, &headers, &body, now);
+    let finished = shared.borrow_mut().gate_mut().finish(request_id, status, &headers, &body, now);
+    log_audit(host, shared.borrow_mut().gate_mut().take_audit());
     match finished {
         Ok(access) => {
             count(host, shared, Counter::EntraOk);

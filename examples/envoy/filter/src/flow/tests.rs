@@ -577,14 +577,23 @@ fn a_decision_is_audited_once_and_its_reuses_are_summarized_on_the_tick() {
         proxy.get(&token);
     }
     let events = proxy.audit();
-    assert_eq!(events.len(), 1, "one full event: {events:?}");
+    assert_eq!(events.len(), 2, "one full event and Entra's answer: {events:?}");
     assert_eq!(events[0]["decision"], "allow");
     assert_eq!(events[0]["time"], NOW);
+    // Entra's answer, joined to the decision it was asked for (the gate's `finish`).
+    let answer = &events[1];
+    assert_eq!(answer["event"], "entra_answer");
+    assert_eq!(answer["outcome"], "access-token");
+    assert_eq!(answer["status"], 200);
+    assert!(answer["client_request_id"].as_str().is_some_and(|id| id.len() == 36), "{answer}");
+    for member in ["rule", "token_sha256", "jti", "job_id", "project_id"] {
+        assert_eq!(answer[member], events[0][member], "{member}");
+    }
     proxy.advance(5);
     proxy.tick();
     let events = proxy.audit();
-    assert_eq!(events.len(), 2, "{events:?}");
-    let summary = &events[1];
+    assert_eq!(events.len(), 3, "{events:?}");
+    let summary = &events[2];
     assert_eq!(summary["event"], "decision_reused");
     assert_eq!(summary["requests"], 4);
     for member in ["decision", "rule", "token_sha256", "jti", "project_path", "job_id"] {
@@ -602,7 +611,7 @@ fn pending_reuse_counts_are_logged_when_the_vm_stops() {
     proxy.entra_grants("azure-1");
     proxy.get(&token);
     proxy.get(&token);
-    assert_eq!(proxy.audit().len(), 1);
+    assert_eq!(proxy.audit().len(), 2, "the decision and Entra's answer");
     proxy.enter(ROOT);
     assert!(proxy.root.on_done());
     let events = proxy.audit();
@@ -620,8 +629,10 @@ fn every_request_mode_logs_the_full_event_per_request() {
     proxy.advance(10);
     proxy.tick();
     let events = proxy.audit();
-    assert_eq!(events.len(), 3, "{events:?}");
-    assert!(events.iter().all(|e| e["decision"] == "allow" && e["event"].is_null()));
+    let (answers, decisions): (Vec<_>, Vec<_>) =
+        events.iter().partition(|e| e["event"] == "entra_answer");
+    assert_eq!((decisions.len(), answers.len()), (3, 1), "{events:?}");
+    assert!(decisions.iter().all(|e| e["decision"] == "allow" && e["event"].is_null()));
 }
 
 #[test]
@@ -833,7 +844,8 @@ fn issue_16_a_forged_kid_refetch_keeps_the_caches_of_unchanged_keys() {
     proxy.get(&token);
     proxy.entra_grants("azure-1");
     assert_eq!(counter(&proxy, "verify_signature.valid"), 1, "one signature checked");
-    assert_eq!(proxy.audit().len(), 1, "one decision");
+    let decisions = proxy.audit().into_iter().filter(|e| e["decision"] == "allow").count();
+    assert_eq!(decisions, 1, "one decision");
 
     // Anyone can write one: a header naming a key nobody has, any payload, any signature.
     let header = testkit::b64(json!({"alg": "RS256", "kid": "forged"}).to_string().as_bytes());
