@@ -13,14 +13,14 @@ use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use clap::{ArgMatches, Args, ValueEnum};
-use gitlab_azure_oidc_host::{CiFile, Failure, Host, LintContext, Session, Severity};
+use clap::{ArgMatches, Args};
+use gitlab_azure_oidc_host::{CiFile, Failure, Host, LintContext, Session};
 
 use crate::exit::Exit;
 use crate::fetch::read_file;
 use crate::flags::Source;
-use crate::out;
 use crate::pipeline_yaml::{top_level_key_lines, yaml_to_json, MAX_YAML_BYTES};
+use crate::report::{FailOn, Rendered, ReportArgs};
 
 /// Most directory entries looked at when a glob include needs the repository's file list.
 const MAX_LISTED_ENTRIES: usize = 100_000;
@@ -75,47 +75,8 @@ pub(crate) struct LintArgs {
     /// The app registration's client id, for the `az` commands in fixes.
     #[arg(long, value_name = "GUID")]
     pub(crate) app_id: Option<String>,
-    /// Print the report as one JSON document on stdout.
-    #[arg(long)]
-    pub(crate) json: bool,
-    /// Also write the GitLab Code Quality report (a JSON array) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) code_quality: Option<PathBuf>,
-    /// Exit 1 when a finding is at least this severe.
-    #[arg(long, value_name = "SEVERITY", value_enum, default_value_t = FailOn::High)]
-    pub(crate) fail_on: FailOn,
-}
-
-/// `--fail-on`: the component's severities, lowest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
-pub(crate) enum FailOn {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl FailOn {
-    fn severity(self) -> Severity {
-        match self {
-            Self::Info => Severity::Info,
-            Self::Low => Severity::Low,
-            Self::Medium => Severity::Medium,
-            Self::High => Severity::High,
-            Self::Critical => Severity::Critical,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
 }
 
 pub(crate) fn command(host: &Host, args: &LintArgs, matches: &ArgMatches) -> Result<(), Exit> {
@@ -152,23 +113,15 @@ pub(crate) fn command(host: &Host, args: &LintArgs, matches: &ArgMatches) -> Res
             &context,
             policy.as_deref(),
             credentials.as_deref(),
-            args.fail_on.severity(),
+            args.report.fail_on.severity(),
         )?
         .map_err(|f| refused_input(f, args, matches))?;
-    if let Some(path) = &args.code_quality {
-        fs::write(path, format!("{}\n", report.code_quality)).map_err(|e| {
-            Exit::usage(format!("cannot write --code-quality {}: {e}", path.display()))
-        })?;
-    }
     for note in &notes {
         eprintln!("warning: {note}");
     }
-    if args.json {
-        out::json_mark();
-        out::line(&report.json)?;
-    } else {
-        out::line(report.text.trim_end())?;
-    }
+    let rendered =
+        Rendered { text: &report.text, json: &report.json, code_quality: &report.code_quality };
+    args.report.print(&rendered)?;
     if report.fails {
         let c = &report.counts;
         let at_or_above = [
@@ -179,7 +132,7 @@ pub(crate) fn command(host: &Host, args: &LintArgs, matches: &ArgMatches) -> Res
             (FailOn::Info, c.info),
         ]
         .into_iter()
-        .filter(|(s, _)| *s >= args.fail_on)
+        .filter(|(s, _)| *s >= args.report.fail_on)
         .map(|(_, n)| u64::from(n))
         .sum::<u64>();
         return Err(Exit::refused(
@@ -187,7 +140,7 @@ pub(crate) fn command(host: &Host, args: &LintArgs, matches: &ArgMatches) -> Res
             format!(
                 "{at_or_above} finding(s) at {} or above (--fail-on); fix them, or lint with a \
                  higher --fail-on",
-                args.fail_on.name()
+                args.report.fail_on.name()
             ),
         ));
     }

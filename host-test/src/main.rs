@@ -19,6 +19,7 @@ mod pipeline_yaml;
 mod precompiled;
 mod rbac;
 mod renew;
+mod report;
 mod time;
 mod verify;
 
@@ -128,9 +129,9 @@ fn main() -> ExitCode {
         // With --out, stdout stays empty even on failure.
         Command::Exchange(args) => args.output == exchange::Output::Json && args.out.is_none(),
         Command::Check(args) => args.json,
-        Command::Lint(args) => args.json,
+        Command::Lint(args) => args.report.json,
         Command::Plan(args) => args.json,
-        Command::AuditRbac(args) => args.json,
+        Command::AuditRbac(args) => args.report.json,
         Command::Demo => false,
         Command::Precompile(_) | Command::SelfCheck => false,
     };

@@ -3,31 +3,16 @@
 
 use std::io::Read;
 
-use clap::{Args, ValueEnum};
-use gitlab_azure_oidc_host::{AuditOptions, Host, Severity};
+use clap::Args;
+use gitlab_azure_oidc_host::{AuditOptions, Host};
 
 use crate::exit::Exit;
 use crate::fetch::read_file;
-use crate::out;
+use crate::report::{Rendered, ReportArgs};
 
 /// Largest role assignments or definitions export read, in bytes: some thousands of
 /// assignments (each about 1 KiB as `az` prints it).
 const MAX_EXPORT_BYTES: u64 = 8 << 20;
-
-/// A finding severity, for `--fail-on`.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(crate) enum FailOn {
-    /// Any finding.
-    Info,
-    /// Low and above.
-    Low,
-    /// Medium and above.
-    Medium,
-    /// High and critical.
-    High,
-    /// Critical only.
-    Critical,
-}
 
 #[derive(Args, Debug)]
 pub(crate) struct AuditRbacArgs {
@@ -41,16 +26,8 @@ pub(crate) struct AuditRbacArgs {
     /// The role definitions, for custom roles: `az role definition list -o json`.
     #[arg(long, value_name = "FILE")]
     pub(crate) definitions: Option<String>,
-    /// Print the report as one JSON document on stdout.
-    #[arg(long)]
-    pub(crate) json: bool,
-    /// Also write the findings as a GitLab Code Quality report to FILE (for
-    /// `artifacts:reports:codequality`).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) code_quality: Option<String>,
-    /// Exit 1 when a finding has this severity or a higher one.
-    #[arg(long, value_enum, value_name = "SEVERITY", default_value = "high")]
-    pub(crate) fail_on: FailOn,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
 }
 
 /// Reads an `az` export, bounded.
@@ -95,13 +72,7 @@ pub(crate) fn command(host: &Host, args: &AuditRbacArgs) -> Result<(), Exit> {
     let definitions =
         args.definitions.as_deref().map(|p| read_export(p, "--definitions")).transpose()?;
     let options = AuditOptions {
-        fail_on: match args.fail_on {
-            FailOn::Info => Severity::Info,
-            FailOn::Low => Severity::Low,
-            FailOn::Medium => Severity::Medium,
-            FailOn::High => Severity::High,
-            FailOn::Critical => Severity::Critical,
-        },
+        fail_on: args.report.fail_on.severity(),
         code_quality_path: repository_path(&args.policy),
     };
     let mut session = host.session()?;
@@ -118,18 +89,11 @@ pub(crate) fn command(host: &Host, args: &AuditRbacArgs) -> Result<(), Exit> {
             };
             Exit::failure(f, Some(file))
         })?;
-    if let Some(path) = &args.code_quality {
-        std::fs::write(path, &report.code_quality)
-            .map_err(|e| Exit::usage(format!("cannot write --code-quality {path}: {e}")))?;
-    }
-    if args.json {
-        out::json_mark();
-        out::line(report.json.trim_end())?;
-    } else {
-        out::line(report.text.trim_end())?;
-    }
+    let rendered =
+        Rendered { text: &report.text, json: &report.json, code_quality: &report.code_quality };
+    args.report.print(&rendered)?;
     if report.fails {
-        let threshold = format!("{:?}", args.fail_on).to_ascii_lowercase();
+        let threshold = args.report.fail_on.name();
         return Err(Exit::refused(
             "rbac-findings",
             format!(

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use super::error::PipelineError;
+use crate::text::json::yaml_type_name;
 
 /// Largest accepted document: GitLab's default `max_yaml_size_bytes` is 2 MiB.
 pub const MAX_DOCUMENT_BYTES: usize = 2 * 1024 * 1024;
@@ -139,21 +140,6 @@ pub(crate) enum Include {
     Elsewhere { kind: &'static str, what: String },
 }
 
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
-pub(crate) fn type_name(value: &Value) -> &'static str {
-    json_type(value)
-}
-
 fn local(path: &str, conditional: bool, inputs: bool) -> Include {
     if path.contains('$') {
         return Include::Unresolvable {
@@ -213,7 +199,7 @@ fn entry(value: &Value, file: &str, key: &str) -> Result<Include, PipelineError>
             }
             Err(bad("one of `local`, `remote`, `project`, `template` or `component`"))
         }
-        other => Err(bad(&format!("a path or a mapping, not {}", json_type(other)))),
+        other => Err(bad(&format!("a path or a mapping, not {}", yaml_type_name(other)))),
     }
 }
 
@@ -351,7 +337,7 @@ impl<'a> Loader<'a> {
         let Value::Object(own) = &doc.value else {
             return Err(PipelineError::NotAMapping {
                 file: doc.path.clone(),
-                found: json_type(&doc.value),
+                found: yaml_type_name(&doc.value),
             });
         };
         let mut merged = Map::new();

@@ -3,10 +3,10 @@
 
 use serde_json::{Map, Value};
 
-use super::document::type_name;
 use super::error::JobError;
 use super::reach::{compile_rules, flatten, variable_value, Rule};
 use super::resolve::{InheritVariables, ResolvedJob};
+use crate::text::json::yaml_type_name;
 
 /// The legacy JWT variables, removed in GitLab 17.0 (facts 1.1), longest first.
 pub(crate) const LEGACY_JWT: [&str; 3] = ["CI_JOB_JWT_V2", "CI_JOB_JWT_V1", "CI_JOB_JWT"];
@@ -342,7 +342,7 @@ impl<'a> JobModel<'a> {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(map)) => map.clone(),
             Some(other) => {
-                return Err(bad("variables", &format!("a mapping, not {}", type_name(other))))
+                return Err(bad("variables", &format!("a mapping, not {}", yaml_type_name(other))))
             }
         };
         let globals = match job.inherit_variables() {

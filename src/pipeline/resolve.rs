@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use super::document::{
-    deep_merge, type_name, Document, IncludeNote, Loader, Origin, MAX_DOCUMENTS, MAX_DOCUMENT_DEPTH,
+    deep_merge, Document, IncludeNote, Loader, Origin, MAX_DOCUMENTS, MAX_DOCUMENT_DEPTH,
 };
 use super::error::{JobError, PipelineError};
+use crate::text::json::yaml_type_name;
 
 /// Most jobs linted in one pipeline.
 pub const MAX_JOBS: usize = 1000;
@@ -299,7 +300,7 @@ impl Extender<'_> {
             Some(Ok(other)) => {
                 return Ok(Err(JobError::NotAMapping {
                     job: name.to_owned(),
-                    found: type_name(other),
+                    found: yaml_type_name(other),
                 }))
             }
             Some(Err(e)) => return Ok(Err(e.clone())),

@@ -95,17 +95,6 @@ pub(crate) fn parse(input: &[u8]) -> Result<Vec<Rule>, PolicyError> {
     Ok(compiled)
 }
 
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn join(prefix: &str, field: &str) -> String {
     if prefix.is_empty() {
         field.to_owned()
@@ -132,7 +121,7 @@ impl Ctx {
         PolicyError::WrongType {
             at: self.at(field),
             expected: expected.to_owned(),
-            found: json_type(found).to_owned(),
+            found: json::type_name(found).to_owned(),
         }
     }
 

@@ -11,11 +11,12 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use super::error::{json_type, RbacError};
+use super::error::RbacError;
 use super::guid::parse_guid;
 use super::permissions::Permission;
 use super::{MAX_DEFINITIONS, MAX_EXPORT_BYTES, MAX_PATTERN_LEN};
 use crate::text::ident::distance;
+use crate::text::json::type_name;
 
 /// The vendored built-in roles (see `src/rbac/README.md`).
 const BUILTIN_ROLES: &str = include_str!("builtin-roles.json");
@@ -242,7 +243,7 @@ pub(crate) fn parse_export(
     let value: Value = serde_json::from_slice(export)
         .map_err(|e| RbacError::Json { what, detail: e.to_string() })?;
     let Value::Array(entries) = value else {
-        return Err(RbacError::NotAnArray { what, found: json_type(&value) });
+        return Err(RbacError::NotAnArray { what, found: type_name(&value) });
     };
     if entries.len() > limit {
         return Err(RbacError::TooMany { what: counted, count: entries.len(), limit });
@@ -257,7 +258,7 @@ pub(crate) fn members<'a>(value: &'a Value, at: &str) -> Result<Members<'a>, Rba
         return Err(RbacError::WrongType {
             at: at.to_owned(),
             expected: "an object",
-            found: json_type(value),
+            found: type_name(value),
         });
     };
     let inner = match outer.get("properties") {
@@ -300,7 +301,7 @@ impl<'a> Members<'a> {
             Some(other) => Err(RbacError::WrongType {
                 at: self.path(key),
                 expected: "a string",
-                found: json_type(other),
+                found: type_name(other),
             }),
         }
     }
@@ -318,7 +319,7 @@ impl<'a> Members<'a> {
             Some(other) => Err(RbacError::WrongType {
                 at: self.path(key),
                 expected: "an array",
-                found: json_type(other),
+                found: type_name(other),
             }),
         }
     }
@@ -338,7 +339,7 @@ impl<'a> Members<'a> {
                 other => Err(RbacError::WrongType {
                     at: format!("{}[{i}]", self.path(key)),
                     expected: "a string",
-                    found: json_type(other),
+                    found: type_name(other),
                 }),
             })
             .collect()

@@ -13,10 +13,11 @@ use std::fmt;
 use serde_json::Value;
 
 use super::catalogue::{role_guid_from_definition_id, Catalogue};
-use super::error::{json_type, RbacError};
+use super::error::RbacError;
 use super::guid::parse_guid;
 use super::scope::Scope;
 use super::MAX_NEEDS;
+use crate::text::json::type_name;
 
 /// A role, as a need names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +82,7 @@ impl RoleNeed {
             return Err(RbacError::WrongType {
                 at: String::new(),
                 expected: "an array of {\"role\", \"scope\"} objects",
-                found: json_type(value),
+                found: type_name(value),
             });
         };
         if items.len() > MAX_NEEDS {
@@ -110,7 +111,7 @@ impl RoleNeed {
             return Err(RbacError::WrongType {
                 at: at.to_owned(),
                 expected: "an object {\"role\": ..., \"scope\": ...}",
-                found: json_type(value),
+                found: type_name(value),
             });
         };
         if let Some(field) = object.keys().find(|k| !NEED_MEMBERS.contains(&k.as_str())) {
@@ -126,7 +127,7 @@ impl RoleNeed {
             Some(other) => Err(RbacError::WrongType {
                 at: path(member),
                 expected: "a string",
-                found: json_type(other),
+                found: type_name(other),
             }),
         };
         let role = resolve_role(string("role")?, catalogue, &path("role"))?;

@@ -22,6 +22,34 @@ pub(crate) enum JsonProblem {
     TooDeep(usize),
 }
 
+/// What `value` is, as messages say it: `a string`, `an array`, `an object`...
+pub(crate) fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+        other => scalar_name(other),
+    }
+}
+
+/// [`type_name`] in YAML's words (`a list`, `a mapping`), for documents users write as YAML.
+pub(crate) fn yaml_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+        other => scalar_name(other),
+    }
+}
+
+fn scalar_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) | Value::Object(_) => "a collection",
+    }
+}
+
 /// Parses `input` as strict JSON into a [`Value`].
 pub(crate) fn parse(input: &[u8], max_depth: usize) -> Result<Value, JsonProblem> {
     let problem = RefCell::new(None);

@@ -15,7 +15,7 @@ import re
 import pytest
 
 import harness
-from harness import Echo, EcdsFile, Envoy, StandIn, bootstrap, plugin_config
+from harness import Echo, EcdsFile, Envoy, StandIn, Started, bootstrap, plugin_config
 from schemas import assert_plugin_config_valid, plugin_config_errors
 
 # A compact JWS: what an assertion, an identity token or a GitLab token looks like in a log line.
@@ -178,7 +178,7 @@ def start_envoy(tmp_path, stand_in, echo):
     arguments); every Envoy started is stopped at the end of the test. A configuration the
     filter is expected to accept must also satisfy schema/envoy-filter.schema.json, so the
     schema is checked against every configuration the tests load."""
-    started = []
+    started = Started()
 
     def start(plugin=None, concurrency=1, expect_ready=True, ecds=None, **overrides):
         """With `ecds` (the `ecds` fixture), the configuration comes from that file instead."""
@@ -188,14 +188,10 @@ def start_envoy(tmp_path, stand_in, echo):
                 assert_plugin_config_valid(plugin)
         clusters = {"upstream": echo.port, "gitlab": stand_in.issuer_port, "entra": stand_in.entra_port}
         envoy = Envoy(tmp_path, bootstrap(plugin, clusters, ecds=ecds), concurrency, expect_ready)
-        started.append(envoy)
-        return envoy
+        return started.add(envoy)
 
-    try:
+    with started:
         yield start
-    finally:
-        for envoy in started:
-            envoy.close()
 
 
 @pytest.fixture

@@ -126,26 +126,12 @@ class StandIn:
         self.log.close()
 
 
-class Echo:
-    """An upstream that answers 200 with the request headers it received, as JSON."""
+class Loopback:
+    """A threaded HTTP server on 127.0.0.1 with `handler`, stopped by `close`."""
 
-    def __init__(self):
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = json.dumps({"path": self.path,
-                                   "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_POST = do_GET
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    def __init__(self, handler, daemon_threads=False):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = daemon_threads
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
                                        daemon=True)
@@ -155,6 +141,55 @@ class Echo:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+class Echo(Loopback):
+    """An upstream that answers 200 with the request headers it received, as JSON; or, given
+    `body`, a file server that answers every request with those bytes. `hits` lists the paths
+    asked for, in order."""
+
+    def __init__(self, body=None):
+        hits = self.hits = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                hits.append(self.path)
+                data = body if body is not None else json.dumps(
+                    {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json" if body is None
+                                 else "application/octet-stream")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_POST = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(Handler)
+
+
+class Started:
+    """The Envoys a fixture starts, each stopped when the fixture's `with` block ends."""
+
+    def __init__(self):
+        self.envoys = []
+
+    def __len__(self):
+        return len(self.envoys)
+
+    def add(self, envoy):
+        self.envoys.append(envoy)
+        return envoy
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for envoy in self.envoys:
+            envoy.close()
 
 
 POLICY = {

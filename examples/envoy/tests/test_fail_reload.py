@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import TARGET, WASM, Envoy, bootstrap, call, plugin_config, wait_for
+from harness import TARGET, WASM, Envoy, Started, bootstrap, call, plugin_config, wait_for
 
 TRAP_WASM = Path(os.environ.get("GITLAB_AZURE_OIDC_ENVOY_TRAP_TEST_WASM",
                                 TARGET / "wasm32-wasip1/trap-test/gitlab_azure_oidc_envoy.wasm"))
@@ -25,19 +25,15 @@ TRAP = "x-gitlab-azure-oidc-trap-test"
 def start_trap_envoy(tmp_path, stand_in, echo):
     if not TRAP_WASM.exists():
         pytest.fail(f"{TRAP_WASM} is missing: make envoy-filter-trap-test")
-    started = []
+    started = Started()
 
     def start(**options):
         clusters = {"upstream": echo.port, "gitlab": stand_in.issuer_port, "entra": stand_in.entra_port}
         envoy = Envoy(tmp_path, bootstrap(plugin_config(stand_in), clusters, wasm=TRAP_WASM, **options))
-        started.append(envoy)
-        return envoy
+        return started.add(envoy)
 
-    try:
+    with started:
         yield start
-    finally:
-        for envoy in started:
-            envoy.close()
 
 
 def trap(envoy, token, mode, timeout=20):

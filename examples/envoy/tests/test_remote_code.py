@@ -15,54 +15,18 @@ the listener: every request on it gets a 503 with an empty body (response code d
 import hashlib
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness import WASM, Envoy, bootstrap, call, plugin_config, wait_for
+from harness import WASM, Echo, Envoy, Started, bootstrap, call, plugin_config, wait_for
 from schemas import assert_plugin_config_valid
 
 MODULE_PATH = "/gitlab_azure_oidc_envoy.wasm"
 
 
-class Server:
-    """A loopback HTTP server in a thread: serves the module, or plays the upstream (echoing the
-    request), and counts what it was asked."""
-
-    def __init__(self, body=None):
-        hits = self.hits = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                hits.append(self.path)
-                data = body if body is not None else json.dumps(
-                    {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
-                self.send_response(200)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_POST = do_GET
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                       daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
 def module_server():
-    server = Server(WASM.read_bytes())
+    server = Echo(WASM.read_bytes())
     try:
         yield server
     finally:
@@ -71,7 +35,7 @@ def module_server():
 
 @pytest.fixture
 def upstream():
-    server = Server()
+    server = Echo()
     try:
         yield server
     finally:
@@ -112,7 +76,7 @@ def remote_bootstrap(plugin, clusters, module_port, sha256, access_log, failure_
 @pytest.fixture
 def start_remote(tmp_path, stand_in, upstream):
     """Starts Envoy with the filter as remote code (see remote_bootstrap); stops it at the end."""
-    started = []
+    started = Started()
 
     def start(module_port, sha256, failure_policy=None):
         plugin = plugin_config(stand_in)
@@ -124,14 +88,10 @@ def start_remote(tmp_path, stand_in, upstream):
         envoy = Envoy(tmp_path, remote_bootstrap(plugin, clusters, module_port, sha256, access_log,
                                                  failure_policy))
         envoy.access_log = access_log
-        started.append(envoy)
-        return envoy
+        return started.add(envoy)
 
-    try:
+    with started:
         yield start
-    finally:
-        for envoy in started:
-            envoy.close()
 
 
 def stats(envoy, pattern):
