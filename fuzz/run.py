@@ -23,7 +23,8 @@ from pathlib import Path
 FUZZ = Path(__file__).resolve().parent
 CARGO_FUZZ_VERSION = "0.13.1"
 TARGETS = ["verify_token", "token_mutation", "jwks", "policy", "glob", "expression",
-           "entra_response", "entra_request", "credential", "rbac_export", "pipeline"]
+           "entra_response", "entra_request", "credential", "rbac_export", "pipeline",
+           "vend_request", "identity_response", "broker_config"]
 COMPONENT = "component"
 
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Writes the seed corpora fuzz/corpus/<target>/ from the repository's own test data (vendored
-third-party vectors, testdata folders, example policies). Run from anywhere; commit what it
-writes. Seeds are named `seed-<source>`; files libFuzzer adds during a run are not seeds and are
-not committed (`make fuzz` keeps them in fuzz/corpus/<target>/.work)."""
+third-party vectors, testdata folders, example policies, the broker's examples and tests). Run
+from anywhere; commit what it writes. Seeds are named `seed-<source>`; `seed-coincidence-*` are
+inputs kept by hand (a leak check fired on a coincidence) and stay. Files libFuzzer adds during a
+run are not seeds and are not committed (`fuzz/run.py` keeps them in fuzz/work/<target>/)."""
 
 import base64
+import hashlib
 import json
 import shutil
+import textwrap
 from pathlib import Path
 
 FUZZ = Path(__file__).resolve().parent
@@ -179,6 +182,146 @@ def pipeline():
         write("pipeline", str(path.relative_to(REPO / "src/pipeline/testdata")).replace("/", "-"), path.read_bytes())
 
 
+def jwt(header, claims, signature_seed):
+    """A compact JWS of the given header and claims; the signature is 256 stand-in bytes."""
+    sig = hashlib.sha256(signature_seed.encode()).digest() * 8
+    parts = [json.dumps(header, separators=(",", ":")).encode(), json.dumps(claims, separators=(",", ":")).encode(), sig]
+    return ".".join(base64.urlsafe_b64encode(p).rstrip(b"=").decode() for p in parts)
+
+
+def vend_requests():
+    """vend_request: method, Content-Type, Authorization, body (src/broker/tests.rs,
+    examples/envoy/tests/brokerkit.py's `vend`)."""
+    token = load(THIRD / "gitlab/gitlab_com_tokens.json")["tokens"][0]["token"]
+    bearer = f"Bearer {token}"
+    vault = "https://vault.azure.net/.default"
+    requests = [
+        ("plain", "POST", "", bearer, ""),
+        ("json", "POST", "application/json", bearer, json.dumps({"scope": vault, "kind": "assertion"})),
+        ("json-charset-nulls", "POST", "application/json; charset=utf-8", bearer, '{"scope":null,"kind":null}'),
+        ("json-sniffed", "post", "", f"bearer  {token} ", ' {"kind":"access_token"}'),
+        ("form", "POST", "application/x-www-form-urlencoded", bearer,
+         "scope=https%3A%2F%2Fvault.azure.net%2F.default&kind=access_token"),
+        ("form-plus", "POST", "application/x-www-form-urlencoded", bearer, "scope=a+b&&kind=&scope="),
+        ("get", "GET", "", bearer, ""),
+        ("no-token", "POST", "application/json", "", "{}"),
+        ("empty-token", "POST", "", "Bearer ", ""),
+        ("basic", "POST", "", "Basic dXNlcjpzZWNyZXQ=", ""),
+        ("unknown-kind", "POST", "application/json", bearer, '{"kind":"refresh"}'),
+        ("unknown-member", "POST", "application/json", bearer, '{"scopes":"x"}'),
+        ("not-object", "POST", "application/json", bearer, "[1]"),
+        ("text-plain", "POST", "text/plain", bearer, "x"),
+        ("bad-percent", "POST", "application/x-www-form-urlencoded", bearer, "scope=%zz"),
+    ]
+    for name, method, content_type, authorization, body in requests:
+        write("vend_request", name, f"{method}\n{content_type}\n{authorization}\n{body}")
+
+
+def identity_responses():
+    """identity_response: status, Content-Type, Retry-After, body: the answers of IMDS and App
+    Service (azure-sdk-for-python imds.py and app_service.py; src/broker/tests.rs)."""
+    now, uami = 1_760_000_000, "0b9a3c6e-8f1d-4e2a-9c7b-5d4e3f2a1b0c"
+    tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+    token = jwt({"typ": "JWT", "alg": "RS256", "kid": "PoVKeirIOvmTyLQ9G9BenBwos7k"},
+                {"aud": "fb60f99c-7a34-4190-8149-302f77469936", "iss": f"https://login.microsoftonline.com/{tenant}/v2.0",
+                 "iat": now, "nbf": now, "exp": now + 86399, "oid": "5d4e3f2a-1b0c-4e2a-9c7b-0b9a3c6e8f1d",
+                 "sub": "5d4e3f2a-1b0c-4e2a-9c7b-0b9a3c6e8f1d", "tid": tenant, "azp": uami}, "identity")
+    imds = {"access_token": token, "client_id": uami, "expires_in": "86399", "expires_on": str(now + 86399),
+            "ext_expires_in": "86399", "not_before": str(now), "resource": "api://AzureADTokenExchange",
+            "token_type": "Bearer"}
+    app_service = {"access_token": token, "expires_on": now + 3600, "resource": "api://AzureADTokenExchange",
+                   "token_type": "Bearer", "client_id": uami}
+    answers = [
+        ("imds", 200, "application/json; charset=utf-8", "", json.dumps(imds)),
+        ("app-service", 200, "application/json", "", json.dumps(app_service)),
+        ("expires-in-only", 200, "application/json", "", json.dumps({"access_token": token, "expires_in": 3600})),
+        ("not-jwt", 200, "application/json", "", json.dumps({"access_token": "not a jwt", "expires_in": 3600})),
+        ("expired", 200, "application/json", "", json.dumps({**imds, "expires_on": str(now + 10)})),
+        ("not-assigned", 400, "application/json", "",
+         json.dumps({"error": "invalid_request", "error_description": "Identity not found"})),
+        ("unauthorized", 403, "application/json", "", json.dumps({"statusCode": 403, "message": "Unauthorized"})),
+        ("throttled", 429, "application/json", "7",
+         json.dumps({"error": "too_many_requests", "error_description": "Too many requests"})),
+        ("starting", 404, "text/plain", "", "Not Found"),
+        ("server", 500, "application/json", "", json.dumps({"error": "unknown", "message": "internal error"})),
+        ("truncated", 500, "application/json", "", json.dumps(imds)[:120]),
+    ]
+    for name, status, content_type, retry_after, body in answers:
+        write("identity_response", name, f"{status}\n{content_type}\n{retry_after}\n{body}")
+
+
+def envoy_broker_document():
+    """The `broker` member of examples/envoy/broker.yaml's filter configuration (a JSON string in
+    the YAML: read without a YAML parser)."""
+    lines = (REPO / "examples/envoy/broker.yaml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == "value: |":
+            indent = len(line) - len(line.lstrip())
+            block = []
+            for rest in lines[i + 1:]:
+                if rest.strip() and len(rest) - len(rest.lstrip()) <= indent:
+                    break
+                block.append(rest)
+            config = json.loads(textwrap.dedent("\n".join(block)))
+            if "broker" in config:
+                return config["broker"]
+    raise SystemExit("examples/envoy/broker.yaml: no broker configuration found")
+
+
+def broker_configs():
+    """broker_config: the mode (`broker` or `plan`), then the document. The target's environment
+    names the keys of examples/envoy/broker.yaml and examples/envoy/tests/brokerkit.py."""
+    url = "https://broker.example.com"
+    signing = {"private_key": {"env": "BROKER_KEY_A"}, "use": "signing"}
+    public = {"public_key": {"env": "BROKER_PUBLIC_KEY"}}
+    keys = (REPO / "testkit/keys")
+    inline_pem = "-----BEGIN PRIVATE KEY-----\n" + "\n".join(textwrap.wrap(
+        base64.b64encode((keys / "rsa-2048.pk8.der").read_bytes()).decode(), 64)) + "\n-----END PRIVATE KEY-----\n"
+    spki = (REPO / "src/entra/testdata/rsa-2048.spki.der").read_bytes()
+    public_pem = "-----BEGIN PUBLIC KEY-----\n" + "\n".join(textwrap.wrap(base64.b64encode(spki).decode(), 64)) + "\n-----END PUBLIC KEY-----\n"
+    documents = [
+        ("envoy", "broker", envoy_broker_document()),
+        ("envoy-plan", "plan", envoy_broker_document()),
+        ("brokerkit", "broker", {
+            "issuer": {"url": "http://127.0.0.1:10000", "keys": [signing, {"private_key": {"env": "BROKER_KEY_B"}, "use": "published"}]},
+            "managed_identity": {"endpoint": "imds", "dangerous_url": "http://127.0.0.1:8443/metadata/identity/oauth2/token"},
+            "certificates": {"app-cert": {"private_key": {"env": "APP_KEY"}, "certificate": {"env": "APP_CERT"}}}}),
+        ("app-service", "broker", {"managed_identity": {"endpoint": "app-service"}}),
+        ("app-service-explicit", "broker", {"managed_identity": {
+            "endpoint": "app-service", "url": "http://localhost:42356/msi/token", "header": {"env": "IDENTITY_HEADER"}}}),
+        ("app-service-unset", "broker", {"managed_identity": {"endpoint": "app-service", "url": {"env": "UNSET"}}}),
+        ("below-path", "broker", {"issuer": {"url": f"{url}/tenant-a", "assertion_lifetime": 600, "keys": [
+            {**signing, "kid": "2026-05"}, {"private_key": {"env": "BROKER_KEY_3072"}, "kid": "2026-11"}, {**public, "kid": "2025-11"}]}}),
+        ("plan-public", "plan", {"issuer": {"url": url, "keys": [
+            {"private_key": {"env": "UNSET"}, "public_key": {"value": public_pem}, "use": "signing"}]}}),
+        ("inline-private", "broker", {"issuer": {"url": url, "keys": [
+            {"private_key": {"value": inline_pem}, "use": "signing"}]}}),
+        ("inline-pkcs1", "broker", {"issuer": {"url": url, "keys": [{"private_key": {"value":
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIsecret\n-----END RSA PRIVATE KEY-----"}, "use": "signing"}]}}),
+        ("small-key", "broker", {"issuer": {"url": url, "keys": [{"private_key": {"env": "BROKER_KEY_1024"}, "use": "signing"}]}}),
+        ("no-signing", "broker", {"issuer": {"url": url, "keys": [{"private_key": {"env": "BROKER_KEY_A"}}]}}),
+        ("public-signing", "broker", {"issuer": {"url": url, "keys": [{**public, "use": "signing"}]}}),
+        ("several-signing", "broker", {"issuer": {"url": url, "keys": [signing, {**signing, "private_key": {"env": "BROKER_KEY_B"}}]}}),
+        ("duplicate-kid", "broker", {"issuer": {"url": url, "keys": [signing, {"private_key": {"env": "BROKER_SIGNING_KEY"}}]}}),
+        ("trailing-slash", "broker", {"issuer": {"url": url + "/", "keys": [signing]}}),
+        ("long-lifetime", "broker", {"issuer": {"url": url, "assertion_lifetime": 601, "keys": [signing]}}),
+        ("bad-kid", "broker", {"issuer": {"url": url, "keys": [{**signing, "kid": "a kid"}]}}),
+        ("keys-100", "broker", {"issuer": {"url": url, "keys": [signing] + [{**public, "kid": f"k{i}"} for i in range(99)]}}),
+        ("keys-101", "plan", {"issuer": {"url": url, "keys": [{**public, "kid": f"k{i}"} for i in range(101)]}}),
+        ("certificate-rs256", "broker", {"certificates": {"payments-legacy": {
+            "private_key": {"env": "PAYMENTS_KEY"}, "certificate": {"env": "PAYMENTS_CERT"}, "algorithm": "RS256", "assertion_lifetime": 120}}}),
+        ("certificate-mismatch", "broker", {"certificates": {"other": {
+            "private_key": {"env": "PAYMENTS_KEY"}, "certificate": {"env": "OTHER_CERT"}}}}),
+        ("certificate-plan", "plan", {"certificates": {"a": {"certificate": {"env": "APP_CERT"}}, "b": {"certificate": {"env": "UNSET"}}}}),
+        ("env-unset", "broker", {"issuer": {"url": url, "keys": [{"private_key": {"env": "UNSET"}, "use": "signing"}]}}),
+        ("env-empty", "broker", {"issuer": {"url": url, "keys": [{"private_key": {"env": "EMPTY"}, "use": "signing"}]}}),
+        ("typo", "broker", {"isuer": {}}),
+    ]
+    for name, mode, document in documents:
+        write("broker_config", name, f"{mode}\n{json.dumps(document)}")
+    write("broker_config", "duplicate-member", 'broker\n{"issuer": {}, "issuer": {}}')
+
+
 def token_mutation():
     # Structured input (arbitrary): a few byte strings give the fuzzer starting shapes.
     for i, seed in enumerate([b"\0" * 64, b"\1" + b"sub" * 10, b"\2" + bytes(range(64))]):
@@ -194,7 +337,10 @@ def component():
 def main():
     for folder in CORPUS.glob("*"):
         for seed in folder.glob("seed-*"):
-            seed.unlink()
+            # seed-coincidence-*: inputs that made a leak check fire on a coincidence, kept by
+            # hand (no test data writes them).
+            if not seed.name.startswith("seed-coincidence-"):
+                seed.unlink()
     tokens()
     jwks()
     policies()
@@ -203,6 +349,9 @@ def main():
     entra()
     rbac()
     pipeline()
+    vend_requests()
+    identity_responses()
+    broker_configs()
     token_mutation()
     component()
     for folder in sorted(CORPUS.iterdir()):

@@ -17,7 +17,9 @@ use libfuzzer_sys::fuzz_target;
 
 fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();
-    HOST.get_or_init(|| Host::embedded(Limits::default()).expect("build the component first (make component)"))
+    HOST.get_or_init(|| {
+        Host::embedded(Limits::default()).expect("build the component first (make component)")
+    })
 }
 
 // The component is compiled once, before fuzzing starts: under the sanitizers Cranelift takes

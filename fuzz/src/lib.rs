@@ -78,10 +78,17 @@ pub fn canonical_b64(segment: &str) -> bool {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum G {
+    /// The character itself.
     Lit(char),
+    /// One character but `/` (the policy's `?`).
     One,
+    /// One character, `/` too (Entra's `?`).
+    AnyOne,
+    /// A run without `/` (the policy's `*`).
     Star,
+    /// Any run (the policy's `**` inside a segment, Entra's `*`).
     Any,
+    /// Whole segments (the policy's `**/`).
     Dirs,
 }
 
@@ -169,6 +176,7 @@ fn glob_at(
         None => j == t.len(),
         Some(G::Lit(c)) => t.get(j) == Some(c) && glob_at(p, t, i + 1, j + 1, memo),
         Some(G::One) => t.get(j).is_some_and(|&c| c != '/') && glob_at(p, t, i + 1, j + 1, memo),
+        Some(G::AnyOne) => j < t.len() && glob_at(p, t, i + 1, j + 1, memo),
         Some(G::Star) => (j..=t.len())
             .take_while(|&k| k == j || t[k - 1] != '/')
             .any(|k| glob_at(p, t, i + 1, k, memo)),
@@ -222,30 +230,16 @@ pub fn ref_expression_parse(source: &str) -> Option<Vec<RefClause>> {
 
 /// Entra's `matches`: `*` any run of characters, `?` exactly one, anything else itself; anchored.
 pub fn ref_wildcard(pattern: &str, value: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = value.chars().collect();
-    let mut memo = HashMap::new();
-    wildcard_at(&p, &t, 0, 0, &mut memo)
-}
-
-fn wildcard_at(
-    p: &[char],
-    t: &[char],
-    i: usize,
-    j: usize,
-    memo: &mut HashMap<(usize, usize), bool>,
-) -> bool {
-    if let Some(&known) = memo.get(&(i, j)) {
-        return known;
-    }
-    let result = match p.get(i) {
-        None => j == t.len(),
-        Some('*') => (j..=t.len()).any(|k| wildcard_at(p, t, i + 1, k, memo)),
-        Some('?') => j < t.len() && wildcard_at(p, t, i + 1, j + 1, memo),
-        Some(c) => t.get(j) == Some(c) && wildcard_at(p, t, i + 1, j + 1, memo),
-    };
-    memo.insert((i, j), result);
-    result
+    let tokens: Vec<G> = pattern
+        .chars()
+        .map(|c| match c {
+            '*' => G::Any,
+            '?' => G::AnyOne,
+            c => G::Lit(c),
+        })
+        .collect();
+    let text: Vec<char> = value.chars().collect();
+    glob_at(&tokens, &text, 0, 0, &mut HashMap::new())
 }
 
 /// Evaluates parsed clauses against claims: every clause must hold; a claim that is absent or
@@ -384,6 +378,8 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert!(ref_expression_parse("claims['sub']  eq 'a'").is_none());
         assert!(ref_wildcard("a*c?", "abbbcd"));
+        assert!(ref_wildcard("a?c*", "a/c/d"), "Entra's wildcards cross `/`");
+        assert!(!ref_wildcard("a?c", "ac"));
     }
 
     #[test]

@@ -146,7 +146,13 @@ impl IdentityEndpoint {
 fn check_url(url: &str) -> Result<(), IdentityError> {
     let invalid = |reason| Err(IdentityError::InvalidEndpoint { url: url.to_owned(), reason });
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return invalid("it must start with `http://` or `https://`");
+        // Not shown: a value that is no URL may be a secret read from the wrong variable
+        // (`IDENTITY_HEADER` for `IDENTITY_ENDPOINT`, a key).
+        let shown = format!("({} characters, not shown)", url.chars().count());
+        return Err(IdentityError::InvalidEndpoint {
+            url: shown,
+            reason: "it must start with `http://` or `https://`",
+        });
     }
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return invalid("it contains whitespace or control characters");

@@ -362,6 +362,17 @@ fn vending_requests_take_a_bearer_token_and_an_optional_scope_and_kind() {
         "{basic}"
     );
     assert!(basic.hint().unwrap().contains("Bearer"));
+    // Found by the `vend_request` fuzz target: a header without a scheme is the token itself
+    // (or a tab after `Bearer`), and none of it may be shown as the "scheme".
+    let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl";
+    for header in [token.to_owned(), format!("Token\u{1}{token}"), format!("X{token} {token}")] {
+        let e = vend("POST", &[("Authorization", header.as_str())], "").unwrap_err();
+        assert_eq!(e.kind(), "missing-token");
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains(&token[..12]), "{shown}");
+    }
+    let tab = vend("POST", &[("Authorization", &format!("Bearer\t{token}"))], "").unwrap();
+    assert_eq!(tab.token(), token, "a tab separates the scheme too");
     assert_eq!(kind(vend("POST", &[bearer], r#"{"kind":"refresh"}"#)), ("bad-request", 400));
     assert_eq!(kind(vend("POST", &[bearer], r#"{"scopes":"x"}"#)), ("bad-request", 400));
     assert_eq!(kind(vend("POST", &[bearer], "[1]")), ("bad-request", 400));
@@ -448,6 +459,18 @@ fn a_broker_configuration_names_secrets_by_variable_and_never_quotes_them() {
         ConfigMode::Broker,
     );
     assert!(default_env.to_string().contains("IDENTITY_ENDPOINT"), "{default_env}");
+    // Found by the `broker_config` fuzz target's author: a variable that holds no URL (the
+    // header's secret, a key) named as the endpoint is refused without its value.
+    let swapped = |name: &str| {
+        (name == "IDENTITY_HEADER").then(|| "7Qm2xK9vLr4TnW8pZc3HyB6dFs1JgA5e".to_owned())
+    };
+    let wrong = parse(
+        json!({"managed_identity": {"endpoint": "app-service", "url": {"env": "IDENTITY_HEADER"}}}),
+        &swapped,
+        ConfigMode::Broker,
+    );
+    assert!(!format!("{wrong} {wrong:?}").contains("7Qm2xK9v"), "{wrong}");
+    assert!(wrong.to_string().contains("http"), "{wrong}");
     // A bad key is reported without its text.
     let bad = parse(
         json!({"issuer": {"url": URL, "keys": [{"private_key": {"value": "-----BEGIN RSA PRIVATE KEY-----\nMIIsecret\n-----END RSA PRIVATE KEY-----"}, "use": "signing"}]}}),

@@ -76,10 +76,19 @@ impl VendRequest {
             headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
         };
         let authorization = header("authorization").ok_or(VendError::MissingToken)?;
-        let (scheme, credential) = authorization.split_once(' ').unwrap_or((authorization, ""));
+        let (scheme, credential) = authorization
+            .split_once(|c: char| c.is_ascii_whitespace())
+            .unwrap_or((authorization, ""));
         if !scheme.eq_ignore_ascii_case("bearer") {
-            // The scheme only: whatever follows it may be a credential.
-            return Err(VendError::WrongScheme { scheme: printable(scheme, 32) });
+            // The scheme only: whatever follows it may be a credential. A header without a
+            // scheme is the credential itself (a bare token), so then nothing of it is shown;
+            // nor of a "scheme" longer than any real one.
+            let shown = if credential.is_empty() || scheme.len() > 16 {
+                format!("({} characters, not shown)", scheme.chars().count())
+            } else {
+                printable(scheme, 16)
+            };
+            return Err(VendError::WrongScheme { scheme: shown });
         }
         let token = credential.trim();
         if token.is_empty() {

@@ -298,7 +298,7 @@ pub(super) fn certificate_der(pem: &str) -> Result<Vec<u8>, CredentialError> {
 pub(super) const SEQUENCE: u8 = 0x30;
 pub(super) const INTEGER: u8 = 0x02;
 pub(super) const BIT_STRING: u8 = 0x03;
-const OCTET_STRING: u8 = 0x04;
+pub(super) const OCTET_STRING: u8 = 0x04;
 pub(super) const OID: u8 = 0x06;
 /// `[0] EXPLICIT`, the X.509 version.
 const CONTEXT_0: u8 = 0xa0;
@@ -362,6 +362,17 @@ pub(super) fn parse_private_key(der: &[u8]) -> Result<(RsaKeyPair, usize), Crede
         "TooSmall" => CredentialError::KeyTooSmall { bits, min: MIN_RSA_BITS },
         other => invalid(other),
     })?;
+    // ring checks a key's CRT parameters only when it signs (each signature is verified before
+    // it is returned): a damaged `dP`, `dQ` or `qInv` loads and then never signs. Sign once
+    // here, so such a key is refused with the configuration, not at the first job.
+    let mut probe = vec![0; key.public().modulus_len()];
+    key.sign(&signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), b"probe", &mut probe)
+        .map_err(|_| {
+            invalid(
+                "a test signature failed: the key's CRT parameters do not match its modulus \
+                 (a damaged key file; export the key again)",
+            )
+        })?;
     Ok((key, bits))
 }
 

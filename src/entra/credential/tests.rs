@@ -89,6 +89,32 @@ fn non_rsa_and_small_keys_are_refused() {
     assert!(e.to_string().contains("1024 bits"), "{e}");
 }
 
+/// Found by the `broker_config` fuzz target: a key whose CRT exponent `dP` is damaged loaded
+/// (ring checks it only when it signs) and then failed every signature. It is refused at load.
+#[test]
+fn a_key_with_a_damaged_crt_exponent_is_refused_at_load() {
+    let body: String = KEY_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut der = STANDARD.decode(body).unwrap();
+    assert!(CertificateCredential::from_pem(KEY_PEM, CERT_PEM).is_ok());
+    // PrivateKeyInfo { version, algorithm, OCTET STRING { RSAPrivateKey { version, n, e, d,
+    // p, q, dP, ... } } }: find dP and flip one bit in its middle.
+    let (info, _) = expect(&der, SEQUENCE).unwrap();
+    let (_, rest) = expect(info, INTEGER).unwrap();
+    let (_, rest) = expect(rest, SEQUENCE).unwrap();
+    let (key, _) = expect(rest, OCTET_STRING).unwrap();
+    let (mut fields, _) = expect(key, SEQUENCE).unwrap();
+    for _ in 0..6 {
+        fields = expect(fields, INTEGER).unwrap().1;
+    }
+    let (dp, _) = expect(fields, INTEGER).unwrap();
+    let at = dp.as_ptr() as usize - der.as_ptr() as usize + dp.len() / 2;
+    der[at] ^= 1;
+    let e = err(&pem("PRIVATE KEY", &der), CERT_PEM);
+    assert_eq!(e.kind(), "key-invalid", "{e}");
+    assert!(e.to_string().contains("test signature"), "{e}");
+    assert_no_key_material(&e.to_string());
+}
+
 #[test]
 fn pem_problems_are_named() {
     assert_eq!(

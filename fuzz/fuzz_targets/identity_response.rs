@@ -1,0 +1,75 @@
+//! The managed identity endpoint's answers (IMDS, App Service): the status, `Content-Type`,
+//! `Retry-After` (no header when empty), one a line, then the body.
+//!
+//! Invariants: no panic; an error never carries the identity token: no `access_token` value of
+//! the body (found by a lenient scan, so truncated JSON counts) appears in the error's text or
+//! debug form. Coincidences cannot fire, as in `entra_response`: only token-like values (16 or
+//! more characters of the JWT alphabet) that occur once in the whole input are checked, and one
+//! counts as leaked only if the error follows it (with a different token of the same shape in
+//! the body, the error shows that one instead). A success comes from a 2xx answer whose body is
+//! a JSON object (read here with `serde_json`) with that token as its `access_token`, expires
+//! more than a minute after `now`, and its debug form shows no token.
+#![no_main]
+
+use gitlab_azure_oidc::broker::parse_identity_response;
+use gitlab_azure_oidc_fuzz::{
+    access_token_values, fields, occurrences, rotate, text, MIN_SECRET_CHARS,
+};
+use libfuzzer_sys::fuzz_target;
+
+const CLIENT_ID: &str = "0b9a3c6e-8f1d-4e2a-9c7b-5d4e3f2a1b0c";
+const NOW: u64 = 1_760_000_000;
+
+fn shown(status: u16, headers: &[(String, String)], body: &[u8]) -> String {
+    match parse_identity_response(status, headers, body, CLIENT_ID, NOW) {
+        Ok(token) => format!("{token:?}"),
+        Err(err) => format!("{err}\n{err:?}"),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [status, content_type, retry_after, body] = fields::<4>(data);
+    let Ok(status) = text(status).trim().parse::<u16>() else { return };
+    let mut headers = vec![("Content-Type".to_owned(), text(content_type))];
+    if !retry_after.is_empty() {
+        headers.push(("Retry-After".to_owned(), text(retry_after)));
+    }
+    let result = parse_identity_response(status, &headers, body, CLIENT_ID, NOW);
+    let original = shown(status, &headers, body);
+    for secret in access_token_values(body) {
+        let token_like = secret.iter().all(|b| b.is_ascii_alphanumeric() || b"._~+/=-".contains(b));
+        if secret.len() < MIN_SECRET_CHARS || !token_like || occurrences(data, &secret) != 1 {
+            continue;
+        }
+        if occurrences(original.as_bytes(), &secret) == 0 {
+            continue;
+        }
+        let at =
+            body.windows(secret.len()).position(|w| w == secret.as_slice()).expect("in the body");
+        let mut swapped = body.to_vec();
+        swapped[at..at + secret.len()].copy_from_slice(&rotate(&secret));
+        let again = shown(status, &headers, &swapped);
+        let quoted = occurrences(again.as_bytes(), &secret) == 0
+            && occurrences(again.as_bytes(), &rotate(&secret)) > 0;
+        assert!(
+            !quoted,
+            "the identity token {:?} is in {original}",
+            String::from_utf8_lossy(&secret)
+        );
+    }
+    if let Ok(token) = &result {
+        assert!((200..=299).contains(&status), "a token from an HTTP {status} answer");
+        assert!(token.expires_at > NOW + 60, "a token expiring at {} accepted", token.expires_at);
+        let secret = token.token.secret();
+        let answer: serde_json::Value =
+            serde_json::from_slice(body).expect("an accepted answer is JSON");
+        assert_eq!(
+            answer.get("access_token").and_then(|t| t.as_str()),
+            Some(secret),
+            "the token is not the answer's access_token"
+        );
+        if secret.len() >= MIN_SECRET_CHARS && occurrences(data, secret.as_bytes()) == 1 {
+            assert!(!original.contains(secret), "the token is in its debug form: {original}");
+        }
+    }
+});
