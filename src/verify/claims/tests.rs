@@ -11,7 +11,7 @@ fn claims(json: &str) -> Result<Claims, VerifyError> {
 
 #[test]
 fn parses_fulcios_unsigned_gitlab_claim_set() {
-    // sigstore/fulcio's modern GitLab claims (shared/corpora/gitlab), as they are.
+    // sigstore/fulcio's modern GitLab claims (tests/third-party/gitlab), as they are.
     // Read at run time, not with include_str!: building (e.g. for `make demo`) must not need
     // the corpora beside the checkout; only running the tests does.
     let path = concat!(
