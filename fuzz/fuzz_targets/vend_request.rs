@@ -33,10 +33,12 @@ fn shown(result: &Result<VendRequest, impl std::fmt::Debug + std::fmt::Display>)
     }
 }
 
-/// The credential after the scheme, read as RFC 7235 writes it: `scheme SP credential`.
+/// The credential after the scheme, read as RFC 7235 writes it (`scheme SP credential`), with
+/// any ASCII whitespace as the separator (a tab after `Bearer` is a common mistake).
 fn credential(authorization: &str) -> (&str, &str) {
     let value = authorization.trim();
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let (scheme, rest) =
+        value.split_once(|c: char| c.is_ascii_whitespace()).unwrap_or((value, ""));
     (scheme, rest.trim())
 }
 
