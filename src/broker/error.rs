@@ -518,8 +518,8 @@ impl fmt::Display for BrokerConfigError {
         match self {
             Self::EnvNotSet { at, name } => write!(
                 f,
-                "broker configuration {at}: the environment variable {name} is not set; pass it \
-                 to the broker (Envoy: vm_config.environment_variables, mounted from a \
+                "broker configuration {at}: the environment variable {name} is not set or empty; \
+                 pass it to the broker (Envoy: vm_config.environment_variables, mounted from a \
                  Kubernetes secret)"
             ),
             Self::Certificate { name, error } => write!(f, "broker certificate {name}: {error}"),

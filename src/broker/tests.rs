@@ -346,6 +346,12 @@ fn vending_requests_take_a_bearer_token_and_an_optional_scope_and_kind() {
     )
     .unwrap();
     assert_eq!(form.scope(), Some("https://vault.azure.net/.default"));
+    // A percent escape is two hex digits, never a signed number (`%+1`, `%-1`).
+    let form_type = ("content-type", "application/x-www-form-urlencoded");
+    for bad in ["scope=%+1", "scope=%-1", "scope=%1", "scope=%zz"] {
+        let e = vend("POST", &[bearer, form_type], bad).unwrap_err();
+        assert_eq!(e.kind(), "bad-request", "{bad}: {e}");
+    }
     assert!(!format!("{plain:?}").contains("a.b.c"), "Debug redacts the token");
 
     let kind = |r: Result<VendRequest, VendError>| {

@@ -198,7 +198,9 @@ fn form_decode(s: &str) -> Option<String> {
         match b {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
+                // Two hex digits exactly: `from_str_radix` would also take a sign (`%+1`).
+                let hex =
+                    s.get(i + 1..i + 3).filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 2;
             }
