@@ -11,29 +11,12 @@
 use gitlab_azure_oidc::entra::{
     build_federated_request, AzureTarget, CLIENT_ASSERTION_TYPE, GRANT_TYPE,
 };
-use gitlab_azure_oidc_fuzz::{fields, occurrences, rotate, text, MIN_SECRET_CHARS};
+use gitlab_azure_oidc_fuzz::{fields, form_value, occurrences, rotate, text, MIN_SECRET_CHARS};
 use libfuzzer_sys::fuzz_target;
 
 /// `application/x-www-form-urlencoded`, decoded: `+` is a space, `%XX` a byte.
 fn form_decode(body: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        let bytes = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
-                    out.push(u8::from_str_radix(hex, 16).expect("two hex digits after %"));
-                    i += 2;
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8(out).expect("UTF-8 in, UTF-8 out")
-    };
+    let decode = |s: &str| form_value(s).expect("a request body decodes");
     body.split('&')
         .map(|pair| {
             let (k, v) = pair.split_once('=').expect("name=value");

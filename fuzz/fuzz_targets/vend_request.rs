@@ -12,7 +12,7 @@
 #![no_main]
 
 use gitlab_azure_oidc::broker::{VendKind, VendRequest};
-use gitlab_azure_oidc_fuzz::{fields, occurrences, rotate, text, MIN_SECRET_CHARS};
+use gitlab_azure_oidc_fuzz::{fields, form_value, occurrences, rotate, text, MIN_SECRET_CHARS};
 use libfuzzer_sys::fuzz_target;
 
 fn headers(content_type: &str, authorization: &str) -> Vec<(String, String)> {
@@ -37,32 +37,8 @@ fn shown(result: &Result<VendRequest, impl std::fmt::Debug + std::fmt::Display>)
 /// any ASCII whitespace as the separator (a tab after `Bearer` is a common mistake).
 fn credential(authorization: &str) -> (&str, &str) {
     let value = authorization.trim();
-    let (scheme, rest) =
-        value.split_once(|c: char| c.is_ascii_whitespace()).unwrap_or((value, ""));
+    let (scheme, rest) = value.split_once(|c: char| c.is_ascii_whitespace()).unwrap_or((value, ""));
     (scheme, rest.trim())
-}
-
-/// `application/x-www-form-urlencoded` values: `+` a space, `%XX` a byte; `None` when broken.
-fn form_value(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The scope and kind the body asks for, read here; `None` when its form is not plain.

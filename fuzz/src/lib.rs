@@ -322,6 +322,62 @@ pub fn access_token_values(body: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Asserts that no `access_token` value of `body` is quoted by `shown` (the text and debug form
+/// of what the parser under test made of a body). Only token-like values of at least
+/// [`MIN_SECRET_CHARS`] that occur once in the whole input `data` are checked, and a value counts
+/// as quoted only if the output follows it: with the token rotated in the body, the output shows
+/// the rotated one instead. Text the parser writes itself, which the fuzzer can copy into the
+/// token, stays the same and is not a leak.
+pub fn assert_no_access_token_quoted(
+    data: &[u8],
+    body: &[u8],
+    shown: impl Fn(&[u8]) -> String,
+    what: &str,
+) {
+    let original = shown(body);
+    for secret in access_token_values(body) {
+        let token_like = secret.iter().all(|b| b.is_ascii_alphanumeric() || b"._~+/=-".contains(b));
+        if secret.len() < MIN_SECRET_CHARS || !token_like || occurrences(data, &secret) != 1 {
+            continue;
+        }
+        if occurrences(original.as_bytes(), &secret) == 0 {
+            continue;
+        }
+        let at =
+            body.windows(secret.len()).position(|w| w == secret.as_slice()).expect("in the body");
+        let mut swapped = body.to_vec();
+        swapped[at..at + secret.len()].copy_from_slice(&rotate(&secret));
+        let again = shown(&swapped);
+        let quoted = occurrences(again.as_bytes(), &secret) == 0
+            && occurrences(again.as_bytes(), &rotate(&secret)) > 0;
+        assert!(!quoted, "the {what} {:?} is in {original}", String::from_utf8_lossy(&secret));
+    }
+}
+
+/// One `application/x-www-form-urlencoded` name or value, decoded strictly: `+` is a space and
+/// `%` takes exactly two hex digits; `None` for a broken escape or bytes that are not UTF-8.
+pub fn form_value(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
 // --- keys for the mutation target -----------------------------------------------------------------
 
 /// The PKCS#8 DER inside the first PEM block of `pem`.
