@@ -12,7 +12,7 @@
 
 use gitlab_azure_oidc::entra::parse_token_response;
 use gitlab_azure_oidc_fuzz::{
-    assert_no_access_token_quoted, fields, occurrences, text, MIN_SECRET_CHARS,
+    assert_no_access_token_quoted, occurrences, token_answer, MIN_SECRET_CHARS,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -24,12 +24,7 @@ fn shown(status: u16, headers: &[(String, String)], body: &[u8]) -> String {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [status, content_type, retry_after, body] = fields::<4>(data);
-    let Ok(status) = text(status).trim().parse::<u16>() else { return };
-    let mut headers = vec![("Content-Type".to_owned(), text(content_type))];
-    if !retry_after.is_empty() {
-        headers.push(("retry-after".to_owned(), text(retry_after)));
-    }
+    let Some((status, headers, body)) = token_answer(data) else { return };
     let result = parse_token_response(status, &headers, body, 1_700_000_000);
     let original = shown(status, &headers, body);
     let shown_for = |body: &[u8]| shown(status, &headers, body);

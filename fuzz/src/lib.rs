@@ -322,6 +322,18 @@ pub fn access_token_values(body: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// An HTTP answer from a token endpoint's fuzz input: status, `Content-Type` and `Retry-After`
+/// (when given), one a line, then the body; `None` when the status is not a number.
+pub fn token_answer(data: &[u8]) -> Option<(u16, Vec<(String, String)>, &[u8])> {
+    let [status, content_type, retry_after, body] = fields::<4>(data);
+    let status = text(status).trim().parse::<u16>().ok()?;
+    let mut headers = vec![("Content-Type".to_owned(), text(content_type))];
+    if !retry_after.is_empty() {
+        headers.push(("Retry-After".to_owned(), text(retry_after)));
+    }
+    Some((status, headers, body))
+}
+
 /// Asserts that no `access_token` value of `body` is quoted by `shown` (the text and debug form
 /// of what the parser under test made of a body). Only token-like values of at least
 /// [`MIN_SECRET_CHARS`] that occur once in the whole input `data` are checked, and a value counts

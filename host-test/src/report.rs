@@ -50,15 +50,9 @@ impl FailOn {
         }
     }
 
-    /// The flag's value as typed.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
+    /// The flag's value as typed (clap's name for the variant).
+    pub(crate) fn name(self) -> String {
+        self.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
     }
 }
 

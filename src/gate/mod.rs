@@ -89,7 +89,8 @@ pub struct Decided {
     target: Option<AzureTarget>,
     audit_members: Option<String>,
     summary_members: String,
-    /// The members of the decision's event that the event of Entra's answer repeats.
+    /// The members the event of Entra's answer repeats: the decision's, or for a fixed target
+    /// its app's; `None` without a target (no request is sent).
     joined: Option<Map<String, Value>>,
     decided_until: u64,
     azure_key: Option<String>,
@@ -214,7 +215,7 @@ impl Gate {
                 target: Some(config.effective(named)),
                 audit_members: None,
                 summary_members: String::new(),
-                joined: None,
+                joined: Some(target_members(&config.effective(named))),
                 decided_until: u64::MAX,
                 azure_key: None,
                 signer: None,
@@ -375,7 +376,7 @@ impl Gate {
                 let members = audit_members(decision, claims, &verified.fingerprint, now);
                 (Some(members.full), members.summary, Some(members.joined))
             }
-            None => (None, String::new(), None),
+            None => (None, String::new(), target.as_ref().map(target_members)),
         };
         let decided_until = match (self.age_bound, claims.iat) {
             (Some(bound), Some(iat)) => iat.saturating_add(bound),
@@ -640,18 +641,14 @@ impl Gate {
         now: u64,
     ) -> Result<AccessToken, Failure> {
         let outcome = entra::parse_token_response(status, headers, body, now);
-        // Kept, not taken: a host may send the same request again (a retry) and read its answer.
-        let pending = self.pending.get(request_id).cloned();
         if self.audit_enabled {
-            let joined = pending.as_ref().and_then(|(decided, _)| decided.joined.as_ref());
-            let fixed_client = pending
-                .as_ref()
-                .filter(|(decided, _)| decided.joined.is_none())
-                .and_then(|(decided, _)| decided.target())
-                .map(|t| Map::from_iter([("client_id".to_owned(), json!(t.client_id()))]));
+            // Kept, not taken: a host may send the same request again (a retry) and read its
+            // answer.
+            let joined =
+                self.pending.get(request_id).and_then(|(decided, _)| decided.joined.as_ref());
             let answer = EntraAnswer { status, headers, outcome: outcome.as_ref() };
             let id = (!request_id.is_empty()).then(|| request_id.to_owned());
-            let event = AuditEvent::answered(joined.or(fixed_client.as_ref()), id, &answer, now);
+            let event = AuditEvent::answered(joined, id, &answer, now);
             self.audit.push(event.to_json());
         }
         Ok(outcome?)
@@ -698,6 +695,11 @@ fn azure_key(target: &AzureTarget, claims: &Claims) -> String {
     // Length-prefixed, so no two different tuples give the same input.
     let input: String = parts.iter().map(|p| format!("{}:{p};", p.len())).collect();
     token_fingerprint(&input)
+}
+
+/// What the event of Entra's answer repeats for a fixed target (no decision to join): its app.
+fn target_members(target: &AzureTarget) -> Map<String, Value> {
+    Map::from_iter([("client_id".to_owned(), json!(target.client_id()))])
 }
 
 /// A decision event's members, as the gate keeps them for the events of its requests.

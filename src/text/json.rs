@@ -25,9 +25,12 @@ pub(crate) enum JsonProblem {
 /// What `value` is, as messages say it: `a string`, `an array`, `an object`...
 pub(crate) fn type_name(value: &Value) -> &'static str {
     match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-        other => scalar_name(other),
     }
 }
 
@@ -36,17 +39,7 @@ pub(crate) fn yaml_type_name(value: &Value) -> &'static str {
     match value {
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
-        other => scalar_name(other),
-    }
-}
-
-fn scalar_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) | Value::Object(_) => "a collection",
+        scalar => type_name(scalar),
     }
 }
 
