@@ -131,6 +131,14 @@ impl CheckFlags {
         if audiences.is_empty() {
             audiences.extend(default_audience.map(str::to_owned));
         }
+        if audiences.is_empty() && !self.insecure_skip_audience {
+            // Said here, with the flags: the component's message names the configuration field.
+            return Err(Exit::usage(
+                "no audience: pass --audience AUD, the audience your jobs request in \
+                 `id_tokens:<NAME>:aud` (e.g. api://AzureADTokenExchange); only legacy CI_JOB_JWT \
+                 tokens lack `aud`, for those pass --insecure-skip-audience",
+            ));
+        }
         Ok(VerifierConfig {
             issuer,
             audiences,

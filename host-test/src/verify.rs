@@ -1,7 +1,7 @@
 //! `gitlab-azure-oidc verify`: verify a GitLab ID token, print its claims exactly as signed.
 
 use clap::{ArgMatches, Args};
-use gitlab_azure_oidc_host::Host;
+use gitlab_azure_oidc_host::{Category, Host};
 
 use crate::exit::Exit;
 use crate::flags::{CheckFlags, TokenFlags};
@@ -32,7 +32,12 @@ pub(crate) fn command(host: &Host, args: &VerifyArgs, matches: &ArgMatches) -> R
     let verified = host
         .session()?
         .verify_gitlab_token(&token, &jwks, &config, args.now.unwrap_or_else(unix_now))?
-        .map_err(|f| Exit::failure(f, None))?;
+        .map_err(|f| {
+            // A JWKS the user handed over is named: the file or URL is what must change.
+            let source = args.check.jwks.as_deref().map(|s| format!("--jwks {s}"));
+            let context = source.filter(|_| f.category == Category::Jwks);
+            Exit::failure(f, context.as_deref())
+        })?;
     // The payload as signed, never re-serialized: a claim such as an integer beyond 64 bits
     // comes out with its exact digits.
     if args.json {

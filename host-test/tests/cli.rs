@@ -127,6 +127,34 @@ fn usage_errors_exit_2_and_help_covers_every_flag() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no issuer"));
     assert_eq!(run(&["verify", "--bogus"], &[], None).status.code(), Some(2));
+    // Without an audience, the message names the flags that set one (not a config field).
+    let gitlab = ["verify", "--issuer", "https://gitlab.com", "--jwks"];
+    let out = run(
+        &[&gitlab[..], &[&gitlab_jwks_file()]].concat(),
+        &[("GITLAB_OIDC_TOKEN", "a.b.c")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--audience") && stderr.contains("--insecure-skip-audience"),
+        "{stderr}"
+    );
+    // A broken --jwks file is named in the one error line.
+    let token =
+        corpus("gitlab/gitlab_com_tokens.json")["tokens"][1]["token"].as_str().unwrap().to_owned();
+    let broken = tmp("broken-jwks.json", "{\"keys\": [");
+    let out = run(
+        &[&gitlab[..], &[&broken, "--audience", "pypi"]].concat(),
+        &[("GITLAB_OIDC_TOKEN", &token)],
+        None,
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: jwks-json: --jwks ") && stderr.contains(&broken),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&token));
     let out = run(
         &[
             "verify",
