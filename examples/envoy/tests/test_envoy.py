@@ -374,7 +374,10 @@ def test_counters_tell_the_keys_entra_and_every_request_apart(start_envoy, stand
     stand_in.behaviour(mode="normal")
 
     counters = envoy.filter_counters()
-    assert counters["jwks_fetch.ok"] == 1
+    # One fetch once GitLab is back, per root context: Envoy's main thread runs one too, and
+    # while neither has keys both retry, so both may succeed before either shares the keys (as
+    # in test_fleet; a fresh clone under load hit it).
+    assert counters["jwks_fetch.ok"] in (1, 2), counters
     entra = {k: counters[f"entra.{k}"] for k in ("ok", "refused", "throttled", "failed", "unreachable")}
     assert entra == {"ok": 1, "refused": 1, "throttled": 1, "failed": 2, "unreachable": 1}, entra
     requests = {k: counters[f"requests.{k}"] for k in ("allowed", "denied", "rejected", "refused")}
